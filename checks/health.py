@@ -1,0 +1,62 @@
+"""GET /health pings Redis, and says so honestly when Redis is gone."""
+
+from __future__ import annotations
+
+import asyncio
+
+from checks.support import commands_text, requests_text
+from grader.checking import CheckContext, check
+from grader.outcome import CheckOutcome, failed, passed
+
+# How long /health may take to answer while Redis is unreachable before it counts as hanging.
+DOWN_ANSWER_TIMEOUT = 8.0
+
+
+@check(
+    "health.redis_ping",
+    title="GET /health pings Redis and reports it down when unreachable",
+    level="basic",
+    requires=("app.uses_redis_url",),
+)
+async def redis_ping(ctx: CheckContext) -> CheckOutcome:
+    client = ctx.probe.client()
+    mark = ctx.proxy.trace.mark()
+    up = await client.get("/health")
+    commands = ctx.proxy.trace.since(mark)
+    if up.status != 200:
+        return failed(
+            f"GET /health answered {up.status if up.error is None else up.error} while Redis was up, expected 200",
+            requests=[str(up)], body=up.text[:300], redis=commands_text(commands),
+        )
+    if not any(c.name == "PING" for c in commands):
+        return failed(
+            "GET /health answered 200 but sent no PING to Redis, so it cannot know whether Redis is up",
+            requests=[str(up)], redis=commands_text(commands) or ["(no command)"],
+        )
+
+    ctx.proxy.set_reachable(False)
+    try:
+        down = await asyncio.wait_for(client.get("/health"), DOWN_ANSWER_TIMEOUT + 2)
+    except asyncio.TimeoutError:
+        down = None
+    finally:
+        ctx.proxy.set_reachable(True)
+    evidence = {"requests": requests_text([up] + ([down] if down else [])), "healthy_body": up.text[:300]}
+    if down is None or down.error is not None or down.elapsed > DOWN_ANSWER_TIMEOUT:
+        return failed(
+            f"with Redis unreachable GET /health gave no answer within {DOWN_ANSWER_TIMEOUT:g} s (it hangs)",
+            **evidence,
+        )
+    evidence["unhealthy_body"] = down.text[:300]
+    if down.status == 500:
+        return failed(
+            "with Redis unreachable GET /health answered 500 (an unhandled error): catch the Redis error and "
+            "answer 503 with the status",
+            **evidence,
+        )
+    if down.status == 200 and down.text == up.text:
+        return failed("with Redis unreachable GET /health still reports healthy (same 200 answer)", **evidence)
+    return passed(
+        f"GET /health pings Redis (200 while up) and answers {down.status} while Redis is unreachable",
+        **evidence,
+    )

@@ -1,0 +1,139 @@
+"""POST /score keeps points in a Sorted Set; GET /top returns the 3 best, highest first."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from checks.support import commands_text, requests_text
+from grader.checking import CheckContext, check
+from grader.outcome import CheckOutcome, failed, passed
+
+SCORE = "/score"
+TOP = "/top"
+ZSET_WRITES = {"ZADD", "ZINCRBY"}
+USER_NAMES = ("user", "username", "user_id", "userid", "name", "player", "member", "nickname", "login")
+SCORE_NAMES = ("score", "points", "value", "delta", "increment", "amount")
+
+
+@dataclass(frozen=True)
+class ScoreFields:
+    user: str
+    score: str
+    how: str  # where the names came from, for the evidence
+
+
+def _resolve(schema: dict[str, Any], openapi: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        schema = openapi.get("components", {}).get("schemas", {}).get(name, {})
+    return schema
+
+
+def score_fields(openapi: dict[str, Any]) -> ScoreFields:
+    """The JSON field names of POST /score, read from the app's own /openapi.json."""
+    try:
+        body = openapi["paths"][SCORE]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        properties = _resolve(body, openapi).get("properties", {})
+    except (KeyError, TypeError):
+        return ScoreFields("user", "score", "defaults (POST /score has no JSON body schema in /openapi.json)")
+
+    def kind(name: str) -> str:
+        prop = _resolve(properties[name], openapi)
+        types = [prop.get("type")] + [_resolve(p, openapi).get("type") for p in prop.get("anyOf", [])]
+        return "number" if {"number", "integer"} & set(types) else "string" if "string" in types else "other"
+
+    def pick(names: tuple[str, ...], wanted: str) -> str | None:
+        typed = [p for p in properties if kind(p) == wanted]
+        return next((p for n in names for p in typed if p.lower() == n), typed[0] if len(typed) == 1 else None)
+
+    user, points = pick(USER_NAMES, "string"), pick(SCORE_NAMES, "number")
+    if user and points:
+        return ScoreFields(user, points, f"/openapi.json: POST /score takes {sorted(properties)}")
+    return ScoreFields(user or "user", points or "score", f"partly guessed from {sorted(properties)}")
+
+
+def top_entries(body: Any) -> list[tuple[str, float]] | None:
+    """(user, score) pairs from GET /top in any common shape: [{"user":..,"score":..}], [[user, score]],
+    {"top": [...]}, {user: score}. None when the shape is not recognised."""
+    if isinstance(body, dict):
+        lists = [v for v in body.values() if isinstance(v, list)]
+        if len(lists) == 1:
+            return top_entries(lists[0])
+        if body and all(isinstance(v, (int, float)) for v in body.values()):
+            return [(str(k), float(v)) for k, v in body.items()]
+        return None
+    if not isinstance(body, list):
+        return None
+    entries = []
+    for item in body:
+        if isinstance(item, (list, tuple)) and len(item) == 2:
+            entries.append((str(item[0]), float(item[1])))
+        elif isinstance(item, dict):
+            names = [v for k, v in item.items() if isinstance(v, str)]
+            numbers = [v for k, v in item.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+                       and k.lower() not in ("rank", "position", "place")]
+            if len(names) != 1 or len(numbers) != 1:
+                return None
+            entries.append((names[0], float(numbers[0])))
+        else:
+            return None
+    return entries
+
+
+def _player(tag: str) -> str:
+    return f"rg-{tag}-{uuid.uuid4().hex[:6]}"
+
+
+@check("leaderboard.score", title="POST /score stores the points in a Sorted Set", level="basic",
+       requires=("app.uses_redis_url",))
+async def score(ctx: CheckContext) -> CheckOutcome:
+    fields = score_fields(ctx.openapi)
+    client = ctx.probe.client()
+    user = _player("alice")
+    mark = ctx.proxy.trace.mark()
+    reply = await client.post(SCORE, json={fields.user: user, fields.score: 42})
+    commands = ctx.proxy.trace.since(mark)
+    evidence = {"requests": [str(reply)], "redis": commands_text(commands) or ["(no command)"], "fields": fields.how}
+    if not reply.ok:
+        return failed(f"POST {SCORE} with {{{fields.user!r}: ..., {fields.score!r}: 42}} answered "
+                      f"{reply.status or reply.error}", body=reply.text[:300], **evidence)
+    zset_writes = [c for c in commands if c.name in ZSET_WRITES and user in c.args]
+    if not zset_writes:
+        return failed(f"POST {SCORE} sent no ZADD/ZINCRBY for '{user}': scores belong in a Sorted Set", **evidence)
+    key = zset_writes[0].args[0]
+    stored = await ctx.redis.zscore(key, user)
+    if stored is None or float(stored) != 42.0:
+        return failed(f"after POST {SCORE} the Sorted Set '{key}' holds {stored} for '{user}', expected 42",
+                      **evidence)
+    return passed(f"POST {SCORE} stored 42 points for the user in Sorted Set '{key}'", **evidence)
+
+
+@check("leaderboard.top", title="GET /top returns the 3 highest scores, highest first", level="basic",
+       requires=("app.uses_redis_url",))
+async def top(ctx: CheckContext) -> CheckOutcome:
+    fields = score_fields(ctx.openapi)
+    client = ctx.probe.client()
+    players = {_player(tag): points for tag, points in
+               (("ann", 10), ("bob", 50), ("cat", 30), ("dan", 70), ("eve", 20))}
+    posts = [await client.post(SCORE, json={fields.user: name, fields.score: points})
+             for name, points in players.items()]
+    if not all(p.ok for p in posts):
+        return failed(f"POST {SCORE} did not accept the test players", requests=requests_text(posts))
+    reply = await client.get(TOP)
+    expected = sorted(players.items(), key=lambda item: -item[1])[:3]
+    evidence = {"requests": requests_text(posts + [reply]), "body": reply.text[:400],
+                "expected": [f"{name}: {points}" for name, points in expected]}
+    if not reply.ok:
+        return failed(f"GET {TOP} answered {reply.status or reply.error}", **evidence)
+    entries = top_entries(reply.body)
+    if entries is None:
+        return failed(f"GET {TOP} answered a shape with no (user, score) pairs", **evidence)
+    got = [(name, points) for name, points in entries]
+    if got == [(n, float(p)) for n, p in expected]:
+        return passed(f"GET {TOP} returned the 3 highest of 5 players with their scores, highest first", **evidence)
+    if sorted(got) == sorted((n, float(p)) for n, p in expected):
+        return failed(f"GET {TOP} returned the right 3 players in the wrong order (expected highest first)",
+                      **evidence)
+    return failed(f"GET {TOP} returned {got}, expected the 3 highest: {expected}", **evidence)

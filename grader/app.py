@@ -1,0 +1,243 @@
+"""Start the student's FastAPI app with uvicorn in a sandboxed process and wait until it answers HTTP.
+
+The app is never imported here: uvicorn imports it in the child, and a failure to start is diagnosed
+from the child's log (`likely_cause`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+
+from grader.sandbox import SandboxedProcess
+
+if TYPE_CHECKING:  # typing.Self is 3.11+; the package supports 3.10
+    from typing_extensions import Self
+
+PORT_ATTEMPTS = 3
+POLL_INTERVAL = 0.1
+
+
+@dataclass
+class AppLaunch:
+    python: str  # interpreter of the submission's environment
+    app_dir: Path  # cwd for uvicorn (e.g. <workspace>/backend)
+    target: str  # "app.main:app"
+    env: dict[str, str] = field(default_factory=dict)  # REDIS_URL etc., set by the caller
+
+
+@dataclass
+class AppStart:
+    ready: bool
+    base_url: str
+    port: int
+    failure: str | None  # one line, e.g. "exited with code 1 before answering"
+    startup_s: float
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _exit_text(code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name}"
+    return f"exited with code {code}"
+
+
+class RunningApp:
+    """The student's app under uvicorn. A context manager: `stop()` on exit (start() is called explicitly)."""
+
+    def __init__(self, launch: AppLaunch, *, start_timeout: float = 30.0, ready_ip: str = "127.0.0.2") -> None:
+        if ready_ip == "127.0.0.1":
+            # uvicorn trusts X-Forwarded-For from 127.0.0.1; the readiness polls must look like one plain client.
+            raise ValueError("ready_ip must not be 127.0.0.1")
+        self.launch = launch
+        self.start_timeout = start_timeout
+        self.ready_ip = ready_ip
+        self.port: int | None = None
+        self._proc: SandboxedProcess | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _argv(self, port: int) -> list[str]:
+        return [
+            self.launch.python, "-m", "uvicorn", self.launch.target,
+            "--host", "127.0.0.1", "--port", str(port),
+            "--no-access-log", "--lifespan", "auto",
+        ]  # fmt: skip
+
+    def _env(self) -> dict[str, str]:
+        # The environment's bin/ first on PATH, as if activated, so tools the app shells out to resolve there.
+        bin_dir = str(Path(self.launch.python).parent)
+        return {"PATH": bin_dir + os.pathsep + os.environ.get("PATH", os.defpath), **self.launch.env}
+
+    def start(self) -> AppStart:
+        """Launch uvicorn and poll until any HTTP response, the process exits, or start_timeout passes.
+
+        On failure the process is already stopped; log_tail() and likely_cause() still work.
+        """
+        if self._proc is not None:
+            raise RuntimeError("RunningApp.start() called twice")
+        started = time.monotonic()
+        deadline = started + self.start_timeout
+        for attempt in range(PORT_ATTEMPTS):
+            self.port = _free_port()
+            self._proc = SandboxedProcess(self._argv(self.port), self.launch.app_dir, self._env()).start()
+            state = self._wait_ready(self._proc, deadline)
+            if state == "ready":
+                return AppStart(True, self.base_url, self.port, None, time.monotonic() - started)
+            code = self._proc.poll()
+            elapsed = time.monotonic() - started  # before stop(): its grace is not startup time
+            self._proc.stop()
+            if state == "exited" and attempt + 1 < PORT_ATTEMPTS and _lost_port_race(self._proc.output()):
+                continue  # someone took the port between our probe and uvicorn's bind
+            if state == "exited" and code is not None:
+                failure = f"{_exit_text(code)} before answering"
+            else:
+                failure = f"did not answer HTTP within {self.start_timeout:g} s"
+            return AppStart(False, self.base_url, self.port, failure, elapsed)
+        raise AssertionError("unreachable")
+
+    def _wait_ready(self, proc: SandboxedProcess, deadline: float) -> str:
+        """"ready", "exited" or "timeout". Any HTTP status counts: a rate limiter may well answer 429."""
+        transport = httpx.HTTPTransport(local_address=self.ready_ip)
+        # trust_env=False: an HTTP(S)_PROXY in the harness's environment must not capture loopback traffic.
+        with httpx.Client(transport=transport, trust_env=False) as client:
+            while True:
+                if proc.poll() is not None:
+                    return "exited"
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return "timeout"
+                try:
+                    client.get(f"{self.base_url}/", timeout=min(2.0, max(0.2, remaining)))
+                    return "ready"
+                except httpx.HTTPError:
+                    pass
+                time.sleep(min(POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
+
+    def poll(self) -> int | None:
+        """The app's exit code if it has exited, else None."""
+        return self._proc.poll() if self._proc is not None else None
+
+    def log_tail(self, lines: int = 40) -> str:
+        return self._proc.log_tail(lines) if self._proc is not None else ""
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.stop()
+
+    def likely_cause(self) -> str | None:
+        """One line naming the probable reason the app did not start, read from its log; None if unclear."""
+        if self._proc is None:
+            return None
+        return diagnose_startup_log(self._proc.output(), self.launch.target, self.launch.app_dir)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _lost_port_race(log: str) -> bool:
+    return "address already in use" in log.lower()
+
+
+# --------------------------------------------------------------------------------------------- diagnosis
+
+_NO_MODULE = re.compile(r"No module named '?([\w.]+)'?")
+_UVICORN_NO_MODULE = re.compile(r'Error loading ASGI app\. Could not import module "([^"]+)"')
+_UVICORN_NO_ATTR = re.compile(r'Error loading ASGI app\. Attribute "([^"]+)" not found in module "([^"]+)"')
+_UVICORN_BAD_FORMAT = re.compile(r'Error loading ASGI app\. Import string "([^"]+)" must be in format')
+_SYNTAX = re.compile(r"^\s*(SyntaxError|IndentationError|TabError): (.+)$", re.MULTILINE)
+_FILE_LINE = re.compile(r'^\s*File "([^"]+)", line (\d+)', re.MULTILINE)
+_CANNOT_IMPORT = re.compile(r"^\s*ImportError: (cannot import name .+)$", re.MULTILINE)
+_REDIS_DOWN = re.compile(r"Error [^\n]{0,300}? connecting to ([\w.\-\[\]]+:\d+)")
+_EXCEPTION = re.compile(r"^\s*((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit)(?::.*)?)$", re.MULTILINE)
+
+
+def _shown_path(path: str, app_dir: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(app_dir.resolve()))
+    except (ValueError, OSError):
+        return Path(path).name
+
+
+def _own_module(top: str, base: Path) -> bool:
+    return (base / f"{top}.py").is_file() or (base / top).is_dir()
+
+
+def diagnose_startup_log(log: str, target: str, app_dir: Path) -> str | None:
+    """The likely cause of a failed start, from uvicorn's output. Pure: unit-testable without processes.
+
+    The checks run from the most specific message to the most general one.
+    """
+    module = target.split(":", 1)[0]
+
+    if m := _UVICORN_NO_MODULE.search(log):
+        return (
+            f"wrong module path: uvicorn could not import module {m.group(1)!r} from {app_dir.name}/ "
+            f"(is there a {m.group(1).replace('.', '/')}.py?)"
+        )
+    if m := _UVICORN_NO_ATTR.search(log):
+        return f"wrong module path: module {m.group(2)!r} has no attribute {m.group(1)!r} (the FastAPI app)"
+    if m := _UVICORN_BAD_FORMAT.search(log):
+        return f"wrong module path: {m.group(1)!r} is not in the form module:attribute"
+
+    syntax = list(_SYNTAX.finditer(log))
+    if syntax:
+        last = syntax[-1]
+        where = list(_FILE_LINE.finditer(log, 0, last.start()))
+        place = f" ({_shown_path(where[-1].group(1), app_dir)}, line {where[-1].group(2)})" if where else ""
+        return f"syntax error: {last.group(2).strip()}{place}"
+
+    missing = list(_NO_MODULE.finditer(log))
+    if missing:
+        name = missing[-1].group(1)
+        top = name.split(".")[0]
+        if top == "uvicorn":
+            return "missing dependency: uvicorn is not installed in the submission's environment"
+        if _own_module(top, app_dir) or top == module.split(".")[0]:
+            return f"import error: No module named {name!r} (a module of the submission itself)"
+        if _own_module(top, app_dir.parent):
+            return (
+                f"import error: No module named {name!r}: the app runs from {app_dir.name}/, "
+                f"so imports must not start with {top}."
+            )
+        return f"missing dependency: No module named {name!r} (is its package in requirements.txt?)"
+
+    if m := _CANNOT_IMPORT.search(log):
+        return f"import error: {m.group(1).strip()}"
+
+    if "Waiting for application startup." in log and "Application startup complete." not in log:
+        if m := _REDIS_DOWN.search(log):
+            return f"cannot reach Redis at {m.group(1)} during startup: read its address from REDIS_URL"
+        exceptions = _EXCEPTION.findall(log)
+        if exceptions:
+            return f"exception during startup: {exceptions[-1].strip()}"
+        return "startup never finished: the app's startup/lifespan code did not return"
+
+    if m := _REDIS_DOWN.search(log):
+        return f"cannot reach Redis at {m.group(1)}: read its address from REDIS_URL"
+    exceptions = _EXCEPTION.findall(log)
+    if exceptions:
+        return f"exception while loading the app: {exceptions[-1].strip()}"
+    return None

@@ -1,0 +1,116 @@
+"""The `grader` command. Its --help is its documentation."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from grader import __version__
+from grader.errors import GraderError, UsageError
+from grader.rubric import GRADE_ORDER
+
+EXIT_OK, EXIT_BELOW, EXIT_USAGE, EXIT_HARNESS = 0, 1, 2, 3
+
+
+def meets(grade: str | None, minimum: str) -> bool:
+    return grade is not None and GRADE_ORDER.index(grade) <= GRADE_ORDER.index(minimum)
+
+
+def _fail(exc: GraderError) -> None:
+    click.echo(f"grader: error: {exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="redis-grader")
+def main() -> None:
+    """Grade FastAPI submissions for the "Redis: cache, counters and Lua" module.
+
+    Each submission runs against its own fresh Redis, behind a proxy that records every command the app
+    sends; behavioural checks drive it over HTTP and the outcome maps to the course rubric S/A/B/C.
+
+    \b
+    Exit codes: 0 graded at or above --min-grade, 1 graded below it,
+                2 usage error, 3 the harness could not grade.
+    """
+
+
+@main.command("check")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--rubric", default="redis-module", show_default=True, help="Rubric name (shipped) or path to a TOML file.")
+@click.option("--min-grade", type=click.Choice(GRADE_ORDER), default="C", show_default=True,
+              help="Exit 1 when the grade is below this.")
+@click.option("--redis", "redis_backend", type=click.Choice(["auto", "docker", "local"]), default="auto",
+              show_default=True, help="Where the fresh Redis runs: a container (Docker), a local redis-server, or "
+              "docker when an engine answers.")
+@click.option("--redis-image", default="redis:7-alpine", show_default=True, help="Image for --redis docker.")
+@click.option("--env", "env_kind", type=click.Choice(["isolated", "current"]), default="isolated", show_default=True,
+              help="isolated: a cached venv built from the submission's requirements (uv); current: this Python.")
+@click.option("--app", "app_target", metavar="MODULE:ATTR", help="The FastAPI app, when detection picks the wrong one.")
+@click.option("--app-dir", metavar="DIR", help="Folder (inside the submission) to run the app from.")
+@click.option("--start-timeout", type=float, default=30.0, show_default=True, help="Seconds the app gets to answer HTTP.")
+@click.option("--docs-url", metavar="URL", help="Base URL of the textbook for remediation links.")
+@click.option("--only", multiple=True, metavar="ID", help="Run only these checks (ids or globs like 'cache.*'); "
+              "the others are left out of the score.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the result document here.")
+@click.option("--junit", type=click.Path(path_type=Path), help="Write JUnit XML here.")
+@click.option("--markdown", type=click.Path(path_type=Path), help="Write a Markdown report here.")
+@click.option("--html", type=click.Path(path_type=Path), help="Write a self-contained HTML report here.")
+@click.option("--gradescope", type=click.Path(path_type=Path), help="Write Gradescope's results.json here.")
+@click.option("--color/--no-color", default=None, help="Colour the summary (default: when the output is a terminal).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the grade line.")
+def check_command(path: Path, rubric: str, min_grade: str, redis_backend: str, redis_image: str, env_kind: str,
+                  app_target: str | None, app_dir: str | None, start_timeout: float, docs_url: str | None,
+                  only: tuple[str, ...], json_path: Path | None, junit: Path | None, markdown: Path | None,
+                  html: Path | None, gradescope: Path | None, color: bool | None, quiet: bool) -> None:
+    """Grade the submission in PATH (a folder holding a FastAPI app)."""
+    from grader.reporters import render_terminal, write_reports
+    from grader.runner import GradeOptions, grade
+
+    options = GradeOptions(rubric=rubric, redis=redis_backend, redis_image=redis_image, env=env_kind,
+                           app=app_target, app_dir=app_dir, start_timeout=start_timeout, docs_url=docs_url,
+                           only=only)
+    try:
+        if not path.exists():
+            raise UsageError(f"path '{path}' does not exist")
+        if not path.is_dir():
+            raise UsageError(f"path '{path}' is not a folder")
+        result = grade(path, options)
+    except GraderError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        click.echo("grader: interrupted; everything it started has been stopped", err=True)
+        sys.exit(130)
+    write_reports(result, json_path=json_path, junit=junit, markdown=markdown, html=html, gradescope=gradescope)
+    use_color = sys.stdout.isatty() if color is None else color
+    if quiet:
+        click.echo(f"{result['submission']['name']}: {result['grade'] or 'not graded'} "
+                   f"({result['score'] if result['score'] is not None else '-'})")
+    else:
+        click.echo(render_terminal(result, color=use_color))
+    if result["status"] != "graded":
+        sys.exit(EXIT_HARNESS)
+    sys.exit(EXIT_OK if meets(result["grade"], min_grade) else EXIT_BELOW)
+
+
+@main.command("checks")
+@click.option("--rubric", default="redis-module", show_default=True, help="Rubric name or path.")
+def list_checks(rubric: str) -> None:
+    """List the checks a rubric runs, with their points."""
+    from grader import rubric as rubrics
+    from grader.checking import load_checks
+
+    known = load_checks()
+    try:
+        loaded = rubrics.load(rubric, set(known))
+    except GraderError as exc:
+        _fail(exc)
+    for entry in loaded.entries:
+        found = known[entry.check_id]
+        click.echo(f"{entry.check_id:32} {found.level:9} {entry.points:>4g}  {found.title}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""HTTP to the app from many virtual clients, each with its own loopback source address.
+
+uvicorn trusts X-Forwarded-For from 127.0.0.1, so no virtual client ever uses it and none sends that header:
+the app sees each client's real source address (127.0.1.1, 127.0.1.2, ...) in request.client.host.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+# A connection that uvicorn closed (e.g. after a 500 raised from middleware) fails on reuse with one of these;
+# the request never reached the app, so sending it again on a fresh connection is safe.
+_CONNECTION_GONE = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+
+
+@dataclass
+class Reply:
+    method: str
+    path: str
+    client: str
+    status: int | None
+    text: str
+    elapsed: float
+    error: str | None = None
+
+    @property
+    def body(self) -> Any:
+        """The JSON body, or None when it is not JSON."""
+        try:
+            return json.loads(self.text)
+        except ValueError:
+            return None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    def __str__(self) -> str:
+        seen = self.status if self.error is None else f"no answer ({self.error})"
+        return f"{self.method} {self.path} from {self.client} -> {seen}"
+
+
+class VirtualClient:
+    """One client IP. Requests never raise: a failure is a Reply with `error` set."""
+
+    def __init__(self, probe: Probe, ip: str):
+        self.probe = probe
+        self.ip = ip
+        self._http = httpx.AsyncClient(
+            base_url=probe.base_url,
+            timeout=probe.timeout,
+            transport=httpx.AsyncHTTPTransport(
+                local_address=ip, limits=httpx.Limits(max_connections=200, max_keepalive_connections=200)
+            ),
+        )
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Reply:
+        self.probe.in_flight += 1
+        self.probe.peak_in_flight = max(self.probe.peak_in_flight, self.probe.in_flight)
+        started = time.monotonic()
+        try:
+            for attempt in (1, 2):
+                try:
+                    response = await self._http.request(method, path, **kwargs)
+                    return Reply(method, path, self.ip, response.status_code, response.text, time.monotonic() - started)
+                except _CONNECTION_GONE:
+                    if attempt == 2:
+                        raise
+        except httpx.TimeoutException:
+            return Reply(method, path, self.ip, None, "", time.monotonic() - started, f"timed out after {self.probe.timeout:g} s")
+        except httpx.HTTPError as exc:
+            return Reply(method, path, self.ip, None, "", time.monotonic() - started, f"{type(exc).__name__}: {exc}")
+        finally:
+            self.probe.in_flight -= 1
+        raise AssertionError("unreachable")
+
+    async def get(self, path: str, **kwargs: Any) -> Reply:
+        return await self.request("GET", path, **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> Reply:
+        return await self.request("POST", path, **kwargs)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+class Probe:
+    """Hands out virtual clients, each with an address no other client of this run has had."""
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0):
+        self.base_url = base_url
+        self.timeout = timeout
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self._next = 0
+        self._clients: list[VirtualClient] = []
+
+    def client(self) -> VirtualClient:
+        """A client with a fresh source address: 127.0.1.1 ... 127.0.1.254, then 127.0.2.1 ..."""
+        self._next += 1
+        third, fourth = divmod(self._next - 1, 254)
+        client = VirtualClient(self, f"127.0.{1 + third}.{1 + fourth}")
+        self._clients.append(client)
+        return client
+
+    async def aclose(self) -> None:
+        for client in self._clients:
+            await client.aclose()
+        self._clients.clear()

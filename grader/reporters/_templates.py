@@ -1,0 +1,74 @@
+"""The Jinja2 environment the Markdown and HTML reports share: templates from grader.resources.templates_dir(),
+autoescape on for *.html.j2 (off for Markdown, which escapes with its own filters below)."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from ..resources import templates_dir
+from ._common import Link, fmt_num, head_tail, read_result
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~#])")
+
+
+def md_text(value: Any) -> str:
+    """Plain text made inert in Markdown: one line, punctuation that Markdown or HTML would act on escaped."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+
+
+def md_code(value: Any, table: bool = False) -> str:
+    """An inline code span that survives backticks in the text (and pipes, inside a table)."""
+    text = " ".join(str(value).split())
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    span = f"{fence}{pad}{text}{pad}{fence}"
+    # GitHub splits table cells on every unescaped pipe, even inside code spans.
+    return span.replace("|", "\\|") if table else span
+
+
+def md_block(value: Any) -> str:
+    """A fenced code block whose fence is longer than any backtick run in the text."""
+    text = str(value).rstrip("\n")
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{text}\n{fence}"
+
+
+def md_link(link: Link) -> str:
+    if not link.url:
+        return md_text(link.title)
+    url = link.url.replace("(", "%28").replace(")", "%29").replace("<", "%3C").replace(">", "%3E")
+    return f"[{md_text(link.title)}]({url})"
+
+
+def tail_lines(text: str, keep: int) -> str:
+    """The last `keep` lines of a long text (a log's end is where the error is)."""
+    lines = text.splitlines()
+    if len(lines) <= keep:
+        return text
+    return "\n".join([f"… {len(lines) - keep} earlier lines", *lines[-keep:]])
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(templates_dir())),
+        autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False, default=False),
+        undefined=StrictUndefined,  # a typo in a template fails the tests instead of printing nothing
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        num=fmt_num, md_text=md_text, md_code=md_code, md_block=md_block, md_link=md_link,
+        head_tail=head_tail, tail_lines=tail_lines,
+    )
+    return env
+
+
+def render(template: str, result: dict[str, Any]) -> str:
+    return environment().get_template(template).render(report=read_result(result))

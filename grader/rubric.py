@@ -1,0 +1,165 @@
+"""Rubrics: points per check, grade bands and remediation links, read from TOML.
+
+A rubric names checks in the order they run. Each check's table holds its points, the textbook sections that
+teach it (links are built from the rubric's docs_url, which --docs-url overrides), an offline hint, and any
+options of the check's own (e.g. the seed command of leaderboard.pipeline).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grader.errors import UsageError
+from grader.outcome import CheckOutcome
+from grader.resources import rubrics_dir
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+GRADE_ORDER = ("S", "A", "B", "C")
+
+
+@dataclass(frozen=True)
+class Section:
+    id: str
+    title: str
+    path: str
+
+
+@dataclass(frozen=True)
+class RubricEntry:
+    check_id: str
+    points: float
+    sections: tuple[str, ...]
+    hint: str
+    settings: dict[str, Any]
+
+
+@dataclass
+class Rubric:
+    name: str
+    title: str
+    docs_url: str
+    bands: dict[str, float]  # grade -> lowest score (out of 100) that earns it
+    sections: dict[str, Section]
+    entries: list[RubricEntry]
+    source: Path = field(default_factory=Path)
+
+    def entry(self, check_id: str) -> RubricEntry | None:
+        return next((e for e in self.entries if e.check_id == check_id), None)
+
+    def grade_for(self, score: float) -> str:
+        for grade in GRADE_ORDER:
+            if score >= self.bands[grade]:
+                return grade
+        return GRADE_ORDER[-1]
+
+    def remediation(self, entry: RubricEntry, docs_url: str | None = None) -> list[dict[str, str]]:
+        base = (docs_url or self.docs_url).rstrip("/")
+        links = []
+        for section_id in entry.sections:
+            section = self.sections[section_id]
+            links.append({"id": section.id, "title": f"{section.id} {section.title}", "url": f"{base}/{section.path}"})
+        return links
+
+
+@dataclass(frozen=True)
+class Score:
+    points: float
+    max_points: float
+    score: float  # out of 100
+    grade: str
+
+
+def points_for(entry: RubricEntry, outcome: CheckOutcome) -> tuple[float, float]:
+    """(earned, counted max). Only a pass earns points; a not-applicable skip leaves the check out of the max."""
+    if outcome.outcome == "skipped" and not outcome.applicable:
+        return 0.0, 0.0
+    return (entry.points if outcome.outcome == "passed" else 0.0), entry.points
+
+
+def score(rubric: Rubric, outcomes: dict[str, CheckOutcome]) -> Score:
+    earned = maximum = 0.0
+    for entry in rubric.entries:
+        got, most = points_for(entry, outcomes[entry.check_id])
+        earned += got
+        maximum += most
+    value = round(100.0 * earned / maximum, 2) if maximum else 0.0
+    return Score(earned, maximum, value, rubric.grade_for(value))
+
+
+def resolve(name_or_path: str) -> Path:
+    """A rubric by name (rubrics/<name>.toml, shipped with the package) or by path."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise UsageError(f"rubric file not found: {path}")
+        return path
+    shipped = rubrics_dir() / f"{name_or_path}.toml"
+    if not shipped.is_file():
+        known = ", ".join(sorted(p.stem for p in rubrics_dir().glob("*.toml")))
+        raise UsageError(f"unknown rubric '{name_or_path}' (shipped: {known}; or pass a path to a .toml file)")
+    return shipped
+
+
+def load(name_or_path: str, known_checks: set[str]) -> Rubric:
+    path = resolve(name_or_path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"rubric {path}: not valid TOML: {exc}") from None
+    try:
+        return _parse(data, path, known_checks)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"rubric {path}: {exc}") from None
+
+
+def _parse(data: dict[str, Any], path: Path, known_checks: set[str]) -> Rubric:
+    def need(table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+        if key not in table:
+            raise ValueError(f"{where} is missing '{key}'")
+        if not isinstance(table[key], kind):
+            raise ValueError(f"{where}.{key} has the wrong type ({type(table[key]).__name__})")
+        return table[key]
+
+    bands_raw = need(data, "grades", dict, "the rubric")
+    bands = {g: float(need(bands_raw, g, (int, float), "[grades]")) for g in GRADE_ORDER}
+    if not bands["S"] > bands["A"] > bands["B"] > bands["C"]:
+        raise ValueError("[grades] must be strictly decreasing S > A > B > C")
+
+    sections = {}
+    for section_id, table in need(data, "sections", dict, "the rubric").items():
+        where = f'[sections."{section_id}"]'
+        sections[section_id] = Section(section_id, need(table, "title", str, where), need(table, "path", str, where))
+
+    entries = []
+    for check_id, table in need(data, "checks", dict, "the rubric").items():
+        where = f'[checks."{check_id}"]'
+        if check_id not in known_checks:
+            raise ValueError(f"{where} names a check that does not exist")
+        points = need(table, "points", (int, float), where)
+        if points < 0:
+            raise ValueError(f"{where}.points must not be negative")
+        section_ids = tuple(table.get("sections", ()))
+        for section_id in section_ids:
+            if section_id not in sections:
+                raise ValueError(f"{where}.sections names '{section_id}', which [sections] does not define")
+        settings = {k: v for k, v in table.items() if k not in ("points", "sections", "hint")}
+        entries.append(RubricEntry(check_id, float(points), section_ids, str(table.get("hint", "")), settings))
+    if not entries:
+        raise ValueError("[checks] is empty")
+
+    return Rubric(
+        name=need(data, "name", str, "the rubric"),
+        title=str(data.get("title", data["name"])),
+        docs_url=need(data, "docs_url", str, "the rubric"),
+        bands=bands,
+        sections=sections,
+        entries=entries,
+        source=path,
+    )

@@ -1,0 +1,257 @@
+"""Grades one submission: workspace -> environment -> Redis -> proxy -> app -> probe -> checks -> result.
+
+The runner decides `app.starts` itself (it is the gate: when the app never answers, every other check is
+skipped) and runs every other check through the plugin API, knowing nothing of what a check does inside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import time
+import traceback
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio
+
+from grader import rubric as rubrics
+from grader.app import AppLaunch, AppStart, RunningApp
+from grader.checking import Check, CheckContext, load_checks
+from grader.environment import Environment, prepare_environment
+from grader.errors import GraderError
+from grader.outcome import CheckOutcome, error, failed, passed, skipped
+from grader.probe import Probe
+from grader.proxy import RedisProxy
+from grader.result import Submission, failed_to_grade, graded
+from grader.sandbox import CompletedRun, run_sandboxed
+from grader.services import RedisServer, start_redis
+from grader.static import StaticFacts, analyze
+from grader.workspace import Workspace, open_workspace
+
+APP_STARTS = "app.starts"
+
+
+@dataclass(frozen=True)
+class GradeOptions:
+    rubric: str = "redis-module"
+    redis: str = "auto"  # auto | docker | local
+    redis_image: str = "redis:7-alpine"
+    env: str = "isolated"  # isolated | current
+    app: str | None = None  # module:attr, overrides detection
+    app_dir: str | None = None
+    start_timeout: float = 30.0
+    request_timeout: float = 10.0
+    docs_url: str | None = None
+    only: tuple[str, ...] = field(default=())  # check ids or glob patterns ("cache.*"); empty = all
+
+
+def grade(path: Path, options: GradeOptions = GradeOptions()) -> dict[str, Any]:
+    """Grade the submission at `path`. Raises UsageError for bad input; any other failure to grade becomes a
+    result document with status "error", so a batch never loses a submission's record."""
+    started = time.monotonic()
+    checks = load_checks()
+    rubric = rubrics.load(options.rubric, set(checks))
+    with open_workspace(path, app=options.app, app_dir=options.app_dir) as workspace:
+        submission = Submission(workspace.name, str(workspace.source), workspace.commit)
+        environment: dict[str, Any] = {"runtime": "local", "redis": None}
+        timings: dict[str, float] = {"workspace": time.monotonic() - started}
+        try:
+            outcomes = _grade_workspace(workspace, rubric, checks, options, environment, timings)
+        except GraderError as exc:
+            result = failed_to_grade(
+                submission, rubric, str(exc), duration_s=time.monotonic() - started, environment=environment
+            )
+        else:
+            result = graded(
+                submission,
+                rubric,
+                checks,
+                outcomes,
+                duration_s=time.monotonic() - started,
+                environment=environment,
+                docs_url=options.docs_url,
+            )
+    result["timings_s"] = {stage: round(seconds, 3) for stage, seconds in timings.items()}
+    return result
+
+
+def _grade_workspace(
+    workspace: Workspace,
+    rubric: rubrics.Rubric,
+    checks: dict[str, Check],
+    options: GradeOptions,
+    environment: dict[str, Any],
+    timings: dict[str, float],
+) -> dict[str, CheckOutcome]:
+    def lap(stage: str, since: float) -> float:
+        now = time.monotonic()
+        timings[stage] = now - since
+        return now
+
+    mark = time.monotonic()
+    facts = analyze(workspace.root)
+    if workspace.entrypoint is None:
+        return _gate_closed(rubric, failed(workspace.problem or "no FastAPI app found", searched=str(workspace.name)))
+
+    mark = lap("static", mark)
+    python_env = prepare_environment(workspace.root, options.env)
+    environment["python_env"] = python_env.description
+    mark = lap("environment", mark)
+    with start_redis(options.redis, options.redis_image) as server, RedisProxy(server.host, server.port) as proxy:
+        mark = lap("redis", mark)
+        environment["redis"] = {"backend": server.backend, "version": server.version, "source": server.source}
+        warnings = _redis_warnings(server, facts)
+        if warnings:
+            environment["warnings"] = warnings
+        launch = AppLaunch(
+            python=python_env.python,
+            app_dir=workspace.entrypoint.app_dir,
+            target=workspace.entrypoint.target,
+            env=_redis_env(proxy),
+        )
+        with RunningApp(launch, start_timeout=options.start_timeout) as app:
+            start = app.start()
+            mark = lap("app_start", mark)
+            gate = _app_starts(start, app, workspace)
+            if gate.outcome != "passed":
+                return _gate_closed(rubric, gate)
+            outcomes = {APP_STARTS: gate}
+            asyncio.run(
+                _run_checks(rubric, checks, options, outcomes, app, start, proxy, server, workspace, facts, python_env)
+            )
+            lap("checks", mark)
+            return outcomes
+
+
+def _redis_env(proxy: RedisProxy) -> dict[str, str]:
+    return {"REDIS_URL": proxy.url, "REDIS_HOST": proxy.host, "REDIS_PORT": str(proxy.port)}
+
+
+def _redis_warnings(server: RedisServer, facts: StaticFacts) -> list[str]:
+    major = int(server.version.split(".")[0]) if server.version[:1].isdigit() else 0
+    if major >= 7:
+        return []
+    warning = f"Redis {server.version} is older than 7: Redis Functions (FUNCTION/FCALL) are not available"
+    if facts.functions_api:
+        first = facts.functions_api[0]
+        warning += f"; this submission uses them ({first.file}:{first.line}) - grade it with Redis 7 (--redis docker)"
+    return [warning]
+
+
+def _app_starts(start: AppStart, app: RunningApp, workspace: Workspace) -> CheckOutcome:
+    assert workspace.entrypoint is not None
+    if start.ready:
+        return passed(
+            f"the app answered HTTP {start.startup_s:.1f} s after start",
+            entrypoint=workspace.entrypoint.target,
+            found=workspace.entrypoint.how,
+        )
+    cause = app.likely_cause()
+    message = f"the app did not start: {start.failure}" + (f" - likely cause: {cause}" if cause else "")
+    return failed(
+        message,
+        entrypoint=workspace.entrypoint.target,
+        found=workspace.entrypoint.how,
+        log_tail=app.log_tail(40).splitlines(),
+    )
+
+
+def _gate_closed(rubric: rubrics.Rubric, gate: CheckOutcome) -> dict[str, CheckOutcome]:
+    outcomes = {APP_STARTS: gate}
+    for entry in rubric.entries:
+        outcomes.setdefault(entry.check_id, skipped(f"skipped: {APP_STARTS} failed"))
+    return outcomes
+
+
+def _selected(check_id: str, only: tuple[str, ...]) -> bool:
+    return not only or any(fnmatch.fnmatchcase(check_id, pattern) for pattern in only)
+
+
+async def _run_checks(
+    rubric: rubrics.Rubric,
+    checks: dict[str, Check],
+    options: GradeOptions,
+    outcomes: dict[str, CheckOutcome],
+    app: RunningApp,
+    start: AppStart,
+    proxy: RedisProxy,
+    server: RedisServer,
+    workspace: Workspace,
+    facts: StaticFacts,
+    python_env: Environment,
+) -> None:
+    assert workspace.entrypoint is not None
+    app_dir = workspace.entrypoint.app_dir
+    probe = Probe(start.base_url, timeout=options.request_timeout)
+    direct = redis.asyncio.from_url(server.url, decode_responses=True)
+
+    async def run(argv: list[str], *, timeout: float, env: dict[str, str] | None = None) -> CompletedRun:
+        bin_dir = str(Path(python_env.python).parent)
+        full_env = {"PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin", **_redis_env(proxy), **(env or {})}
+        return await asyncio.to_thread(run_sandboxed, argv, app_dir, full_env, timeout=timeout)
+
+    try:
+        context = CheckContext(
+            probe=probe,
+            redis=direct,
+            proxy=proxy,
+            server=server,
+            facts=facts,
+            workspace=workspace,
+            openapi=await _openapi(probe),
+            settings={},
+            run=run,
+            python=python_env.python,
+            app_dir=app_dir,
+        )
+        for entry in rubric.entries:
+            if entry.check_id in outcomes:
+                continue
+            check = checks[entry.check_id]
+            outcomes[check.id] = await _run_one(
+                check, replace(context, settings=entry.settings), outcomes, app, options
+            )
+    finally:
+        await probe.aclose()
+        await direct.aclose()
+
+
+async def _run_one(
+    check: Check, ctx: CheckContext, outcomes: dict[str, CheckOutcome], app: RunningApp, options: GradeOptions
+) -> CheckOutcome:
+    if not _selected(check.id, options.only):
+        return skipped("not selected (--only)", applicable=False)
+    for needed in check.requires:
+        if needed in outcomes and outcomes[needed].outcome != "passed":
+            return skipped(f"skipped: needs {needed}, which {outcomes[needed].outcome}")
+    exit_code = app.poll()
+    if exit_code is not None:
+        return error(f"the app exited (code {exit_code}) during grading", log_tail=app.log_tail(30).splitlines())
+    await _fresh_state(ctx)
+    try:
+        return await asyncio.wait_for(check.func(ctx), timeout=check.timeout)
+    except asyncio.TimeoutError:
+        return error(f"the check did not finish within {check.timeout:g} s", log_tail=app.log_tail(20).splitlines())
+    except Exception as exc:  # a harness bug must cost this check, not the whole grade
+        return error(
+            f"harness error in {check.id}: {type(exc).__name__}: {exc}",
+            traceback=traceback.format_exc(limit=6).splitlines()[-12:],
+        )
+    finally:
+        await _fresh_state(ctx)
+
+
+async def _fresh_state(ctx: CheckContext) -> None:
+    """Every check starts from an empty Redis and a proxy that forwards faithfully, so order never matters."""
+    ctx.proxy.clear_faults()
+    ctx.proxy.latency = 0.0
+    ctx.proxy.set_reachable(True)
+    await ctx.redis.flushall()
+
+
+async def _openapi(probe: Probe) -> dict[str, Any]:
+    reply = await probe.client().get("/openapi.json")
+    body = reply.body
+    return body if reply.status == 200 and isinstance(body, dict) else {}

@@ -1,0 +1,66 @@
+"""Shared test plumbing: where the fixtures are, the Docker gate, and a check that nothing outlives a run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SUBMISSIONS = ROOT / "fixtures" / "submissions"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+REDIS_IMAGE = os.environ.get("REDIS_IMAGE", "local/redis:7")
+
+
+def require(condition: bool, why: str) -> None:
+    """Skip when something the test needs is missing on a developer's machine; in CI that is a failure."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true but {why}", pytrace=False)
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    from grader.services import docker_available
+
+    require(docker_available(), "no Docker engine answers (run ../shared/ci/docker-up)")
+
+
+def grader_processes() -> set[int]:
+    """Processes started by a grading run (they carry its marker in their environment) or a local Redis."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"REDIS_GRADER_RUN=" in environ or cmdline.startswith(b"redis-server") or b"/redis-server\0" in cmdline:
+            found.add(int(entry.name))
+    return found
+
+
+def grader_containers() -> set[str]:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=5)
+        return {c.id for c in client.containers.list()}
+    except Exception:
+        return set()
+
+
+@pytest.fixture
+def no_leftovers():
+    """Fails the test when a process or container started during it is still there afterwards."""
+    before_procs, before_containers = grader_processes(), grader_containers()
+    yield
+    left_procs = grader_processes() - before_procs
+    left_containers = grader_containers() - before_containers
+    assert not left_procs, f"processes left running: {sorted(left_procs)}"
+    assert not left_containers, f"containers left running: {sorted(left_containers)}"

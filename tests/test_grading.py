@@ -1,0 +1,101 @@
+"""Grading end to end through the CLI: the reference grades S on both Redis backends, grading is repeatable,
+and bad input gets one clear line and leaves nothing running."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REDIS_IMAGE, SUBMISSIONS
+
+REFERENCE = SUBMISSIONS / "reference"
+
+
+def run_grader(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "grader.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def grade_json(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+    out = tmp_path / "result.json"
+    done = run_grader("check", *args, "--json", str(out))
+    return done, json.loads(out.read_text()) if out.exists() else {}
+
+
+def outcomes(result: dict) -> dict[str, str]:
+    return {c["id"]: c["outcome"] for c in result["checks"]}
+
+
+@pytest.mark.slow
+def test_reference_grades_s_on_local_redis_twice_identically(tmp_path, no_leftovers):
+    first, result = grade_json(tmp_path, str(REFERENCE), "--env", "current", "--redis", "local")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert result["grade"] == "S" and result["score"] == 100, outcomes(result)
+    assert result["environment"]["redis"]["backend"] == "local"
+    _, again = grade_json(tmp_path, str(REFERENCE), "--env", "current", "--redis", "local")
+    assert outcomes(again) == outcomes(result)
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+def test_reference_grades_s_on_docker_redis(tmp_path, docker_engine, no_leftovers):
+    done, result = grade_json(tmp_path, str(REFERENCE), "--env", "current", "--redis", "docker",
+                              "--redis-image", REDIS_IMAGE)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert result["environment"]["redis"]["backend"] == "docker"
+    assert result["grade"] == "S", outcomes(result)
+
+
+def test_missing_path_is_one_line_and_exit_2(tmp_path):
+    done = run_grader("check", str(tmp_path / "nope"))
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "does not exist" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_unknown_option_value_is_exit_2():
+    done = run_grader("check", str(REFERENCE), "--redis", "cloud")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+def test_broken_rubric_names_the_file_and_problem(tmp_path):
+    rubric = tmp_path / "broken.toml"
+    rubric.write_text('name = "x"\ndocs_url = "u"\n[grades]\nS = 90\n')
+    done = run_grader("check", str(REFERENCE), "--rubric", str(rubric))
+    assert done.returncode == 2
+    assert str(rubric) in done.stderr and "'A'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_repo_without_app_grades_c_with_the_reason(tmp_path, no_leftovers):
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / "util.py").write_text("def f():\n    return 1\n")
+    done, result = grade_json(tmp_path, str(tmp_path / "repo"), "--env", "current", "--redis", "local")
+    assert done.returncode == 0  # graded C meets the default --min-grade C
+    assert result["grade"] == "C"
+    starts = next(c for c in result["checks"] if c["id"] == "app.starts")
+    assert starts["outcome"] == "failed" and "no FastAPI app" in starts["message"]
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_import_error_fails_app_starts_with_log_tail(tmp_path, no_leftovers):
+    done, result = grade_json(tmp_path, str(SUBMISSIONS / "import-error"), "--env", "current", "--redis", "local",
+                              "--min-grade", "B")
+    assert done.returncode == 1  # graded, below the minimum
+    starts = next(c for c in result["checks"] if c["id"] == "app.starts")
+    assert starts["outcome"] == "failed"
+    assert "ModuleNotFoundError" in "\n".join(starts["evidence"]["log_tail"]) or "No module" in starts["message"]
+    assert all(c["outcome"] == "skipped" for c in result["checks"] if c["id"] != "app.starts")
+
+
+@pytest.mark.slow
+def test_startup_that_hangs_fails_within_the_start_timeout(tmp_path, no_leftovers):
+    done, result = grade_json(tmp_path, str(SUBMISSIONS / "startup-hangs"), "--env", "current", "--redis", "local",
+                              "--start-timeout", "4")
+    starts = next(c for c in result["checks"] if c["id"] == "app.starts")
+    assert starts["outcome"] == "failed" and "4 s" in starts["message"], starts["message"]
+    assert result["grade"] == "C"

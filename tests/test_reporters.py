@@ -1,0 +1,429 @@
+"""Reporters, each fed the sample result documents in tests/results/ (graded: passed, failed, error and
+skipped checks; error: the harness could not grade)."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from junitparser import Error, Failure, JUnitXml, Skipped
+
+from grader.errors import UsageError
+from grader.reporters import (
+    gradescope_results,
+    render_html,
+    render_markdown,
+    render_terminal,
+    write_gradebook,
+    write_junit,
+    write_reports,
+)
+from grader.reporters._common import evidence_items, next_band_advice, read_result
+from grader.reporters._templates import md_code
+
+RESULTS = Path(__file__).parent / "results"
+ANSI = re.compile(r"\x1b\[")
+
+
+def load(name: str) -> dict:
+    return json.loads((RESULTS / name).read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def graded() -> dict:
+    return load("graded.json")
+
+
+@pytest.fixture
+def errored() -> dict:
+    return load("error.json")
+
+
+def with_checks(doc: dict, outcomes: dict[str, tuple[str, float]]) -> dict:
+    """A copy of doc where the named checks get (outcome, points), with points/score/grade recomputed."""
+    doc = copy.deepcopy(doc)
+    for check in doc["checks"]:
+        if check["id"] in outcomes:
+            check["outcome"], check["points"] = outcomes[check["id"]]
+    applicable = [c for c in doc["checks"] if c["applicable"]]
+    doc["points"] = sum(c["points"] for c in applicable)
+    doc["max_points"] = sum(c["max_points"] for c in applicable)
+    doc["score"] = round(doc["points"] / doc["max_points"] * doc["max_score"], 2)
+    doc["grade"] = next(b for b, t in sorted(doc["grade_bands"].items(), key=lambda kv: -kv[1]) if doc["score"] >= t)
+    return doc
+
+
+# --- the sample documents themselves ----------------------------------------------------------------------
+
+
+def test_sample_documents_are_consistent(graded: dict, errored: dict) -> None:
+    outcomes = {c["outcome"] for c in graded["checks"]}
+    assert outcomes == {"passed", "failed", "error", "skipped"}
+    applicable = [c for c in graded["checks"] if c["applicable"]]
+    assert graded["points"] == sum(c["points"] for c in applicable)
+    assert graded["max_points"] == sum(c["max_points"] for c in applicable)
+    assert graded["score"] == round(graded["points"] / graded["max_points"] * graded["max_score"], 2)
+    assert errored["status"] == "error" and errored["checks"] == [] and errored["grade"] is None
+
+
+# --- next-band advice --------------------------------------------------------------------------------------
+
+
+def test_advice_picks_the_largest_fix_that_reaches_the_next_band(graded: dict) -> None:
+    # 55/75 = 73.33 (B); ratelimit.threshold is worth 10/75*100 = 13.33, enough for A (80) on its own.
+    assert next_band_advice(read_result(graded)) == "fix ratelimit.threshold (+13.33) to reach A"
+
+
+def test_advice_takes_several_checks_when_one_is_not_enough(graded: dict) -> None:
+    # Two more 5-point failures: 45/75 = 60 (C); B (70) needs +10, and ratelimit.threshold gives 13.33.
+    doc = with_checks(graded, {"cache.ttl": ("failed", 0), "app.uses_redis_url": ("failed", 0)})
+    assert doc["grade"] == "C"
+    assert next_band_advice(read_result(doc)) == "fix ratelimit.threshold (+13.33) to reach B"
+    # Five more: 25/75 = 33.33; B needs +36.67: the two 10-pointers (13.33 each, by id) and two 5-pointers.
+    failing = ("cache.ttl", "app.uses_redis_url", "cache.populates", "health.redis_ping", "async.client")
+    doc = with_checks(graded, {cid: ("failed", 0) for cid in failing})
+    assert doc["score"] == 33.33
+    assert next_band_advice(read_result(doc)) == (
+        "fix async.client (+13.33), ratelimit.threshold (+13.33), app.uses_redis_url (+6.67), "
+        "cache.populates (+6.67) to reach B"
+    )
+
+
+def test_advice_follows_the_stated_grade(graded: dict) -> None:
+    # The grader graded from the unrounded score (89.996 -> S) and the document shows it rounded to 90.0,
+    # or the other way round: the band above the stated grade is what the student is told about.
+    doc = copy.deepcopy(graded)
+    doc["grade"], doc["score"] = "A", 89.999
+    assert next_band_advice(read_result(doc)).endswith("to reach S")
+    doc["grade"] = "S"
+    assert next_band_advice(read_result(doc)) == ""
+
+
+def test_no_advice_in_the_top_band(graded: dict) -> None:
+    doc = with_checks(graded, {"ratelimit.threshold": ("passed", 10), "ratelimit.lua": ("passed", 5), "cache.stampede": ("passed", 5)})
+    assert doc["grade"] == "S"
+    assert next_band_advice(read_result(doc)) == ""
+    assert "next:" not in render_terminal(doc, color=False)
+
+
+def test_advice_says_so_when_the_next_band_is_out_of_reach(graded: dict) -> None:
+    doc = copy.deepcopy(graded)
+    doc["grade_bands"] = {"S": 99, "A": 98, "B": 97, "C": 0}  # fixing every failure gives 100 -> reachable
+    doc["grade"] = "C"
+    assert next_band_advice(read_result(doc)).endswith("to reach B")
+    doc["score"] = 10.0  # inconsistent on purpose: +26.67 cannot reach 97
+    assert "still short of B (97)" in next_band_advice(read_result(doc))
+
+
+# --- terminal ----------------------------------------------------------------------------------------------
+
+
+def test_terminal_plain_has_no_ansi_and_shows_everything(graded: dict) -> None:
+    text = render_terminal(graded, color=False)
+    assert not ANSI.search(text)
+    assert "grade B" in text and "73.33/100" in text and "alice" in text
+    for check in graded["checks"]:
+        assert check["id"] in text
+    for mark in ("✓", "✗", "!", "-"):
+        assert f"  {mark} " in text
+    # a failure: message, a few evidence lines, the hint and the remediation link
+    assert "request 11 from 127.0.1.9 got 500" in text
+    assert "GET /products from 127.0.1.9 -> 500 (Internal Server Error)" in text
+    assert "… 7 more" in text  # 11 requests shown as 2 + "… 7 more" + 2
+    assert "Return a JSONResponse(status_code=429)" in text
+    assert "https://course.example.org/redis/ra3.2" in text
+    assert "\x1b" not in text  # the app log's own ANSI colour codes are removed too
+    assert text.rstrip().endswith("next: fix ratelimit.threshold (+13.33) to reach A")
+
+
+def test_terminal_colour_uses_ansi(graded: dict) -> None:
+    text = render_terminal(graded, color=True)
+    assert ANSI.search(text)
+    assert "fix ratelimit.threshold (+13.33) to reach A" in text
+
+
+def test_terminal_error_document_is_one_line(errored: dict) -> None:
+    text = render_terminal(errored, color=False)
+    assert text.count("\n") == 1
+    assert text.startswith("✗ could not grade bob: no Redis could be started")
+    assert ANSI.search(render_terminal(errored, color=True))
+
+
+# --- odd shapes --------------------------------------------------------------------------------------------
+
+
+ODD_DOCS = [
+    {},
+    {"status": "graded"},
+    {"status": "graded", "checks": "not a list", "score": "high", "grade_bands": {"S": "x"}},
+    {"status": "graded", "checks": [None, 3, {"id": "x.y", "outcome": "weird", "evidence": ["a", 1]},
+                                    {"id": "x.z", "outcome": "failed", "evidence": {"deep": {"a": [1, {"b": None}]}},
+                                     "remediation": ["https://e.org/x", {"title": "no url"}, 5,
+                                                     {"title": "bad", "url": "javascript:alert(1)"}]}]},
+]
+
+
+@pytest.mark.parametrize("doc", ODD_DOCS)
+def test_reporters_never_crash_on_odd_documents(doc: dict, tmp_path: Path) -> None:
+    render_terminal(doc, color=True)
+    render_markdown(doc)
+    html = render_html(doc)
+    assert "javascript:" not in html
+    gradescope_results(doc)
+    write_junit(doc, tmp_path / "j.xml")
+    JUnitXml.fromfile(str(tmp_path / "j.xml"))
+    write_gradebook([doc], tmp_path / "g.csv")
+
+
+def test_evidence_shapes() -> None:
+    items = {i.key: i for i in evidence_items({
+        "requests": ["GET / -> 200"], "count": 3, "short": "ok", "long": "x" * 300, "multi": "a\nb",
+        "pairs": {"a": 1}, "nested": [{"a": 1}], "none": None,
+    })}
+    assert items["requests"].kind == "list" and items["requests"].label == "HTTP requests"
+    assert items["count"].kind == "text" and items["count"].text == "3"
+    assert items["short"].kind == "text"
+    assert items["long"].kind == "code" and items["multi"].kind == "code"
+    assert items["pairs"].kind == "pairs" and items["pairs"].items == ["a: 1"]
+    assert items["nested"].items == ['{"a": 1}']
+    assert items["none"].text == "null"
+    assert evidence_items("just a string")[0].text == "just a string"
+
+
+# --- JUnit -------------------------------------------------------------------------------------------------
+
+
+def test_junit_round_trips_through_junitparser(graded: dict, tmp_path: Path) -> None:
+    path = tmp_path / "junit.xml"
+    write_junit(graded, path)
+    xml = JUnitXml.fromfile(str(path))
+    suites = {suite.name: suite for suite in xml}
+    assert list(suites) == ["app", "health", "cache", "ratelimit", "leaderboard", "async", "quality"]
+    counts = {name: (s.tests, s.failures, s.errors, s.skipped) for name, s in suites.items()}
+    assert counts["cache"] == (5, 0, 1, 1)
+    assert counts["ratelimit"] == (3, 2, 0, 0)
+    assert counts["quality"] == (1, 0, 0, 1)
+    assert (xml.tests, xml.failures, xml.errors, xml.skipped) == (15, 2, 1, 2)
+    for suite in xml:
+        props = {p.name: p.value for p in suite.properties()}
+        assert props["grade"] == "B" and props["score"] == "73.33" and props["max_score"] == "100"
+    cases = {case.name: case for suite in xml for case in suite}
+    assert set(cases) == {c["id"] for c in graded["checks"]}
+    assert all(case.classname == case.name.split(".")[0] for case in cases.values())
+    [failure] = cases["ratelimit.threshold"].result
+    assert isinstance(failure, Failure)
+    assert failure.message.startswith("request 11 from 127.0.1.9 got 500")
+    assert "GET /products from 127.0.1.9 -> 500" in failure.text and "EVALSHA" in failure.text
+    assert "RA3.2" in failure.text
+    [error] = cases["cache.stampede"].result
+    assert isinstance(error, Error)
+    assert "\x1b" not in path.read_text(encoding="utf-8")  # the app log's ANSI codes would be invalid XML
+    [skipped] = cases["quality.tests"].result
+    assert isinstance(skipped, Skipped) and skipped.message == "the submission has no tests of its own"
+    assert cases["app.starts"].is_passed
+
+
+def test_junit_for_an_ungraded_submission_is_one_error(errored: dict, tmp_path: Path) -> None:
+    path = tmp_path / "junit.xml"
+    write_junit(errored, path)
+    xml = JUnitXml.fromfile(str(path))
+    assert (xml.tests, xml.errors) == (1, 1)
+    [case] = [case for suite in xml for case in suite]
+    assert "no Redis could be started" in case.result[0].message
+
+
+# --- Markdown ----------------------------------------------------------------------------------------------
+
+
+def test_markdown_report(graded: dict) -> None:
+    md = render_markdown(graded)
+    first = md.splitlines()[0]
+    assert first.startswith("## ") and "grade **B**" in first and "73.33/100" in first
+    for category in ("app", "cache", "ratelimit", "quality"):
+        assert re.search(rf"^### {category} \(", md, re.MULTILINE)
+    assert md.count("| | Check | Points | Result |") == 7
+    for check in graded["checks"]:
+        assert f"`{check['id']}`" in md
+    assert "- `GET /products from 127.0.1.9 -> 500 (Internal Server Error)`" in md
+    assert "- `EVALSHA 3f2a9c0d 1 rate:ip:127.0.1.9 10 60`" in md
+    assert "[RA3.2 Lua scripts (EVAL): atomic rate limiter](https://course.example.org/redis/ra3.2)" in md
+    assert "**Hint:** Return a JSONResponse(status\\_code=429)" in md
+    assert "**Next:** fix ratelimit.threshold (+13.33) to reach A" in md
+    assert "```text\n" in md  # the app log
+    # Untrusted text stays text: no raw HTML, and a pipe in a table cell never splits it.
+    assert [line for line in md.splitlines() if "<script>" in line] == [
+        "- **Note:** ``a <script>alert('x')</script> | pipe and `backticks` in a value``"
+    ]
+    rows = [line for line in md.splitlines() if line.startswith("| ")]
+    assert len(rows) == 7 + len(graded["checks"])
+    assert all(row.count("|") - row.count("\\|") == 5 for row in rows)
+
+
+def test_markdown_code_spans_survive_backticks_and_pipes() -> None:
+    assert md_code("a `b` c") == "``a `b` c``"
+    assert md_code("`x`") == "`` `x` ``"
+    assert md_code("a|b", table=True) == "`a\\|b`"
+
+
+def test_markdown_for_an_ungraded_submission(errored: dict) -> None:
+    md = render_markdown(errored)
+    assert "could not grade bob" in md and "no Redis could be started" in md
+
+
+# --- Gradescope --------------------------------------------------------------------------------------------
+
+
+def test_gradescope_results(graded: dict) -> None:
+    gs = gradescope_results(graded)
+    json.dumps(gs)  # serialisable as is
+    assert gs["score"] == graded["score"] and gs["max_score"] == graded["max_score"]
+    assert gs["execution_time"] == 4.2 and "Grade B" in gs["output"]
+    assert len(gs["tests"]) == len(graded["checks"])
+    for test in gs["tests"]:
+        assert set(test) >= {"name", "score", "max_score", "status", "output", "visibility"}
+        assert test["status"] in ("passed", "failed") and test["visibility"] == "visible"
+    by_name = {t["name"]: t for t in gs["tests"]}
+    threshold = by_name["ratelimit.threshold: 11th request from one client gets 429"]
+    assert threshold["status"] == "failed" and threshold["max_score"] == 13.33
+    assert "GET /products from 127.0.1.9 -> 500" in threshold["output"]
+    assert "Return a JSONResponse" in threshold["output"] and "https://course.example.org/redis/ra3.2" in threshold["output"]
+    assert by_name["quality.tests: The submission's own tests pass"]["max_score"] == 0
+    # The tests add up to the result's total (rounding to 2 decimals per test aside).
+    assert sum(t["score"] for t in gs["tests"]) == pytest.approx(graded["score"], abs=0.01 * len(gs["tests"]))
+    assert sum(t["max_score"] for t in gs["tests"]) == pytest.approx(graded["max_score"], abs=0.01 * len(gs["tests"]))
+
+
+def test_gradescope_for_an_ungraded_submission(errored: dict) -> None:
+    gs = gradescope_results(errored)
+    assert gs["score"] == 0 and gs["max_score"] == 100
+    assert "no Redis could be started" in gs["output"]
+    assert gs["tests"][0]["status"] == "failed"
+
+
+# --- gradebook ---------------------------------------------------------------------------------------------
+
+
+def test_gradebook_csv(graded: dict, errored: dict, tmp_path: Path) -> None:
+    path = tmp_path / "gradebook.csv"
+    write_gradebook([graded, errored], path)
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+        header = reader.fieldnames
+    ids = [c["id"] for c in graded["checks"]]
+    assert header == ["name", "status", "grade", "score", "max_score", *ids, "duration_s", "error"]
+    alice, bob = rows
+    assert (alice["name"], alice["status"], alice["grade"], alice["score"]) == ("alice", "graded", "B", "73.33")
+    assert alice["ratelimit.threshold"] == "failed" and alice["cache.stampede"] == "error"
+    assert alice["quality.tests"] == "skipped" and alice["error"] == ""
+    assert (bob["status"], bob["grade"], bob["ratelimit.threshold"]) == ("error", "", "")
+    assert bob["error"].startswith("no Redis could be started")
+
+
+# --- write_reports -----------------------------------------------------------------------------------------
+
+
+def test_write_reports_writes_each_requested_file(graded: dict, tmp_path: Path) -> None:
+    out = tmp_path / "deep" / "er"
+    written = write_reports(
+        graded, json_path=out / "r.json", junit=out / "j.xml", markdown=out / "s.md", html=out / "r.html",
+        gradescope=out / "gs" / "results.json",
+    )
+    assert len(written) == 5 and all(p.is_file() for p in written)
+    assert json.loads((out / "r.json").read_text(encoding="utf-8")) == graded
+    assert json.loads((out / "gs" / "results.json").read_text(encoding="utf-8"))["score"] == graded["score"]
+    assert write_reports(graded) == []
+
+
+def test_write_reports_unwritable_path_is_a_usage_error(graded: dict, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UsageError, match="cannot write the HTML report"):
+        write_reports(graded, html=tmp_path / "file" / "r.html")
+
+
+# --- HTML, static and in a real browser --------------------------------------------------------------------
+
+
+def test_html_is_self_contained_and_escaped(graded: dict) -> None:
+    page = render_html(graded)
+    assert '<meta name="viewport"' in page and "@media print" in page and "@media (max-width" in page
+    assert "<script" not in page.replace("&lt;script&gt;", "")
+    assert "&lt;script&gt;alert" in page
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page.replace('href="https://course.example.org', ""))
+    [style] = re.findall(r"<style>(.*?)</style>", page, re.DOTALL)
+    assert "@import" not in style and "url(" not in style  # no fonts or images fetched by the CSS
+
+
+class _DomText(HTMLParser):
+    """Text, ids and links of a DOM, skipping what a reader never sees (<head>, <style>, <script>)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: list[str] = []
+        self.links: list[str] = []
+        self.ids: set[str] = set()
+        self._hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag in ("head", "style", "script"):
+            self._hidden += 1
+        if attributes.get("id"):
+            self.ids.add(attributes["id"] or "")
+        if tag == "a" and attributes.get("href"):
+            self.links.append(attributes["href"] or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("head", "style", "script"):
+            self._hidden -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden:
+            self.text.append(data)
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.browser
+def test_html_renders_in_chromium(graded: dict, tmp_path: Path) -> None:
+    browser = _chromium()
+    if browser is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("chromium is not installed (apt-get install -y chromium); CI must run the browser test")
+        pytest.skip("chromium is not installed")
+    page = tmp_path / "report.html"
+    page.write_text(render_html(graded), encoding="utf-8")
+    profile = tmp_path / "profile"
+    command = [
+        browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+        "--dump-dom", page.as_uri(),
+    ]
+    # The timeout only guards against a hung browser; it is not an assertion about speed.
+    done = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    dom = _DomText()
+    dom.feed(done.stdout)
+    text = " ".join(" ".join(dom.text).split())
+    assert "Grade B" in text and "73.33/100" in text
+    for check in graded["checks"]:
+        assert check["id"] in text
+    problems = [c["id"] for c in graded["checks"] if c["outcome"] in ("failed", "error")]
+    assert {f"check-{cid}" for cid in problems} <= dom.ids
+    assert {f"#check-{cid}" for cid in problems} <= set(dom.links)
+    for url in ("https://course.example.org/redis/ra3.2", "https://course.example.org/redis/r4.1"):
+        assert url in dom.links
+    assert "GET /products from 127.0.1.9 -> 500 (Internal Server Error)" in text
+    assert "Return a JSONResponse(status_code=429)" in text
+    assert "<script>alert('x')</script>" in text  # shown as text: the browser built no script element from it
+    assert "<script" not in done.stdout.replace("&lt;script&gt;", "")

@@ -1,0 +1,286 @@
+"""The private copy of a submission and the detection of its FastAPI app (read by AST, never imported)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from grader.errors import GraderError, UsageError
+from grader.workspace import open_workspace
+
+APP = "from fastapi import FastAPI\n\napp = FastAPI()\n"
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(textwrap.dedent(text))
+    return root
+
+
+def detect(root: Path, **kw: str):  # type: ignore[no-untyped-def]
+    with open_workspace(root, **kw) as ws:
+        return ws.entrypoint, ws.problem, ws.root
+
+
+# --- the four layouts ---------------------------------------------------------------------------
+
+
+def test_backend_layout_runs_from_backend_without_init_files(tmp_path: Path) -> None:
+    write(tmp_path, {"backend/app/main.py": APP, "backend/app/db.py": "", "README.md": "x"})
+    ep, problem, root = detect(tmp_path)
+    assert problem is None
+    assert ep.app_dir == (root / "backend").resolve()
+    assert (ep.module, ep.attr, ep.target) == ("app.main", "app", "app.main:app")
+    assert ep.how == "found FastAPI(...) assigned to `app` in backend/app/main.py"
+
+
+def test_app_package_layout_runs_from_root(tmp_path: Path) -> None:
+    write(tmp_path, {"app/__init__.py": "", "app/main.py": APP})
+    ep, _, root = detect(tmp_path)
+    assert ep.app_dir == root.resolve() and ep.target == "app.main:app"
+
+
+def test_flat_main_layout(tmp_path: Path) -> None:
+    write(tmp_path, {"main.py": "import fastapi\napi = fastapi.FastAPI(title='x')\n"})
+    ep, _, root = detect(tmp_path)
+    assert ep.app_dir == root.resolve() and ep.target == "main:api"
+
+
+def test_other_module_walks_up_through_packages(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "src/shop/__init__.py": "",
+            "src/shop/api/__init__.py": "",
+            "src/shop/api/server.py": "from fastapi import FastAPI\napplication: FastAPI = FastAPI()\n",
+        },
+    )
+    ep, _, root = detect(tmp_path)
+    assert ep.app_dir == (root / "src").resolve()
+    assert ep.target == "shop.api.server:application"
+
+
+def test_namespace_package_found_from_the_modules_own_imports(tmp_path: Path) -> None:
+    # src/app has no __init__.py, but main.py imports `app.routes`: it must run from src/ as app.main.
+    write(
+        tmp_path,
+        {
+            "src/app/main.py": "from fastapi import FastAPI\nfrom app.routes import r\napp = FastAPI()\n",
+            "src/app/routes.py": "r = 1\n",
+        },
+    )
+    ep, _, root = detect(tmp_path)
+    assert ep.app_dir == (root / "src").resolve() and ep.target == "app.main:app"
+
+
+def test_relative_imports_make_the_folder_a_package(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "service/web.py": "from fastapi import FastAPI\nfrom .db import x\napp = FastAPI()\n",
+            "service/db.py": "x = 1\n",
+        },
+    )
+    ep, _, root = detect(tmp_path)
+    assert ep.app_dir == root.resolve() and ep.target == "service.web:app"
+
+
+def test_candidate_order_then_shallowest(tmp_path: Path) -> None:
+    write(tmp_path, {"main.py": APP, "app/main.py": APP, "backend/app/main.py": APP})
+    assert detect(tmp_path)[0].how.endswith("backend/app/main.py")
+    other = tmp_path / "o"
+    write(other, {"deep/er/x.py": APP, "deep/y.py": APP})
+    assert detect(other)[0].target == "y:app"
+
+
+def test_candidate_without_an_app_falls_through(tmp_path: Path) -> None:
+    write(tmp_path, {"main.py": "print('a script')\n", "web/server.py": APP})
+    assert detect(tmp_path)[0].target == "server:app"
+
+
+def test_factory_pattern(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "app/factory.py": """
+            from fastapi import FastAPI
+            def create_app() -> FastAPI:
+                application = FastAPI()
+                return application
+        """,
+            "app/main.py": "from app.factory import create_app\n\napp = create_app()\n",
+        },
+    )
+    ep, _, _ = detect(tmp_path)
+    assert ep.target == "app.main:app"
+    assert "create_app()" in ep.how
+
+
+def test_prefers_app_over_mounted_sub_apps(tmp_path: Path) -> None:
+    write(tmp_path, {"main.py": "from fastapi import FastAPI\nv1 = FastAPI()\napp = FastAPI()\napp.mount('/v1', v1)\n"})
+    assert detect(tmp_path)[0].attr == "app"
+
+
+def test_tests_folders_and_broken_files_are_skipped(tmp_path: Path) -> None:
+    write(tmp_path, {"tests/test_app.py": APP, "tests/helpers/app.py": APP, "broken.py": "def (:\n"})
+    ep, problem, _ = detect(tmp_path)
+    assert ep is None
+    assert problem.startswith("no FastAPI app found: looked in backend/app/main.py, app/main.py, main.py")
+    assert "broken.py" in problem and "\n" not in problem
+
+
+def test_syntax_error_in_candidate_still_gives_an_entrypoint(tmp_path: Path) -> None:
+    write(tmp_path, {"app/main.py": "from fastapi import FastAPI\napp = FastAPI(\n"})
+    ep, problem, _ = detect(tmp_path)
+    assert problem is None and ep.target == "app.main:app" and "syntax error" in ep.how
+
+
+def test_never_imports_submission_code(tmp_path: Path) -> None:
+    marker = tmp_path / "imported"
+    write(tmp_path, {"main.py": f"open({str(marker)!r}, 'w').close()\n" + APP})
+    assert detect(tmp_path)[0].target == "main:app"
+    assert not marker.exists()
+
+
+# --- overrides ----------------------------------------------------------------------------------
+
+
+def test_override_app_and_app_dir(tmp_path: Path) -> None:
+    write(tmp_path, {"backend/service/entry.py": APP, "main.py": APP})
+    ep, _, root = detect(tmp_path, app="service.entry:app", app_dir="backend")
+    assert ep.app_dir == (root / "backend").resolve() and ep.target == "service.entry:app"
+    assert ep.how == "given by --app service.entry:app --app-dir backend"
+
+
+def test_override_app_alone_finds_the_backend_folder(tmp_path: Path) -> None:
+    write(tmp_path, {"backend/app/main.py": APP})
+    ep, _, root = detect(tmp_path, app="app.main:api")
+    assert ep.app_dir == (root / "backend").resolve() and ep.target == "app.main:api"
+
+
+def test_override_app_dir_alone_detects_inside_it(tmp_path: Path) -> None:
+    write(tmp_path, {"main.py": APP, "svc/app/main.py": APP})
+    ep, _, root = detect(tmp_path, app_dir="svc")
+    assert ep.app_dir == (root / "svc").resolve() and ep.target == "app.main:app"
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"app": "main"}, "--app must look like module:attr"),
+        ({"app": "main:app:x"}, "--app must look like module:attr"),
+        ({"app": "nothere:app"}, "no nothere.py or nothere/__init__.py"),
+        ({"app": "main:app", "app_dir": "nope"}, "is not a folder in the submission"),
+        ({"app": "main:app", "app_dir": "../.."}, "is not inside the submission"),
+        ({"app": "main:app", "app_dir": "/etc"}, "is not inside the submission"),
+        ({"app_dir": "empty"}, "no FastAPI app found under --app-dir empty"),
+    ],
+)
+def test_bad_overrides_are_usage_errors(tmp_path: Path, kw: dict[str, str], message: str) -> None:
+    write(tmp_path, {"main.py": APP, "empty/readme.txt": "x"})
+    with pytest.raises(UsageError, match=message) as info:
+        detect(tmp_path, **kw)
+    assert "\n" not in str(info.value)
+
+
+# --- the copy -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", ["missing", "file"])
+def test_bad_path_is_a_usage_error(tmp_path: Path, make: str) -> None:
+    target = tmp_path / "sub"
+    if make == "file":
+        target.write_text("x")
+    with pytest.raises(UsageError, match="submission path") as info, open_workspace(target):
+        pass
+    assert info.value.exit_code == 2
+
+
+def test_copy_skips_caches_and_virtualenvs_and_is_removed(tmp_path: Path) -> None:
+    src = write(
+        tmp_path / "alice",
+        {
+            "main.py": APP,
+            ".venv/lib/site.py": "x",
+            "venv/x.py": "x",
+            "env311/pyvenv.cfg": "home = /usr",
+            "env311/lib/x.py": "",
+            ".git/HEAD": "ref",
+            "node_modules/a.js": "",
+            "app/__pycache__/m.cpython-311.pyc": "",
+            "app/old.pyc": "",
+            ".pytest_cache/v": "",
+            "data/keep.json": "{}",
+        },
+    )
+    with open_workspace(src) as ws:
+        assert ws.name == "alice" and ws.source == src.resolve()
+        assert ws.root.name == "alice" and ws.root != src
+        copied = sorted(p.relative_to(ws.root).as_posix() for p in ws.root.rglob("*") if p.is_file())
+        assert copied == ["data/keep.json", "main.py"]
+        tmp = ws.root.parent
+    assert not tmp.exists()
+    assert (src / ".venv/lib/site.py").exists()  # the source is untouched
+
+
+def test_temp_dir_removed_on_error_and_read_only_files(tmp_path: Path) -> None:
+    src = write(tmp_path / "s", {"main.py": APP})
+    with pytest.raises(RuntimeError), open_workspace(src) as ws:
+        tmp = ws.root.parent
+        locked = ws.root / "locked"
+        locked.mkdir()
+        (locked / "f").write_text("x")
+        locked.chmod(0o500)
+        raise RuntimeError("boom")
+    assert not tmp.exists()
+
+
+def test_symlinks_copied_as_links_only_inside(tmp_path: Path) -> None:
+    outside = tmp_path / "secret.txt"
+    outside.write_text("secret")
+    src = write(tmp_path / "s", {"main.py": APP, "conf/real.env": "A=1"})
+    os.symlink("conf/real.env", src / "inside.env")
+    os.symlink("../secret.txt", src / "escape.txt")
+    os.symlink(str(src / "conf/real.env"), src / "absolute.env")
+    os.symlink("nowhere", src / "dangling")
+    os.symlink("../..", src / "conf/up")  # a directory link out of the submission: never followed
+    with open_workspace(src) as ws:
+        assert (ws.root / "inside.env").is_symlink()
+        assert (ws.root / "inside.env").read_text() == "A=1"
+        for gone in ("escape.txt", "absolute.env", "dangling", "conf/up"):
+            assert not os.path.lexists(ws.root / gone)
+        assert ws.skipped == ["absolute.env", "conf/up", "dangling", "escape.txt"]
+
+
+def test_size_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = write(tmp_path / "s", {"main.py": APP, "big.bin": "x" * 5000})
+    temp_root = tmp_path / "temp"
+    temp_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp_root))
+    with pytest.raises(GraderError, match="larger than") as info, open_workspace(src, max_bytes=4096):
+        pass
+    assert not isinstance(info.value, UsageError) and "\n" not in str(info.value)
+    assert list(temp_root.iterdir()) == []  # the partial copy is gone
+
+
+def test_commit_of_a_git_submission(tmp_path: Path) -> None:
+    src = write(tmp_path / "repo", {"main.py": APP})
+    git = ["git", "-C", str(src), "-c", "user.name=t", "-c", "user.email=t@e", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "x"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    with open_workspace(src) as ws:
+        assert ws.commit == head
+        assert not (ws.root / ".git").exists()
+    # A folder inside that repository is not itself a repository.
+    sub = write(src / "sub", {"main.py": APP})
+    with open_workspace(sub) as ws:
+        assert ws.commit is None
