@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from checks.support import all_keys, commands_text, requests_text, strings_in, value_text, writes_to
+from checks.support import (
+    SCRIPTS, WRITES, all_keys, commands_text, keys_of, requests_text, strings_in, value_text, writes_to,
+)
 from grader.checking import CheckContext, check
-from grader.outcome import CheckOutcome, failed, passed
+from grader.outcome import CheckOutcome, error, failed, passed, skipped
 from grader.probe import Reply, VirtualClient
 from grader.proxy import Command
 
@@ -196,3 +200,302 @@ async def refill_after_expiry(ctx: CheckContext) -> CheckOutcome:
         return failed(f"after '{key}' expired, the next GET {PRODUCTS} did not write it again",
                       requests=[str(again)], redis=commands_text(refill.commands) or ["(no command)"])
     return await _judge_ttl(ctx, refill, "after it expired and was refilled")
+
+
+# ---- Advanced: stampede -----------------------------------------------------------------------------------
+
+STREAM_RATE = 100.0  # requests per second, the steady stream the course text describes
+PER_CLIENT = 8  # requests per virtual client: below the limiter's 10 a minute, so no stream request is refused
+LEAD_IN_S = 0.3  # traffic before the harness shortens the key's life
+TAIL_S = 1.0  # traffic after the key's shortened life ran out
+MAX_WRITES = 3  # value writes tolerated per expiry (XFetch recomputes early, and sometimes twice or thrice)
+EXPIRIES = 3  # at most this many expiries; the best one counts
+# How long the harness leaves the key to live once traffic flows, scaled by how long the app takes to load
+# the database: XFetch recomputes inside the last beta*delta*ln(rate*beta*delta) seconds (delta = load time),
+# so it must get a gradual run-up to the expiry, as it would at the end of a real 60 s TTL.
+SHORT_LIFE_MIN_S = 2.0
+SHORT_LIFE_MAX_S = 5.0
+SHORT_LIFE_PER_LOAD_S = 25.0
+EXPIRY_FIELD_WINDOW_S = (30.0, 70.0)  # an absolute expiry stored in the value lies this far ahead of now
+
+
+@dataclass
+class Expiry:
+    life_s: float
+    writes: list[Command]
+    replies: list[Reply]
+    metadata: str | None  # what the harness rewrote inside the value, if anything
+
+
+def _is_value_write(command: Command, key: str, markers: list[str]) -> bool:
+    """A write of the cached list itself - not a lock (SET NX, or another key) and not a read-only script.
+
+    The list's own strings (product names) travel in every write of the value, whatever its wrapper; when
+    none are known (compressed values), any plain write of the key without NX counts."""
+    if command.dropped or key not in keys_of(command):
+        return False
+    if command.name not in WRITES and command.name not in SCRIPTS:
+        return False
+    if markers:
+        return any(m in arg or json.dumps(m)[1:-1] in arg for arg in command.args for m in markers)
+    return command.name in WRITES and "NX" not in (a.upper() for a in command.args[1:])
+
+
+def _shorten_metadata(raw: str, life_s: float) -> tuple[str, str] | None:
+    """XFetch may keep its own expiry time inside the value ({"value": ..., "expiry": <unix time>}): then
+    a shorter Redis TTL alone would make the key vanish while the app still believes it has a minute left.
+    Any top-level number that looks like an absolute expiry about a minute ahead (seconds or milliseconds)
+    is moved to `life_s` from now. Returns (new value, what changed), or None when nothing looks like one."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    now = time.time()
+    low, high = EXPIRY_FIELD_WINDOW_S
+    changed = []
+    for name, field_value in value.items():
+        if isinstance(field_value, bool) or not isinstance(field_value, (int, float)):
+            continue
+        for scale in (1.0, 1000.0):
+            ahead = field_value / scale - now
+            if low <= ahead <= high:
+                new = (now + life_s) * scale
+                value[name] = int(new) if isinstance(field_value, int) else new
+                changed.append(f"{name}: {field_value} -> {value[name]}")
+                break
+    return (json.dumps(value), ", ".join(changed)) if changed else None
+
+
+async def _stream(client_factory: Callable[[], VirtualClient], duration_s: float) -> list[Reply]:
+    """~STREAM_RATE requests a second for `duration_s`, on a fixed schedule (open loop: a slow app does not slow
+    the stream down), each virtual client sending at most PER_CLIENT."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    tasks: list[asyncio.Task[Reply]] = []
+    client = client_factory()
+    for n in range(int(duration_s * STREAM_RATE)):
+        if n and n % PER_CLIENT == 0:
+            client = client_factory()
+        delay = start + n / STREAM_RATE - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(client.get(PRODUCTS)))
+    return list(await asyncio.gather(*tasks))
+
+
+async def _one_expiry(ctx: CheckContext, key: str, markers: list[str], life_s: float) -> Expiry:
+    """Traffic flows; the harness shortens the key's life to `life_s`; traffic goes on until well after it."""
+    stream = asyncio.create_task(_stream(ctx.probe.client, LEAD_IN_S + life_s + TAIL_S))
+    await asyncio.sleep(LEAD_IN_S)
+    mark = ctx.proxy.trace.mark()
+    metadata = None
+    raw = await ctx.redis.get(key) if await ctx.redis.type(key) == "string" else None
+    shortened = _shorten_metadata(raw, life_s) if raw is not None else None
+    if shortened is not None:
+        await ctx.redis.set(key, shortened[0], px=int(life_s * 1000))
+        metadata = shortened[1]
+    else:
+        await ctx.redis.pexpire(key, int(life_s * 1000))
+    replies = await stream
+    writes = [c for c in ctx.proxy.trace.since(mark) if _is_value_write(c, key, markers)]
+    return Expiry(life_s, writes, replies, metadata)
+
+
+@check("cache.stampede", title="A burst across the cache expiry loads the database about once", level="advanced",
+       requires=("app.uses_redis_url",), timeout=120.0)
+async def stampede(ctx: CheckContext) -> CheckOutcome:
+    populated = await populate(ctx, ctx.probe.client())
+    if populated.key is None:
+        return _not_populated(populated)
+    key = populated.key
+    markers = [s for s in strings_in(product_list(populated.reply.body) or []) if len(s) >= 3][:3]
+    # The first GET loaded the database: its time bounds the app's load time (XFetch's delta).
+    life_s = min(SHORT_LIFE_MAX_S, max(SHORT_LIFE_MIN_S, SHORT_LIFE_PER_LOAD_S * populated.reply.elapsed))
+    expiries: list[Expiry] = []
+    for _ in range(EXPIRIES):
+        if not await ctx.redis.exists(key):
+            await ctx.probe.client().get(PRODUCTS)  # refill, so every expiry starts from a warm key
+        expiry = await _one_expiry(ctx, key, markers, life_s)
+        expiries.append(expiry)
+        if len(expiry.writes) <= MAX_WRITES:
+            break
+    best = min(expiries, key=lambda e: len(e.writes))
+    counts = [len(e.writes) for e in expiries]
+    statuses: dict[str, int] = {}
+    for r in best.replies:
+        seen = str(r.status) if r.error is None else "no answer"
+        statuses[seen] = statuses.get(seen, 0) + 1
+    evidence: dict[str, object] = {
+        "key": key,
+        "value_writes_per_expiry": counts,
+        "tolerated": MAX_WRITES,
+        "key_life_s": round(life_s, 2),
+        "stream": f"{STREAM_RATE:g} req/s, {len(best.replies)} requests, {PER_CLIENT} per client",
+        "statuses": statuses,
+        "writes": commands_text(best.writes, limit=12),
+    }
+    if best.metadata:
+        evidence["expiry_in_value_moved"] = best.metadata
+    failures = [r for r in best.replies if not r.ok]
+    if best.replies and len(failures) > len(best.replies) // 10:
+        return failed(f"during the stream across the expiry {len(failures)} of {len(best.replies)} GET {PRODUCTS} "
+                      f"failed ({failures[0]})", **evidence)
+    if len(best.writes) <= MAX_WRITES:
+        return passed(f"with ~{STREAM_RATE:g} req/s flowing across the expiry of '{key}', the list was written "
+                      f"{len(best.writes)} time(s): the database was loaded about once", **evidence)
+    return failed(
+        f"with ~{STREAM_RATE:g} req/s flowing across the expiry of '{key}', the list was written "
+        f"{' / '.join(map(str, counts))} times in {len(counts)} expiries (at most {MAX_WRITES} expected): every "
+        "request that found the key missing loaded the database (a cache stampede)",
+        **evidence,
+    )
+
+
+# ---- Advanced: invalidation -------------------------------------------------------------------------------
+
+WRITE_METHODS = ("post", "put", "patch")
+
+
+@dataclass
+class WriteEndpoint:
+    method: str
+    template: str  # the OpenAPI path, e.g. /products/{product_id}
+    schema: dict[str, Any]
+
+
+def _resolve_schema(schema: dict[str, Any], openapi: dict[str, Any]) -> dict[str, Any]:
+    for _ in range(20):
+        if "$ref" not in schema:
+            break
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        schema = openapi.get("components", {}).get("schemas", {}).get(name, {})
+    if "allOf" in schema and len(schema["allOf"]) == 1:
+        return _resolve_schema(schema["allOf"][0], openapi)
+    return schema
+
+
+def write_endpoints(openapi: dict[str, Any]) -> list[WriteEndpoint]:
+    """POST /products first (it needs no id), then PUT/PATCH /products/{id}, each with a JSON body schema."""
+    found = []
+    for path, operations in (openapi.get("paths") or {}).items():
+        if not (path.rstrip("/") == PRODUCTS or path.startswith(PRODUCTS + "/{")) or path.count("/") > 2:
+            continue
+        for method in WRITE_METHODS:
+            operation = (operations or {}).get(method)
+            if not isinstance(operation, dict):
+                continue
+            try:
+                schema = operation["requestBody"]["content"]["application/json"]["schema"]
+            except (KeyError, TypeError):
+                continue
+            found.append(WriteEndpoint(method, path, _resolve_schema(schema, openapi)))
+    return sorted(found, key=lambda e: ("{" in e.template, WRITE_METHODS.index(e.method)))
+
+
+def _sample(schema: dict[str, Any], openapi: dict[str, Any], name: str, token: str, number: float) -> Any:
+    schema = _resolve_schema(schema, openapi)
+    options = schema.get("anyOf") or schema.get("oneOf")
+    if options:
+        typed = [o for o in options if _resolve_schema(o, openapi).get("type") != "null"]
+        schema = _resolve_schema(typed[0] if typed else options[0], openapi)
+    if "enum" in schema and schema["enum"]:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "string":
+        return token if "desc" not in name.lower() else f"{token} description"
+    if kind == "integer":
+        return int(number)
+    if kind == "number":
+        return number
+    if kind == "boolean":
+        return True
+    if kind == "array":
+        return []
+    if kind == "object":
+        return {p: _sample(s, openapi, p, token, number) for p, s in (schema.get("properties") or {}).items()
+                if p in schema.get("required", [])}
+    return token
+
+
+def sample_body(schema: dict[str, Any], openapi: dict[str, Any], token: str, number: float) -> dict[str, Any]:
+    """A body with every field of the schema (required or not, except ids), strings set to `token`, numbers to
+    `number`: the product written is recognisable in any later listing."""
+    properties = (schema.get("properties") or {})
+    return {p: _sample(s, openapi, p, token, number) for p, s in properties.items()
+            if p.lower() != "id" or p in schema.get("required", [])}
+
+
+def _fill_path(template: str, products: list[Any]) -> str | None:
+    """/products/{id} with the id of a product the listing showed, or None when it shows none."""
+    if "{" not in template:
+        return template
+    ids = [p.get("id") for p in products if isinstance(p, dict) and p.get("id") is not None]
+    if not ids:
+        return None
+    head, _, rest = template.partition("{")
+    return head + str(ids[0]) + rest.partition("}")[2]
+
+
+@check("cache.invalidation", title="After a product is written, GET /products shows the new data",
+       level="advanced", requires=("app.uses_redis_url",))
+async def invalidation(ctx: CheckContext) -> CheckOutcome:
+    endpoints = write_endpoints(ctx.openapi)
+    if not endpoints:
+        return skipped(f"the app has no write endpoint under {PRODUCTS} (POST {PRODUCTS}, PUT/PATCH "
+                       f"{PRODUCTS}/{{id}} with a JSON body in /openapi.json), so there is nothing to invalidate",
+                       applicable=False)
+    client = ctx.probe.client()
+    populated = await populate(ctx, client)
+    if populated.key is None:
+        return _not_populated(populated)
+    products = product_list(populated.reply.body) or []
+    token = f"rg-new-{uuid.uuid4().hex[:8]}"
+    number = float(700_000 + uuid.uuid4().int % 100_000) + 0.5
+    attempts: list[Reply] = []
+    written = None
+    for endpoint in endpoints:
+        path = _fill_path(endpoint.template, products)
+        if path is None:
+            continue
+        body = sample_body(endpoint.schema, ctx.openapi, token, number)
+        reply = await client.request(endpoint.method.upper(), path, json=body)
+        attempts.append(reply)
+        if reply.ok:
+            written = (endpoint, path, body)
+            break
+    if written is None:
+        evidence = {"requests": requests_text(attempts), "bodies": [a.text[:200] for a in attempts]}
+        crashed = [a for a in attempts if a.status is not None and a.status >= 500]
+        if crashed:
+            return failed(f"writing a product failed: {crashed[0]}", **evidence)
+        return error(f"the harness could not write a product through {', '.join(f'{e.method.upper()} {e.template}' for e in endpoints)}",
+                     **evidence)
+    endpoint, path, body = written
+    mark = ctx.proxy.trace.mark()
+    after = await client.get(PRODUCTS)
+    def shows(reply: Reply) -> bool:
+        # The written strings, or its number when the schema has no string field (an integer field gets it cut).
+        return token in reply.text or str(int(number)) in reply.text
+
+    if after.ok and not shows(after):
+        # A background task may still be invalidating; a stale cache stays stale for a minute, not 300 ms.
+        await asyncio.sleep(0.3)
+        after = await client.get(PRODUCTS)
+    evidence = {
+        "key": populated.key,
+        "requests": requests_text([populated.reply, *attempts, after]),
+        "written": body,
+        "redis_after_write": commands_text(ctx.proxy.trace.since(mark)),
+    }
+    if not after.ok:
+        return failed(f"after {endpoint.method.upper()} {path}, GET {PRODUCTS} answered {after.status or after.error}",
+                      **evidence)
+    if shows(after):
+        return passed(f"after {endpoint.method.upper()} {path}, GET {PRODUCTS} showed the new product", **evidence)
+    return failed(
+        f"after {endpoint.method.upper()} {path} was accepted ({attempts[-1].status}), GET {PRODUCTS} still served "
+        f"the old list from '{populated.key}': the cached list was not deleted or refreshed",
+        **evidence,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from checks.support import commands_text, requests_text
@@ -137,3 +138,100 @@ async def top(ctx: CheckContext) -> CheckOutcome:
         return failed(f"GET {TOP} returned the right 3 players in the wrong order (expected highest first)",
                       **evidence)
     return failed(f"GET {TOP} returned {got}, expected the 3 highest: {expected}", **evidence)
+
+
+# ---- Advanced ---------------------------------------------------------------------------------------------
+
+REJECTED = (422, 400)  # FastAPI's validation error; 400 is a fair hand-written answer to bad input
+
+
+@check("leaderboard.validation", title="Bad POST /score input gets 422, never 500", level="advanced",
+       requires=("app.uses_redis_url",))
+async def validation(ctx: CheckContext) -> CheckOutcome:
+    fields = score_fields(ctx.openapi)
+    client = ctx.probe.client()
+    cases = {
+        f"missing '{fields.score}'": {fields.user: _player("nos")},
+        f"non-numeric '{fields.score}'": {fields.user: _player("nan"), fields.score: "not-a-number"},
+    }
+    replies = {case: await client.post(SCORE, json=body) for case, body in cases.items()}
+    evidence = {"requests": [f"{case}: {body} -> {replies[case].status or replies[case].error}"
+                             for case, body in cases.items()],
+                "fields": fields.how}
+    wrong = [(case, reply) for case, reply in replies.items() if reply.status not in REJECTED]
+    if not wrong:
+        statuses = sorted({r.status for r in replies.values()})
+        return passed(f"POST {SCORE} rejected a missing and a non-numeric score with "
+                      f"{'/'.join(map(str, statuses))}", **evidence)
+    case, reply = wrong[0]
+    seen = reply.status if reply.error is None else reply.error
+    why = (" (an unhandled error: declare the body as a pydantic model with a float score)" if reply.status == 500
+           else " (it was accepted: the input is not validated)" if reply.ok else "")
+    return failed(f"POST {SCORE} with a {case} answered {seen}, expected 422{why}",
+                  body=reply.text[:300], **evidence)
+
+
+def _module_exists(app_dir: Path, module: str) -> bool:
+    base = app_dir.joinpath(*module.split("."))
+    return (base.with_suffix(".py").is_file() or (base / "__main__.py").is_file()
+            or (base / "__init__.py").is_file())
+
+
+def _static_pipelines(ctx: CheckContext) -> list[str]:
+    """Pipelines in files that add scores (ZADD/ZINCRBY): the bulk insert, wherever it lives."""
+    near = []
+    for finding in ctx.facts.pipelines:
+        try:
+            text = (ctx.workspace.root / finding.file).read_text(errors="replace").lower()
+        except OSError:
+            continue
+        if "zadd" in text or "zincrby" in text:
+            near.append(f"{finding.file}:{finding.line}: {finding.text}")
+    return near
+
+
+def _tail(output: str, lines: int = 15) -> list[str]:
+    return output.strip().splitlines()[-lines:]
+
+
+@check("leaderboard.pipeline", title="The test data is bulk-inserted with a pipeline", level="advanced",
+       requires=("app.uses_redis_url",), timeout=90.0)
+async def pipeline(ctx: CheckContext) -> CheckOutcome:
+    static = _static_pipelines(ctx)
+    modules = [m for m in ctx.settings.get("seed_modules", []) if _module_exists(ctx.app_dir, m)]
+    evidence: dict[str, Any] = {"pipelines_in_code": static or ["(none near ZADD/ZINCRBY code)"]}
+    if modules:
+        module = modules[0]
+        mark = ctx.proxy.trace.mark()
+        run = await ctx.run([ctx.python, "-m", module], timeout=float(ctx.settings.get("seed_timeout", 30)))
+        commands = ctx.proxy.trace.since(mark)
+        zset = [c for c in commands if c.name in ZSET_WRITES]
+        # A round trip of its own: neither sent while earlier commands awaited replies, nor queued in MULTI.
+        alone = [c for c in zset if not (c.pipelined or c.in_multi)]
+        evidence.update(seed=f"python -m {module}", exit_code=run.returncode,
+                        redis=commands_text(commands, limit=12), output_tail=_tail(run.output))
+        if run.returncode == 0 and zset:
+            members = sum((len(c.args) - 1) // 2 for c in zset)
+            if len(zset) == 1:
+                return passed(f"python -m {module} added {members} members with a single ZADD (one round trip)",
+                              **evidence)
+            if len(alone) * 2 <= len(zset):
+                return passed(f"python -m {module} sent {len(zset)} ZADD/ZINCRBY in {len(alone)} round trip(s): "
+                              "a pipeline", **evidence)
+            return failed(f"python -m {module} sent {len(zset)} ZADD/ZINCRBY, {len(alone)} of them each in its own "
+                          "round trip: batch them in one pipeline", **evidence)
+        problem = (f"timed out after {ctx.settings.get('seed_timeout', 30)} s" if run.timed_out
+                   else f"exited with code {run.returncode}" if run.returncode else "added no scores to Redis")
+        # The seeding could not be observed: the code decides, and the evidence says why.
+        evidence["seed_problem"] = problem
+        if static:
+            return passed(f"python -m {module} {problem}, but the code uses a pipeline where it adds scores "
+                          f"({static[0]})", **evidence)
+        return failed(f"python -m {module} {problem}, and no pipeline is used where scores are added", **evidence)
+    searched = ", ".join(ctx.settings.get("seed_modules", [])) or "(none configured)"
+    evidence["seed_modules_searched"] = searched
+    if static:
+        return passed(f"no seed module to run ({searched}); the code uses a pipeline where it adds scores "
+                      f"({static[0]})", **evidence)
+    return failed(f"no pipeline is used where scores are added, and no seed module was found ({searched}): "
+                  "bulk-insert the test players with one pipeline", **evidence)

@@ -7,12 +7,12 @@ import time
 from dataclasses import dataclass
 
 from checks.support import (
-    all_keys, commands_text, crossed_minute, first_status, keys_of, requests_text, SCRIPTS, WRITES,
+    EXPIRES, SCRIPTS, WRITES, all_keys, commands_text, crossed_minute, first_status, keys_of, requests_text,
 )
 from grader.checking import CheckContext, check
 from grader.outcome import CheckOutcome, failed, passed
 from grader.probe import Reply, VirtualClient
-from grader.proxy import Command
+from grader.proxy import Command, Fault
 
 LIMIT = 10
 ROUTE = "/products"  # the limiter guards every route; one route is enough, and a per-route limiter guards this one
@@ -155,3 +155,175 @@ async def key_format(ctx: CheckContext) -> CheckOutcome:
         + (", ".join(await counter_keys(ctx, client.ip, commands)) or "none"),
         requests=[str(reply)], redis=commands_text(commands),
     )
+
+
+# ---- Advanced ---------------------------------------------------------------------------------------------
+
+SCRIPT_PROBES = 3  # requests whose limiter traffic is inspected for a script call (all below the limit)
+LOAD_REQUESTS = 50
+# During the concurrent burst every Redis round trip is delayed a little: a GET-then-SET limiter's race window
+# then spans every overlapping request whatever the machine's speed, while an atomic limiter still counts
+# exactly (latency changes when a command runs, never what it does).
+LOAD_LATENCY_S = 0.05
+CRASH_PROBES = 3
+COUNTING = WRITES | {"ZREMRANGEBYSCORE"}  # commands that change a counter (EXPIRE-family ones are separate)
+
+
+def _names_ip(command: Command, ip: str) -> bool:
+    """A script call run for client `ip`: one of its keys or arguments names the address (args[0] is the
+    script body, its sha or the function name, never the client)."""
+    return any(ip in arg for arg in command.args[1:])
+
+
+def _separate(commands: list[Command], ip: str) -> list[Command]:
+    """Counter commands for `ip` sent outside any script: what a non-Lua limiter does instead."""
+    return [c for c in commands if c.name not in SCRIPTS and c.name not in ("MULTI", "EXEC")
+            and any(ip in k for k in keys_of(c))]
+
+
+@check("ratelimit.lua", title="The check-and-increment runs as one Lua script per request", level="advanced",
+       requires=("app.uses_redis_url",))
+async def lua(ctx: CheckContext) -> CheckOutcome:
+    client = ctx.probe.client()
+    per_request: list[tuple[Reply, list[Command]]] = []
+    for _ in range(SCRIPT_PROBES):
+        mark = ctx.proxy.trace.mark()
+        reply = await client.get(ROUTE)
+        per_request.append((reply, ctx.proxy.trace.since(mark)))
+    everything = [c for _, commands in per_request for c in commands]
+    keys = await counter_keys(ctx, client.ip, everything)
+    evidence: dict[str, object] = {
+        "requests": requests_text(r for r, _ in per_request),
+        "redis": commands_text(everything),
+    }
+    missing = []
+    for n, (reply, commands) in enumerate(per_request, 1):
+        # Tied to this request: the script names the client's address, or declares one of its counter keys.
+        scripts = [c for c in commands if c.name in SCRIPTS
+                   and (_names_ip(c, client.ip) or set(keys_of(c)) & set(keys))]
+        if not scripts:
+            missing.append(n)
+    if missing:
+        instead = _separate(everything, client.ip) or [c for c in everything if set(keys_of(c)) & set(keys)]
+        atomic_only = any(c.in_multi for c in instead)
+        what = (" ran instead: " + "; then ".join(str(c) for c in instead[:4])) if instead else (
+            " sent no command naming the client's counter")
+        return failed(
+            f"request {missing[0]} from {client.ip} ran no Lua script (EVAL/EVALSHA/FCALL) for its counter;"
+            + what + (" (MULTI/EXEC is atomic, but it is not a Lua script: the check and the increment still "
+                      "happen in two steps)" if atomic_only else ""),
+            counter_keys=keys, **evidence,
+        )
+    # The script runs, but the count must not also change outside it (check in Lua, increment outside = race).
+    outside = [c for c in _separate(everything, client.ip) if c.name in COUNTING]
+    if outside:
+        return failed(
+            f"a Lua script runs for {client.ip}, but the counter is also changed outside it: {outside[0]} - "
+            "the check and the increment must both happen inside the script",
+            counter_keys=keys, **evidence,
+        )
+    script = next(c for c in per_request[0][1] if c.name in SCRIPTS and
+                  (_names_ip(c, client.ip) or set(keys_of(c)) & set(keys)))
+    return passed(
+        f"each of {SCRIPT_PROBES} requests from {client.ip} ran one {script.name} for its counter "
+        f"({', '.join(keys_of(script)) or 'keys passed as arguments'})",
+        counter_keys=keys, **evidence,
+    )
+
+
+@check("ratelimit.atomic_under_load", title="50 concurrent requests from one IP: exactly 10 served, 40 get 429",
+       level="advanced", requires=("app.uses_redis_url",))
+async def atomic_under_load(ctx: CheckContext) -> CheckOutcome:
+    # Warm the cache from another address so the served requests are quick and the burst really overlaps.
+    await ctx.probe.client().get(ROUTE)
+    for _ in range(3):
+        client = ctx.probe.client()
+        ctx.probe.peak_in_flight = ctx.probe.in_flight
+        ctx.proxy.latency = LOAD_LATENCY_S
+        started = time.time()
+        mark = ctx.proxy.trace.mark()
+        try:
+            replies = list(await asyncio.gather(*(client.get(ROUTE) for _ in range(LOAD_REQUESTS))))
+        finally:
+            ctx.proxy.latency = 0.0
+        if not crossed_minute(started):
+            break
+    commands = ctx.proxy.trace.since(mark)
+    refused = sum(1 for r in replies if r.status == TOO_MANY)
+    served = sum(1 for r in replies if r.ok)
+    statuses: dict[str, int] = {}
+    for r in replies:
+        seen = str(r.status) if r.error is None else "no answer"
+        statuses[seen] = statuses.get(seen, 0) + 1
+    evidence = {
+        "statuses": statuses,
+        "peak_in_flight": ctx.probe.peak_in_flight,
+        "latency_injected_s": LOAD_LATENCY_S,
+        "requests": requests_text(replies, limit=12),
+        # The limiter's own commands for this client (connection setup of the app's pool is noise here).
+        "redis": commands_text([c for c in commands if any(client.ip in a for a in c.args)], limit=15),
+    }
+    if served == LIMIT and refused == LOAD_REQUESTS - LIMIT:
+        return passed(f"{LOAD_REQUESTS} concurrent requests from {client.ip} "
+                      f"({ctx.probe.peak_in_flight} in flight at once): {served} served, {refused} got 429",
+                      **evidence)
+    others = LOAD_REQUESTS - served - refused
+    message = (f"{LOAD_REQUESTS} concurrent requests from {client.ip} ({ctx.probe.peak_in_flight} in flight at "
+               f"once): {served} served and {refused} got 429, expected exactly {LIMIT} served")
+    if served > LIMIT:
+        message += " - concurrent requests read the same count before any of them wrote it back (a race)"
+    if others:
+        message += f"; {others} got neither (statuses {statuses})"
+        if statuses.get("500"):
+            message += MIDDLEWARE_500
+    return failed(message, **evidence)
+
+
+@check("ratelimit.crash_safe", title="A lost EXPIRE never leaves a counter without a TTL", level="advanced",
+       requires=("app.uses_redis_url",))
+async def crash_safe(ctx: CheckContext) -> CheckOutcome:
+    client = ctx.probe.client()
+    ip = client.ip
+    # The fault: the first EXPIRE-family command on this client's counter, sent on its own (inside MULTI the
+    # proxy never drops), is answered with an error and never reaches Redis - as if the app died between
+    # the increment and the expiry. Later requests may repair the TTL: a limiter that does is crash safe.
+    ctx.proxy.add_fault(Fault(lambda c: c.name in EXPIRES and bool(c.args) and ip in c.args[0], times=1))
+    mark = ctx.proxy.trace.mark()
+    replies = [await client.get(ROUTE) for _ in range(CRASH_PROBES)]
+    commands = ctx.proxy.trace.since(mark)
+    ctx.proxy.clear_faults()
+    keys = await counter_keys(ctx, ip, commands)
+    if keys and not any(ip in k for k in keys):
+        # The counter does not name the address (hashed or shared): drop the first expiry of those keys instead.
+        await ctx.redis.flushall()
+        client = ctx.probe.client()
+        named = set(keys)
+        ctx.proxy.add_fault(Fault(lambda c: c.name in EXPIRES and bool(c.args) and c.args[0] in named, times=1))
+        mark = ctx.proxy.trace.mark()
+        replies = [await client.get(ROUTE) for _ in range(CRASH_PROBES)]
+        commands = ctx.proxy.trace.since(mark)
+        ctx.proxy.clear_faults()
+        keys = await counter_keys(ctx, client.ip, commands)
+    dropped = [c for c in commands if c.dropped]
+    evidence: dict[str, object] = {
+        "requests": requests_text(replies),
+        "redis": commands_text(commands),
+        "dropped": [str(c) for c in dropped],
+    }
+    if not keys:
+        return failed(f"after {CRASH_PROBES} requests from {client.ip} no counter key could be found in Redis",
+                      **evidence)
+    ttls = {k: await ctx.redis.ttl(k) for k in keys}
+    evidence["counter_ttls"] = ttls
+    endless = [k for k, t in ttls.items() if t == -1]
+    if endless:
+        lost = f"'{dropped[0]}' was lost" if dropped else "an expiry was lost"
+        return failed(
+            f"{lost} (the proxy answered it with an error, as if the app crashed after the increment) and counter "
+            f"'{endless[0]}' is left with TTL -1: {client.ip} would stay blocked forever - set the TTL in the same "
+            "Lua script as the increment",
+            **evidence,
+        )
+    how = (f"the dropped '{dropped[0]}' was repaired by a later request" if dropped
+           else "no separate EXPIRE was sent, so nothing could be lost between increment and expiry")
+    return passed(f"every counter key of {client.ip} has a TTL ({how})", **evidence)

@@ -133,6 +133,11 @@ class RunningApp:
                     pass
                 time.sleep(min(POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
 
+    @property
+    def process(self) -> SandboxedProcess | None:
+        """The sandboxed uvicorn process of the last start attempt (None before start())."""
+        return self._proc
+
     def poll(self) -> int | None:
         """The app's exit code if it has exited, else None."""
         return self._proc.poll() if self._proc is not None else None

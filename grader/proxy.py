@@ -642,8 +642,9 @@ class RedisProxy:
         try:
             await conn.run()
         except asyncio.CancelledError:
+            # Only stop() cancels this task. End it normally: asyncio's stream callback calls
+            # task.exception(), which would raise (and log) for a cancelled task.
             conn.close(abort=True)
-            raise
         except Exception:  # one broken connection must not affect the others
             log.exception("proxy conn %d failed", cid)
             conn.close(abort=True)

@@ -187,10 +187,13 @@ async def _run_checks(
     probe = Probe(start.base_url, timeout=options.request_timeout)
     direct = redis.asyncio.from_url(server.url, decode_responses=True)
 
-    async def run(argv: list[str], *, timeout: float, env: dict[str, str] | None = None) -> CompletedRun:
+    async def run(
+        argv: list[str], *, timeout: float, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> CompletedRun:
+        """`cwd` defaults to the app's folder; a check may pick another inside the workspace (its tests' root)."""
         bin_dir = str(Path(python_env.python).parent)
         full_env = {"PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin", **_redis_env(proxy), **(env or {})}
-        return await asyncio.to_thread(run_sandboxed, argv, app_dir, full_env, timeout=timeout)
+        return await asyncio.to_thread(run_sandboxed, argv, cwd or app_dir, full_env, timeout=timeout)
 
     try:
         context = CheckContext(

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from grader.errors import GraderError, UsageError
 
@@ -244,7 +246,11 @@ def _launch_local(binary: str, workdir: Path, timeout: float) -> tuple[subproces
         proc = subprocess.Popen(
             argv, cwd=workdir, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
-    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2, socket_connect_timeout=2)
+    # Short timeouts and no retries: if another process won the port race, it may accept and never
+    # answer, and redis-py's default retries would turn each PING into many seconds.
+    client = redis.Redis(
+        host="127.0.0.1", port=port, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+    )
     deadline = time.monotonic() + timeout
     try:
         while True:

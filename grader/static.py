@@ -8,8 +8,14 @@ built elsewhere), the student gets the benefit of the doubt:
 - an async client whose decode_responses cannot be seen is listed in `decode_responses`, never in
   `missing_decode_responses`;
 - a client call whose name resolves to both the async and the sync module (try/except imports) is async;
-- only names bound by imports (or a module-level alias of one) are resolved; a client built through an
-  unresolvable helper or subclass is simply not listed.
+- only names bound by imports (a module-level alias of one, or a local subclass of a client class) are
+  resolved; a client built through a helper this cannot follow is simply not listed;
+- a pool found only by name in another module counts only when every assignment of that name is a pool
+  whose setting is visible;
+- `redis_urls` lists hard-coded addresses only: a URL that is the fallback of an environment read
+  (os.getenv("REDIS_URL", "redis://..."), a pydantic settings default) is not hard-coded.
+Known limits: scopes are approximated by function (not by block), `Sentinel(...).master_for(...)` is a
+client of unknown decoding, and attribute chains through call results (`get_settings().url`) are not followed.
 """
 
 from __future__ import annotations
@@ -48,9 +54,14 @@ class StaticFacts:
     pipelines: list[Finding] = field(default_factory=list)
     lua: list[Finding] = field(default_factory=list)
     functions_api: list[Finding] = field(default_factory=list)
+    # Hard-coded addresses: redis:// literals (not env fallbacks, not f-strings, not docstrings) and client/pool
+    # calls given a literal host or port.
     redis_urls: list[Finding] = field(default_factory=list)
+    # os.getenv / os.environ[...] / environ.get / config("REDIS_URL"), Field(alias="REDIS_URL"), or a
+    # pydantic settings field named redis_url without an env_prefix.
     reads_redis_url_env: bool = False
-    libraries: set[str] = field(default_factory=set)  # top-level non-stdlib modules imported
+    # Top-level non-stdlib modules imported absolutely (the submission's own packages, e.g. `app`, too).
+    libraries: set[str] = field(default_factory=set)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready, for check evidence."""
@@ -90,6 +101,7 @@ def analyze(root: Path) -> StaticFacts:
             continue
         modules.append(_Module(rel, tree, lines))
 
+    _adopt_subclasses(modules)
     pools: dict[str, list[_Pool]] = defaultdict(list)  # last name of the assigned target -> pools
     for mod in modules:
         mod.evaluate_pools()
@@ -256,14 +268,12 @@ class _Module:
         self.stars: set[str] = set()
         self.imports: set[str] = set()
         self._collect_imports()
-        self.uses_redis = any(_is_redis_name(q) for names in self.aliases.values() for q in names) or bool(self.stars)
+        self.via_subclass: set[str] = set()  # local names of classes deriving from a redis client class
         # Assignments by scope (function node or the module) and target text; and all of them by text.
         self.assigned: dict[ast.AST, dict[str, list[ast.expr]]] = defaultdict(lambda: defaultdict(list))
         self.assigned_any: dict[str, list[ast.expr]] = defaultdict(list)
         self.params: dict[ast.AST, set[str]] = {}
         self.mutated: set[str] = set()  # dict names changed after creation (kw["decode_responses"] = ...)
-        if self.uses_redis:  # only needed to follow values into redis calls
-            self._collect_assignments()
         self.pool_calls: dict[ast.Call, _Pool] = {}
         self.pools_by_lastname: dict[str, list[_Pool]] = defaultdict(list)
 
@@ -310,6 +320,11 @@ class _Module:
                             self.stars.add(node.module)
                     else:
                         self.aliases[a.asname or a.name].add(f"{node.module}.{a.name}")
+            elif isinstance(node, ast.ImportFrom):  # relative: a local module, never redis itself
+                prefix = "." * node.level + (node.module or "")
+                for a in node.names:
+                    if a.name != "*":
+                        self.aliases[a.asname or a.name].add(f"{prefix}.{a.name}")
         # Module-level aliases of redis names: `Redis = redis.asyncio.Redis`, `make = aioredis.from_url`.
         for node in self.tree.body:
             if isinstance(node, ast.Assign) and isinstance(node.value, (ast.Name, ast.Attribute)):
@@ -424,9 +439,55 @@ class _Module:
             return _Decode.UNKNOWN
         return _Decode.NO
 
+    @property
+    def uses_redis(self) -> bool:
+        return bool(self.stars) or any(_is_redis_name(q) for names in self.aliases.values() for q in names)
+
+    def subclass_bases(self) -> dict[str, set[str]]:
+        """Classes defined here that derive from a redis client class: name -> qualified redis bases."""
+        out: dict[str, set[str]] = {}
+        for node in self.nodes:
+            if isinstance(node, ast.ClassDef):
+                bases = {
+                    q
+                    for b in node.bases
+                    for q in self.resolve(b)
+                    if _kind_of(q) in (_Kind.ASYNC_CLIENT, _Kind.SYNC_CLIENT)
+                }
+                if bases:
+                    out[node.name] = bases
+        return out
+
+    def adopt(self, subclasses: dict[str, set[str]]) -> None:
+        """Let `Cache(...)` resolve to its redis base, here and where `Cache` is imported."""
+        defined = {n.name for n in self.nodes if isinstance(n, ast.ClassDef)}
+        for name in defined & subclasses.keys():
+            self.aliases[name] |= subclasses[name]
+            self.via_subclass.add(name)
+        for name, targets in list(self.aliases.items()):
+            for q in list(targets):
+                last = q.rsplit(".", 1)[-1]
+                if not _is_redis_name(q) and last in subclasses:
+                    targets |= subclasses[last]
+                    self.via_subclass.add(name)
+
     def evaluate_pools(self) -> None:
+        # A name matched across modules (`from app.db import pool`, `app.state.pool`) may also be assigned
+        # something that is not a pool we can read (`pool = make_pool()`): such a value makes it UNKNOWN.
+        for node in self.nodes:
+            if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+                value = node.value
+                if (isinstance(value, ast.Constant) and value.value is None) or (
+                    isinstance(value, ast.Call) and _Kind.POOL in self.kinds(value)
+                ):
+                    continue
+                for t in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                    if isinstance(t, (ast.Name, ast.Attribute)):
+                        last = t.id if isinstance(t, ast.Name) else t.attr
+                        self.pools_by_lastname[last].append(_Pool(_Decode.UNKNOWN, self.finding(node)))
         if not self.uses_redis:
             return
+        self._collect_assignments()  # only needed to follow values into redis calls
         for node in self.nodes:
             if isinstance(node, ast.Call) and _Kind.POOL in self.kinds(node):
                 pool = _Pool(self.call_decode(node, _is_from_url(node)), self.finding(node))
@@ -448,11 +509,16 @@ class _Module:
             candidates = [self.pool_calls[v] for v in values if isinstance(v, ast.Call) and v in self.pool_calls]
             # Built in another module: `from app.redis import pool`, or `app.state.pool` set in a lifespan.
             if not values and (isinstance(expr, ast.Attribute) or expr.id in self.aliases):
-                candidates = pools.get(expr.id if isinstance(expr, ast.Name) else expr.attr, [])
+                if isinstance(expr, ast.Name):  # by the name it has where it was built (`import x as y`)
+                    names = {q.rsplit(".", 1)[-1] for q in self.aliases[expr.id]}
+                else:
+                    names = {expr.attr}
+                candidates = [pool for name in sorted(names) for pool in pools.get(name, [])]
         if not candidates:
             return _Decode.UNKNOWN, None
         decode = _combine(p.decode for p in candidates)
-        return decode, candidates[0].finding if len(candidates) == 1 else None
+        # The pool's line is where the fix goes; for an unknown pool the client's line says more.
+        return decode, candidates[0].finding if len(candidates) == 1 and decode is not _Decode.UNKNOWN else None
 
     # ---- the walk
     def collect(self, facts: StaticFacts, pools: dict[str, list[_Pool]], settings: set[str]) -> None:
@@ -483,6 +549,8 @@ class _Module:
             here = self.finding(call)
             facts.async_clients.append(here)
             decode, where = self._client_decode(call, kinds, pools)
+            if _root_name(func) in self.via_subclass and not any(k.arg == "decode_responses" for k in call.keywords):
+                decode = _Decode.UNKNOWN  # the subclass's own __init__ may set it
             target = where or here
             (
                 facts.missing_decode_responses if decode in (_Decode.NO, _Decode.ABSENT) else facts.decode_responses
@@ -500,7 +568,10 @@ class _Module:
             return
         receiver = self.resolve(func.value)
         foreign = bool(receiver) and not any(_is_redis_name(q) for q in receiver)  # transformers.pipeline(...)
-        npos = len(call.args) + (99 if any(isinstance(a, ast.Starred) for a in call.args) else 0)
+        # Positional arguments, counting *args and the redis-only keyword numkeys= as "enough".
+        npos = len(call.args)
+        if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg == "numkeys" for k in call.keywords):
+            npos += 99
         if attr == "pipeline" and not foreign:
             facts.pipelines.append(self.finding(call))
         if not foreign and attr in _LUA_CALLS and npos >= _LUA_CALLS[attr]:
@@ -575,6 +646,22 @@ class _Module:
             owner = self.parent.get(parent)
             return isinstance(owner, ast.ClassDef) and owner.name in settings
         return False
+
+
+def _adopt_subclasses(modules: list[_Module]) -> None:
+    subclasses: dict[str, set[str]] = {}
+    for _ in range(2):  # a second round catches a subclass of a subclass
+        for mod in modules:
+            for name, bases in mod.subclass_bases().items():
+                subclasses.setdefault(name, set()).update(bases)
+        for mod in modules:
+            mod.adopt(subclasses)
+
+
+def _root_name(expr: ast.expr) -> str | None:
+    while isinstance(expr, ast.Attribute):
+        expr = expr.value
+    return expr.id if isinstance(expr, ast.Name) else None
 
 
 def _is_from_url(call: ast.Call) -> bool:

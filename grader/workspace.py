@@ -93,10 +93,17 @@ def open_workspace(
     source = source.resolve()
     name = source.name or "submission"
 
-    tmp = Path(tempfile.mkdtemp(prefix="redis-grader-ws-"))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix="redis-grader-ws-")).resolve()
+    except OSError as exc:
+        raise GraderError(f"cannot create a private workspace: {exc}") from None
     try:
         root = tmp / name
-        skipped = _copy_tree(source, root, max_bytes)
+        try:
+            skipped = _copy_tree(source, root, max_bytes)
+        except OSError as exc:  # an unreadable file, a full disk: one line, not a traceback
+            where = f" {exc.filename}" if exc.filename else ""
+            raise GraderError(f"cannot copy the submission{where}: {exc.strerror or exc}") from None
         if app is not None or app_dir is not None:
             entrypoint, problem = _override(root, source, app, app_dir), None
         else:
@@ -216,6 +223,7 @@ class _Module:
     rel: str  # posix path relative to the workspace root
     tree: ast.Module | None  # None: syntax error
     apps: list[tuple[str, str]]  # (attr, kind) for each module-level FastAPI app found
+    guess: tuple[str, str] | None = None  # (attr, call) for `app = something(...)` when no FastAPI(...) is seen
 
 
 def detect_entrypoint(root: Path) -> tuple[Entrypoint | None, str | None]:
@@ -267,6 +275,18 @@ def _choose(root: Path, modules: dict[str, _Module], base: Path) -> Entrypoint |
         else:
             app_dir, module = base, _dotted(Path(mod.rel).relative_to(base_rel.rstrip("/")))
         return Entrypoint(app_dir.resolve(), module, attr, f"found {kind} assigned to `{attr}` in {mod.rel}")
+
+    # 3. Last resort, the fixed layouts only: `app = make_app()` with a factory we could not follow.
+    # A wrong guess fails at app.starts with the app's own log, which says more than "not found".
+    for file, app_dir, module in CANDIDATES:
+        mod = modules.get(base_rel + file)
+        if mod is None or mod.guess is None or (base != root and file.startswith("backend/")):
+            continue
+        attr, func = mod.guess
+        run_from = base / app_dir if base == root else base
+        return Entrypoint(
+            run_from.resolve(), module, attr, f"guessed `{attr}` = {func}(...) in {mod.rel} (no FastAPI(...) seen)"
+        )
     return None
 
 
@@ -341,7 +361,20 @@ def _parse_all(root: Path) -> dict[str, _Module]:
     for _, tree in parsed:
         if tree is not None:
             factories |= _factory_names(tree)
-    return {rel: _Module(rel, tree, _module_apps(tree, factories) if tree else []) for rel, tree in parsed}
+    return {
+        rel: _Module(rel, tree, _module_apps(tree, factories) if tree else [], _guess(tree) if tree else None)
+        for rel, tree in parsed
+    }
+
+
+def _guess(tree: ast.Module) -> tuple[str, str] | None:
+    # A factory imported from somewhere we could not follow (a library, a helper of a helper).
+    for node in _module_level_statements(tree.body):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            for t in node.targets:
+                if isinstance(t, ast.Name) and t.id in _PREFERRED_ATTRS:
+                    return t.id, ast.unparse(node.value.func)
+    return None
 
 
 def _parse(path: Path) -> ast.Module | None:

@@ -4,6 +4,7 @@ exact bytes matter)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import socket
 import subprocess
@@ -64,6 +65,14 @@ def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(autouse=True)
+def no_event_loop_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """An exception inside the proxy's loop is only logged (by asyncio); make it fail the test."""
+    yield
+    errors = [r for r in caplog.get_records("call") if r.name == "asyncio" and r.levelno >= logging.ERROR]
+    assert not errors, "\n".join(r.getMessage() for r in errors)
 
 
 @pytest.fixture
@@ -151,17 +160,25 @@ def test_get_set_round_trip_is_recorded_with_replies(proxy: RedisProxy, direct: 
 
 
 def test_select_auth_setname_pass_through(proxy: RedisProxy, direct: redis.Redis) -> None:
-    async def scenario() -> tuple[str | None, str | None]:
+    async def scenario() -> str | None:
         r = aioredis.Redis.from_url(f"redis://{proxy.host}:{proxy.port}/2", decode_responses=True, client_name="me")
         await r.set("in-db-2", "x")
         name = await r.client_getname()
         await r.aclose()
-        return name, None
+        return name
 
-    name, _ = run(scenario())
-    assert name == "me"
+    assert run(scenario()) == "me"
     assert direct.execute_command("SELECT", 2) and direct.get("in-db-2") == "x"
     assert any(c.name == "SELECT" and c.args == ("2",) and c.reply == "+OK" for c in proxy.trace.all())
+
+    raw = RawClient(proxy)
+    try:
+        raw.send(("AUTH", "secret"))
+        [reply] = raw.replies(1)
+    finally:
+        raw.close()
+    assert reply.startswith(b"-ERR AUTH")  # Redis's own answer: no password is configured
+    assert proxy.trace.all()[-1].name == "AUTH"
 
 
 def test_pipeline_commands_are_flagged_pipelined(proxy: RedisProxy, direct: redis.Redis) -> None:
@@ -344,6 +361,20 @@ def test_dropped_middle_command_through_redis_py_pipeline(proxy: RedisProxy, dir
     first, second, third = run(scenario())
     assert first is True and isinstance(second, redis.ResponseError) and third == "v"
     assert direct.ttl("k") == -1
+
+
+def test_dropped_command_keeps_its_place_behind_latency(proxy: RedisProxy) -> None:
+    proxy.add_fault(Fault(lambda c: c.name == "ECHO"))
+    proxy.latency = 0.1
+    raw = RawClient(proxy)
+    try:
+        raw.send(("SET", "q", "1"), ("ECHO", "x"), ("INCR", "q"))
+        raw.send(("ECHO", "y"))  # a batch of only a dropped command pays the latency too
+        raw.send(("GET", "q"))
+        got = raw.replies(5)
+    finally:
+        raw.close()
+    assert got == [b"+OK\r\n", DROPPED, b":2\r\n", DROPPED, b"$1\r\n2\r\n"]
 
 
 def test_times_one_drops_once_only(proxy: RedisProxy, direct: redis.Redis) -> None:
@@ -562,6 +593,23 @@ def test_pubsub_does_not_break_the_proxy(proxy: RedisProxy) -> None:
     assert message is not None and message["data"] == "hello"
     names = [c.name for c in proxy.trace.all()]
     assert "SUBSCRIBE" in names and "PUBLISH" in names and "UNSUBSCRIBE" in names
+
+
+def test_resp3_push_on_a_command_connection_is_forwarded(proxy: RedisProxy, direct: redis.Redis) -> None:
+    """Client-side caching sends invalidation pushes between replies: the proxy must keep forwarding."""
+    raw = RawClient(proxy)
+    try:
+        raw.send(("HELLO", "3"), ("CLIENT", "TRACKING", "ON"), ("GET", "tracked"))
+        assert raw.replies(3)[1:] == [b"+OK\r\n", b"_\r\n"]
+        direct.set("tracked", "changed")  # Redis pushes an invalidation to the tracking client
+        [push] = raw.replies(1)
+        assert push.startswith(b">2\r\n$10\r\ninvalidate\r\n")
+        raw.send(("GET", "tracked"), ("PING",))
+        assert raw.replies(2) == [b"$7\r\nchanged\r\n", b"+PONG\r\n"]
+    finally:
+        raw.close()
+    names = [c.name for c in proxy.trace.all()]
+    assert names == ["HELLO", "CLIENT", "GET", "GET", "PING"]
 
 
 def test_stop_returns_with_clients_still_connected(redis_port: int) -> None:

@@ -148,9 +148,10 @@ def test_pool_imported_from_another_module(tmp_path: Path) -> None:
         {
             "app/pool.py": "from redis.asyncio import BlockingConnectionPool\nredis_pool = BlockingConnectionPool(decode_responses=True)\n",
             "app/main.py": "from redis.asyncio import Redis\nfrom app.pool import redis_pool\nr = Redis(connection_pool=redis_pool)\n",
+            "app/other.py": "from redis.asyncio import Redis\nfrom .pool import redis_pool as p\nr = Redis(connection_pool=p)\n",
         },
     )
-    assert lines(facts.async_clients) == [("app/main.py", 3)]
+    assert lines(facts.async_clients) == [("app/main.py", 3), ("app/other.py", 3)]
     assert lines(facts.decode_responses) == [("app/pool.py", 2)] and facts.missing_decode_responses == []
 
 
@@ -243,10 +244,13 @@ def test_lua_and_functions(tmp_path: Path) -> None:
                 await r.fcall("limit", 1, "k")
                 await r.execute_command("FUNCTION LOAD", LIB)
             LIB = "#!lua name=limiter\\nredis.register_function('limit', function(k) return 1 end)"
+            async def g(r):
+                await r.eval(script=LIMIT, numkeys=1)
+                df.eval("a + b", inplace=True)
         ''',
         },
     )
-    assert [n for _, n in lines(facts.lua)] == [3, 7, 8, 9, 10, 14, 16]
+    assert [n for _, n in lines(facts.lua)] == [3, 7, 8, 9, 10, 14, 16, 18]
     assert [n for _, n in lines(facts.functions_api)] == [13, 14, 15, 16]
 
 
@@ -371,3 +375,52 @@ def test_to_dict_is_json_ready(tmp_path: Path) -> None:
     facts = facts_of(tmp_path, {"m.py": ASYNC_SHAPES["seed"]})
     data = json.loads(json.dumps(facts.to_dict()))
     assert data["async_clients"][0]["line"] == 2 and data["libraries"] == ["redis"]
+
+
+def test_clients_built_through_a_local_subclass(tmp_path: Path) -> None:
+    facts = facts_of(
+        tmp_path,
+        {
+            "app/cache.py": """
+                import redis.asyncio as redis
+                class Cache(redis.Redis):
+                    def __init__(self, url: str):
+                        super().__init__(connection_pool=redis.ConnectionPool.from_url(url, decode_responses=True))
+                class Special(Cache):
+                    pass
+            """,
+            "app/main.py": """
+                from app.cache import Cache, Special
+                a = Cache(URL)
+                b = Special.from_url(URL)
+                c = Cache(URL, decode_responses=False)
+            """,
+            "scripts/sync.py": "import redis\nclass Blocking(redis.StrictRedis):\n    pass\nr = Blocking()\n",
+        },
+    )
+    assert lines(facts.async_clients) == [("app/main.py", 3), ("app/main.py", 4), ("app/main.py", 5)]
+    # Its own __init__ may set decode_responses: only an explicit keyword is judged.
+    assert lines(facts.missing_decode_responses) == [("app/main.py", 5)]
+    assert lines(facts.sync_clients) == [("scripts/sync.py", 4)]
+
+
+def test_pool_matched_by_name_across_modules_only_when_unambiguous(tmp_path: Path) -> None:
+    facts = facts_of(
+        tmp_path,
+        {
+            "app/lifespan.py": "from app.pools import make_pool\nasync def lifespan(app):\n    app.state.pool = make_pool()\n",
+            "app/deps.py": "from redis.asyncio import Redis\ndef get(request):\n    return Redis(connection_pool=request.app.state.pool)\n",
+            "tools/bench.py": "import redis.asyncio as r\npool = r.ConnectionPool(host='h')\n",
+            "app/cache.py": """
+                import redis.asyncio as r
+                from fastapi import FastAPI
+                app = FastAPI()
+                app.state.cache_pool = r.ConnectionPool(host='h')
+                def get(request):
+                    return r.Redis(connection_pool=request.app.state.cache_pool)
+            """,
+        },
+    )
+    # `pool` is also assigned make_pool(): cannot tell. `cache_pool` is only ever the undecoded pool.
+    assert lines(facts.decode_responses) == [("app/deps.py", 3)]
+    assert lines(facts.missing_decode_responses) == [("app/cache.py", 5)]

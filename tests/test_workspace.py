@@ -123,6 +123,13 @@ def test_factory_pattern(tmp_path: Path) -> None:
     assert "create_app()" in ep.how
 
 
+def test_unfollowed_factory_in_a_fixed_layout_is_a_guess(tmp_path: Path) -> None:
+    write(tmp_path, {"app/main.py": "from somelib import build\n\napp = build(settings)\n", "tool.py": "x = run()\n"})
+    ep, problem, _ = detect(tmp_path)
+    assert problem is None and ep.target == "app.main:app"
+    assert ep.how == "guessed `app` = build(...) in app/main.py (no FastAPI(...) seen)"
+
+
 def test_prefers_app_over_mounted_sub_apps(tmp_path: Path) -> None:
     write(tmp_path, {"main.py": "from fastapi import FastAPI\nv1 = FastAPI()\napp = FastAPI()\napp.mount('/v1', v1)\n"})
     assert detect(tmp_path)[0].attr == "app"
@@ -157,6 +164,12 @@ def test_override_app_and_app_dir(tmp_path: Path) -> None:
     ep, _, root = detect(tmp_path, app="service.entry:app", app_dir="backend")
     assert ep.app_dir == (root / "backend").resolve() and ep.target == "service.entry:app"
     assert ep.how == "given by --app service.entry:app --app-dir backend"
+
+
+def test_override_app_dir_may_be_an_absolute_path_inside_the_submission(tmp_path: Path) -> None:
+    write(tmp_path, {"backend/app/main.py": APP})
+    ep, _, root = detect(tmp_path, app="app.main:app", app_dir=str(tmp_path / "backend"))
+    assert ep.app_dir == (root / "backend").resolve()
 
 
 def test_override_app_alone_finds_the_backend_folder(tmp_path: Path) -> None:

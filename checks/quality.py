@@ -1,0 +1,102 @@
+"""Code quality: the harness's own ruff finds no errors, and the submission's own tests pass."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+from grader.checking import CheckContext, check
+from grader.outcome import CheckOutcome, error, failed, passed, skipped
+
+MAX_FINDINGS = 20
+# `path:line:col: CODE message` in ruff's concise output.
+_FINDING = re.compile(r"^(?P<path>.+?):(?P<line>\d+):(?P<col>\d+): (?P<rest>.+)$")
+_TEST_FILE = re.compile(r"^(test_.*|.*_test)\.py$")
+_NOT_SUBMISSION = frozenset({".venv", "venv", "env", "node_modules", "site-packages", "__pycache__"})
+# pytest's exit codes.
+_NO_TESTS_COLLECTED = 5
+_OUTPUT_TAIL = 30
+
+
+def _tail(output: str, lines: int = _OUTPUT_TAIL) -> list[str]:
+    return output.rstrip().splitlines()[-lines:]
+
+
+@check("quality.lint", title="ruff check finds no errors", level="advanced", timeout=90.0)
+async def lint(ctx: CheckContext) -> CheckOutcome:
+    select = list(ctx.settings.get("select") or ["E4", "E7", "E9", "F"])
+    # The harness's ruff (pinned with redis-grader), with the rubric's rules and no configuration of the
+    # submission's (--isolated): the grade does not move with a ruff upgrade or a student's ruff.toml.
+    # Run from the submission's root, so the findings name paths the student recognises.
+    argv = [sys.executable, "-m", "ruff", "check", "--no-cache", "--isolated", "--select", ",".join(select),
+            "--output-format", "concise", "."]
+    run = await ctx.run(argv, timeout=float(ctx.settings.get("timeout", 60)), cwd=ctx.workspace.root)
+    findings = [line.strip() for line in run.output.splitlines() if _FINDING.match(line.strip())]
+    evidence = {"rules": select, "findings": findings[:MAX_FINDINGS]}
+    if len(findings) > MAX_FINDINGS:
+        evidence["findings"].append(f"... and {len(findings) - MAX_FINDINGS} more")
+    if run.timed_out:
+        return error("ruff did not finish in time", output_tail=_tail(run.output))
+    if run.returncode == 0:
+        return passed(f"ruff check ({','.join(select)}) found no errors", **evidence)
+    if run.returncode == 1 and findings:
+        return failed(f"ruff check ({','.join(select)}) found {len(findings)} error(s), first: {findings[0]}",
+                      **evidence)
+    # Exit code 2 (or 1 with nothing parsed): ruff itself failed, which says nothing about the submission.
+    return error(f"ruff could not run (exit code {run.returncode})", output_tail=_tail(run.output))
+
+
+def find_test_files(root: Path) -> list[Path]:
+    """The submission's own test modules (test_*.py, *_test.py), outside virtualenvs and hidden folders."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(
+            d for d in dirnames
+            if d not in _NOT_SUBMISSION and not d.startswith(".")
+            and not os.path.isfile(os.path.join(dirpath, d, "pyvenv.cfg"))
+        )
+        found.extend(Path(dirpath, f) for f in sorted(filenames) if _TEST_FILE.match(f))
+    return found
+
+
+def tests_dir(root: Path, app_dir: Path, tests: list[Path]) -> Path:
+    """Where to run pytest: the app's folder when the tests live inside it (their `from app.main import app`
+    resolves from there, as `python -m pytest` puts the working directory on sys.path); otherwise the
+    submission's root, where its pytest configuration is."""
+    if all(app_dir == t.parent or app_dir in t.parents for t in tests):
+        return app_dir
+    return root
+
+
+@check("quality.tests", title="The submission's own pytest suite passes", level="advanced",
+       requires=("app.uses_redis_url",), timeout=300.0)
+async def tests(ctx: CheckContext) -> CheckOutcome:
+    root = ctx.workspace.root
+    found = find_test_files(root)
+    if not found:
+        return skipped("the submission has no tests of its own (no test_*.py)", applicable=False)
+    cwd = tests_dir(root, ctx.app_dir, found)
+    timeout = float(ctx.settings.get("timeout", 120))
+    run = await ctx.run([ctx.python, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"], timeout=timeout, cwd=cwd)
+    where = cwd.relative_to(root).as_posix() if cwd != root else "."
+    evidence = {
+        "command": f"cd {where} && python -m pytest -q -x -p no:cacheprovider",
+        "test_files": [f.relative_to(root).as_posix() for f in found][:20],
+        "exit_code": run.returncode,
+        "output_tail": _tail(run.output),
+    }
+    if run.timed_out:
+        return failed(f"the test suite did not finish within {timeout:g} s", **evidence)
+    if run.returncode == 0:
+        summary = next((line for line in reversed(_tail(run.output)) if " passed" in line), "passed")
+        return passed(f"the submission's tests pass: {summary.strip('= ')}", **evidence)
+    if "No module named pytest" in run.output:
+        return failed("pytest is not installed in the submission's environment: add pytest to requirements.txt",
+                      **evidence)
+    if run.returncode == _NO_TESTS_COLLECTED:
+        return skipped("pytest collected no tests from the submission's test files", applicable=False, **evidence)
+    summary = next((line for line in reversed(_tail(run.output)) if "failed" in line or "error" in line.lower()),
+                   f"exit code {run.returncode}")
+    return failed(f"the submission's tests fail: {summary.strip('= ')}", **evidence)
