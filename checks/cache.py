@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from checks.support import (
-    SCRIPTS, WRITES, all_keys, commands_text, keys_of, requests_text, strings_in, value_text, writes_to,
+    SCRIPTS,
+    WRITES,
+    all_keys,
+    commands_text,
+    keys_of,
+    requests_text,
+    strings_in,
+    value_text,
+    writes_to,
 )
 from grader.checking import CheckContext, check
 from grader.outcome import CheckOutcome, error, failed, passed, skipped
@@ -400,7 +408,7 @@ def _sample(schema: dict[str, Any], openapi: dict[str, Any], name: str, token: s
     if options:
         typed = [o for o in options if _resolve_schema(o, openapi).get("type") != "null"]
         schema = _resolve_schema(typed[0] if typed else options[0], openapi)
-    if "enum" in schema and schema["enum"]:
+    if schema.get("enum"):
         return schema["enum"][0]
     kind = schema.get("type")
     if kind == "string":

@@ -208,8 +208,10 @@ async def pipeline(ctx: CheckContext) -> CheckOutcome:
         zset = [c for c in commands if c.name in ZSET_WRITES]
         # A round trip of its own: neither sent while earlier commands awaited replies, nor queued in MULTI.
         alone = [c for c in zset if not (c.pipelined or c.in_multi)]
-        evidence.update(seed=f"python -m {module}", exit_code=run.returncode,
-                        redis=commands_text(commands, limit=12), output_tail=_tail(run.output))
+        evidence.update(seed=f"python -m {module}", exit_code=run.returncode, output_tail=_tail(run.output),
+                        redis=[str(c) + ("  (pipelined)" if c.pipelined else "  (in MULTI)" if c.in_multi
+                                         else "  (own round trip)") for c in zset][:12]
+                        or commands_text(commands, limit=12))
         if run.returncode == 0 and zset:
             members = sum((len(c.args) - 1) // 2 for c in zset)
             if len(zset) == 1:

@@ -7,7 +7,15 @@ import time
 from dataclasses import dataclass
 
 from checks.support import (
-    EXPIRES, SCRIPTS, WRITES, all_keys, commands_text, crossed_minute, first_status, keys_of, requests_text,
+    EXPIRES,
+    SCRIPTS,
+    WRITES,
+    all_keys,
+    commands_text,
+    crossed_minute,
+    first_status,
+    keys_of,
+    requests_text,
 )
 from grader.checking import CheckContext, check
 from grader.outcome import CheckOutcome, failed, passed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -16,6 +17,16 @@ EXIT_OK, EXIT_BELOW, EXIT_USAGE, EXIT_HARNESS = 0, 1, 2, 3
 
 def meets(grade: str | None, minimum: str) -> bool:
     return grade is not None and GRADE_ORDER.index(grade) <= GRADE_ORDER.index(minimum)
+
+
+def _interrupt_on_sigterm() -> None:
+    """A grader stopped with SIGTERM (CI cancelling a job, `kill`) unwinds like Ctrl-C, so every Redis, app and
+    temporary folder it started is cleaned up by its context manager."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _fail(exc: GraderError) -> None:
@@ -69,6 +80,7 @@ def check_command(path: Path, rubric: str, min_grade: str, redis_backend: str, r
     from grader.reporters import render_terminal, write_reports
     from grader.runner import GradeOptions, grade
 
+    _interrupt_on_sigterm()
     options = GradeOptions(rubric=rubric, redis=redis_backend, redis_image=redis_image, env=env_kind,
                            app=app_target, app_dir=app_dir, start_timeout=start_timeout, docs_url=docs_url,
                            only=only)

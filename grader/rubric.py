@@ -124,7 +124,7 @@ def _parse(data: dict[str, Any], path: Path, known_checks: set[str]) -> Rubric:
         if key not in table:
             raise ValueError(f"{where} is missing '{key}'")
         if not isinstance(table[key], kind):
-            raise ValueError(f"{where}.{key} has the wrong type ({type(table[key]).__name__})")
+            raise TypeError(f"{where}.{key} has the wrong type ({type(table[key]).__name__})")
         return table[key]
 
     bands_raw = need(data, "grades", dict, "the rubric")

@@ -237,7 +237,7 @@ async def _run_one(
         return await asyncio.wait_for(check.func(ctx), timeout=check.timeout)
     except asyncio.TimeoutError:
         return error(f"the check did not finish within {check.timeout:g} s", log_tail=app.log_tail(20).splitlines())
-    except Exception as exc:  # a harness bug must cost this check, not the whole grade
+    except Exception as exc:  # noqa: BLE001 - a harness bug must cost this check, not the whole grade
         return error(
             f"harness error in {check.id}: {type(exc).__name__}: {exc}",
             traceback=traceback.format_exc(limit=6).splitlines()[-12:],

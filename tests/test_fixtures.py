@@ -3,12 +3,12 @@ solutions and fails on the fixture that carries its defect, with the evidence in
 
 from __future__ import annotations
 
-import tomllib
-from functools import lru_cache
+from functools import cache
 
 import pytest
-
+import tomllib
 from conftest import ROOT, SUBMISSIONS
+
 from grader.runner import GradeOptions, grade
 
 CATALOG = tomllib.loads((ROOT / "fixtures" / "catalog.toml").read_text())["fixtures"]
@@ -21,7 +21,7 @@ def expected_outcomes(name: str) -> dict[str, str]:
     return {check_id: spec.get("expect", {}).get(check_id, default) for check_id in RUBRIC_CHECKS}
 
 
-@lru_cache(maxsize=None)
+@cache
 def graded(name: str) -> dict:
     return grade(SUBMISSIONS / name, GradeOptions(env="current", redis="local", start_timeout=8))
 

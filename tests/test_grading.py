@@ -9,14 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REDIS_IMAGE, SUBMISSIONS
 
 REFERENCE = SUBMISSIONS / "reference"
 
 
 def run_grader(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "grader.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "grader.cli", *args], capture_output=True, text=True, check=False,
                           timeout=timeout)
 
 
@@ -94,7 +93,7 @@ def test_import_error_fails_app_starts_with_log_tail(tmp_path, no_leftovers):
 
 @pytest.mark.slow
 def test_startup_that_hangs_fails_within_the_start_timeout(tmp_path, no_leftovers):
-    done, result = grade_json(tmp_path, str(SUBMISSIONS / "startup-hangs"), "--env", "current", "--redis", "local",
+    _, result = grade_json(tmp_path, str(SUBMISSIONS / "startup-hangs"), "--env", "current", "--redis", "local",
                               "--start-timeout", "4")
     starts = next(c for c in result["checks"] if c["id"] == "app.starts")
     assert starts["outcome"] == "failed" and "4 s" in starts["message"], starts["message"]

@@ -15,7 +15,12 @@ from conftest import REDIS_IMAGE, require
 
 from grader import services
 from grader.errors import GraderError, UsageError
-from grader.services import RedisServer, docker_available, find_local_redis_server, start_redis
+from grader.services import (
+    RedisServer,
+    docker_available,
+    find_local_redis_server,
+    start_redis,
+)
 
 # An invalid reference (uppercase): the engine rejects it without trying a registry, so no pull happens.
 MISSING_IMAGE = "local/REDIS-GRADER-MISSING:0"
