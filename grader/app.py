@@ -128,7 +128,9 @@ class RunningApp:
                     return "timeout"
                 try:
                     client.get(f"{self.base_url}/", timeout=min(2.0, max(0.2, remaining)))
-                    return "ready"
+                    # Whoever answered, uvicorn must still be alive: a process that won the port race
+                    # could answer while ours has just failed to bind.
+                    return "ready" if proc.poll() is None else "exited"
                 except httpx.HTTPError:
                     pass
                 time.sleep(min(POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
@@ -220,7 +222,12 @@ def diagnose_startup_log(log: str, target: str, app_dir: Path) -> str | None:
         top = name.split(".")[0]
         if top == "uvicorn":
             return "missing dependency: uvicorn is not installed in the submission's environment"
-        if _own_module(top, app_dir) or top == module.split(".")[0]:
+        if module == name or module.startswith(name + "."):
+            return (
+                f"wrong module path: there is no module {name!r} in {app_dir.name}/, "
+                f"so uvicorn cannot import {module!r}"
+            )
+        if _own_module(top, app_dir):
             return f"import error: No module named {name!r} (a module of the submission itself)"
         if _own_module(top, app_dir.parent):
             return (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -122,6 +123,91 @@ def list_checks(rubric: str) -> None:
     for entry in loaded.entries:
         found = known[entry.check_id]
         click.echo(f"{entry.check_id:32} {found.level:9} {entry.points:>4g}  {found.title}")
+
+
+@main.command("batch")
+@click.argument("submissions_dir", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), metavar="RESULTS_DIR",
+              help="Where results go: RESULTS_DIR/<name>/result.json, report.html, report.md, junit.xml, "
+              "grader.log; RESULTS_DIR/gradebook.csv and index.html over all of them.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Submissions graded at once (capped at the number of cores).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=600.0, show_default=True,
+              help="Seconds one submission may take in all (environment build included); then its grading is "
+              "stopped and recorded as not graded.")
+@click.option("--rubric", default="redis-module", show_default=True, help="Rubric name (shipped) or path to a TOML file.")
+@click.option("--redis", "redis_backend", type=click.Choice(["auto", "docker", "local"]), default="auto",
+              show_default=True, help="Where each submission's fresh Redis runs (see `grader check --help`).")
+@click.option("--redis-image", default="redis:7-alpine", show_default=True, help="Image for --redis docker.")
+@click.option("--env", "env_kind", type=click.Choice(["isolated", "current"]), default="isolated", show_default=True,
+              help="isolated: a cached venv per requirements (uv); current: this Python.")
+@click.option("--start-timeout", type=float, default=30.0, show_default=True, help="Seconds each app gets to answer HTTP.")
+@click.option("--docs-url", metavar="URL", help="Base URL of the textbook for remediation links.")
+@click.option("--only", multiple=True, metavar="ID", help="Run only these checks (ids or globs like 'cache.*').")
+@click.option("--retry-errors", is_flag=True, help="Grade again the submissions an earlier run could not grade.")
+@click.option("--fresh", is_flag=True, help="Grade every submission again, ignoring earlier results.")
+def batch_command(submissions_dir: Path, out_dir: Path, jobs: int, timeout: float, rubric: str, redis_backend: str,
+                  redis_image: str, env_kind: str, start_timeout: float, docs_url: str | None, only: tuple[str, ...],
+                  retry_errors: bool, fresh: bool) -> None:
+    """Grade a whole class: every sub-folder of SUBMISSIONS_DIR is one submission.
+
+    Each submission is graded by its own `grader check` process, so a crash or a hang costs only its own
+    row. A run can be stopped (Ctrl-C) and started again with the same command: submissions already
+    graded are kept (--fresh grades them again, --retry-errors the ones that could not be graded).
+
+    \b
+    Exit codes: 0 every submission graded, 3 some could not be graded,
+                2 usage error, 130 interrupted.
+    """
+    from grader import batch
+    from grader import rubric as rubrics
+    from grader.checking import load_checks
+
+    options = batch.BatchOptions(out=out_dir, jobs=jobs, timeout=timeout, rubric=rubric, redis=redis_backend,
+                                 redis_image=redis_image, env=env_kind, start_timeout=start_timeout,
+                                 docs_url=docs_url, only=only, retry_errors=retry_errors, fresh=fresh)
+    interactive = sys.stdout.isatty()
+    bar: Any = None
+
+    def on_plan(plan: batch.Plan) -> None:
+        nonlocal bar
+        for note in plan.notes:
+            click.echo(f"grader: {note}", err=True)
+        if jobs > batch.cap_jobs(jobs):
+            click.echo(f"grader: --jobs {jobs} capped at {batch.cap_jobs(jobs)} (cores)", err=True)
+        if interactive and plan.to_grade:
+            bar = click.progressbar(length=len(plan.to_grade), label="Grading", show_pos=True,
+                                    item_show_func=lambda line: line)
+            bar.__enter__()
+
+    def on_done(done: batch.Finished) -> None:
+        if bar is not None:
+            bar.update(1, done.line)
+        else:
+            click.echo(done.line)
+
+    try:
+        rubrics.load(rubric, set(load_checks()))  # a bad rubric is one error now, not one per submission
+        summary = batch.run_batch(submissions_dir, options, on_plan=on_plan, on_done=on_done)
+    except GraderError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:  # before grading started (run_batch handles its own)
+        click.echo("grader: interrupted", err=True)
+        sys.exit(130)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    kept = f", {summary.kept} kept from an earlier run" if summary.kept else ""
+    click.echo(f"{summary.done} of {summary.total} done ({summary.graded_now} graded now, "
+               f"{summary.errors_now} could not be graded{kept})")
+    for name in summary.not_graded:
+        click.echo(f"not graded: {name} (see {out_dir / name / 'report.html'})")
+    click.echo(f"gradebook: {summary.gradebook}\noverview:  {summary.index}")
+    if summary.interrupted:
+        click.echo("grader: interrupted; the submissions graded so far are kept, run the same command to go on",
+                   err=True)
+        sys.exit(130)
+    sys.exit(EXIT_HARNESS if summary.not_graded else EXIT_OK)
 
 
 if __name__ == "__main__":

@@ -77,8 +77,9 @@ def _read_requirements_txt(path: Path, root: Path, out: _Requirements, depth: in
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise UsageError(f"cannot read {path.name}: {exc.strerror}") from exc
+    text = re.sub(r"\\\r?\n", " ", text)  # a trailing backslash continues the line (pip's --hash style)
     for raw in text.splitlines():
-        line = raw.split(" #", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
+        line = " ".join(raw.split(" #", 1)[0].split()) if not raw.lstrip().startswith("#") else ""
         if not line:
             continue
         include = re.match(r"^(-r|--requirement)\s*=?\s*(\S+)$", line)

@@ -178,6 +178,10 @@ def _docker_redis(image: str, timeout: float) -> Iterator[RedisServer]:
     # The Ryuk reaper image lives on Docker Hub, which may be unreachable; we remove our container
     # ourselves in `finally`, so the reaper is not needed. An explicit user setting is respected.
     os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+    from testcontainers.core.config import testcontainers_config
+
+    if os.environ["TESTCONTAINERS_RYUK_DISABLED"].lower() in ("1", "true", "yes", "on"):
+        testcontainers_config.ryuk_disabled = True  # the config may have read the variable before we set it
     try:
         from testcontainers.community.redis import RedisContainer
     except ImportError:  # older testcontainers layouts

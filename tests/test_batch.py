@@ -1,0 +1,398 @@
+"""`grader batch`: planning and the overview as pure logic, then whole batches with real `grader check`
+subprocesses, a real local redis-server and real uvicorn apps (marked slow)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import ROOT, SUBMISSIONS
+
+from grader import batch
+from grader.batch import BatchOptions, SubmissionDir
+from grader.cli import main
+from grader.errors import UsageError
+
+APPS = ROOT / "tests" / "apps"
+RESULTS = ROOT / "tests" / "results"
+
+# A small rubric of checks that are fast on the reference: the batch's behaviour is under test here, not
+# the course rubric's points (which other work changes).
+RUBRIC = """
+name = "batch-test"
+title = "Batch test rubric"
+docs_url = "https://textbook.example.org/redis"
+[grades]
+S = 90
+A = 80
+B = 70
+C = 0
+[sections]
+"RA2.1" = { title = "Cache-aside pattern", path = "ra2-caching#cache-aside" }
+[checks."app.starts"]
+points = 10
+[checks."cache.populates"]
+points = 10
+sections = ["RA2.1"]
+[checks."cache.ttl"]
+points = 10
+sections = ["RA2.1"]
+[checks."ratelimit.threshold"]
+points = 10
+"""
+
+
+def _doc(name: str) -> dict:
+    return json.loads((RESULTS / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def _store(out: Path, name: str, doc: dict) -> Path:
+    folder = out / name
+    folder.mkdir(parents=True, exist_ok=True)
+    batch.write_submission(folder, doc)
+    return folder / batch.RESULT
+
+
+# --------------------------------------------------------------------------------------------- planning
+
+
+def test_find_submissions_takes_sub_folders_and_notes_the_rest(tmp_path: Path) -> None:
+    subs = tmp_path / "subs"
+    for name in ("bob", "alice", ".git", "results"):
+        (subs / name).mkdir(parents=True)
+    (subs / "notes.txt").write_text("x")
+    found, notes = batch.find_submissions(subs, subs / "results")
+    assert [s.name for s in found] == ["alice", "bob"]
+    assert "ignored notes.txt: not a folder" in notes
+    assert "ignored results: it is the results folder" in notes
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: None, "does not exist"),
+        (lambda p: p.write_text("x"), "is not a folder"),
+        (lambda p: p.mkdir(), "no submission folders"),
+    ],
+)
+def test_find_submissions_rejects_bad_input(tmp_path: Path, make, message: str) -> None:
+    subs = tmp_path / "subs"
+    make(subs)
+    with pytest.raises(UsageError, match=message):
+        batch.find_submissions(subs, tmp_path / "out")
+
+
+def test_out_must_not_be_the_submissions_folder(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    with pytest.raises(UsageError, match="--out"):
+        batch.find_submissions(tmp_path, tmp_path)
+
+
+def test_stored_status_trusts_only_complete_documents(tmp_path: Path) -> None:
+    path = tmp_path / "result.json"
+    assert batch.stored_status(path) is None
+    path.write_text('{"status": "graded", "score": 8')  # a half-written file from a killed writer
+    assert batch.stored_status(path) is None
+    path.write_text('{"status": "running"}')
+    assert batch.stored_status(path) is None
+    path.write_text(json.dumps(_doc("graded")))
+    assert batch.stored_status(path) == "graded"
+    path.write_text(json.dumps(_doc("error")))
+    assert batch.stored_status(path) == "error"
+
+
+def test_plan_keeps_done_work_unless_asked(tmp_path: Path) -> None:
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    for name in ("alice", "bob", "carol"):
+        (subs / name).mkdir(parents=True)
+    _store(out, "alice", _doc("graded"))
+    _store(out, "bob", _doc("error"))
+    (out / "carol").mkdir()
+    (out / "carol" / batch.RESULT).write_text("{")  # interrupted mid-write (cannot happen, but never trust it)
+
+    def names(options: BatchOptions) -> tuple[list[str], list[str]]:
+        p = batch.plan(subs, options)
+        return [s.name for s in p.to_grade], [s.name for s in p.kept]
+
+    assert names(BatchOptions(out=out)) == (["carol"], ["alice", "bob"])
+    assert names(BatchOptions(out=out, retry_errors=True)) == (["bob", "carol"], ["alice"])
+    assert names(BatchOptions(out=out, fresh=True)) == (["alice", "bob", "carol"], [])
+
+
+def test_write_submission_writes_reports_and_an_atomic_result(tmp_path: Path) -> None:
+    result = _store(tmp_path, "alice", _doc("graded"))
+    folder = result.parent
+    assert sorted(p.name for p in folder.iterdir()) == ["junit.xml", "report.html", "report.md", "result.json"]
+    assert json.loads(result.read_text())["grade"] == "B"
+
+
+def test_check_argv_passes_the_options_through(tmp_path: Path) -> None:
+    rubric = tmp_path / "r.toml"
+    rubric.write_text(RUBRIC)
+    options = BatchOptions(out=tmp_path, rubric=str(rubric), redis="local", env="current", start_timeout=7,
+                           docs_url="https://docs.example", only=("cache.*", "app.starts"))
+    argv = batch.check_argv(SubmissionDir("alice", tmp_path), options, tmp_path / "x.json")
+    assert argv[:2] == [str(tmp_path.resolve()), "--no-color"]
+    pairs = dict(zip(argv[2::2], argv[3::2]))
+    assert pairs["--rubric"] == str(rubric.resolve())
+    assert pairs["--redis"] == "local" and pairs["--env"] == "current" and pairs["--start-timeout"] == "7"
+    assert pairs["--docs-url"] == "https://docs.example"
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--only"] == ["cache.*", "app.starts"]
+
+
+def test_cap_jobs_never_exceeds_the_cores() -> None:
+    assert batch.cap_jobs(1) == 1
+    assert 1 <= batch.cap_jobs(10_000) <= (os.cpu_count() or 1)
+
+
+def test_error_document_has_the_result_shape(tmp_path: Path) -> None:
+    doc = batch.error_document(SubmissionDir("zed", tmp_path), "the grader was killed\nby SIGKILL", 1.5)
+    assert doc["schema"] == "redis-grader/result/v1"
+    assert doc["status"] == "error" and doc["grade"] is None and doc["checks"] == []
+    assert doc["error"] == "the grader was killed by SIGKILL"
+    assert doc["submission"]["name"] == "zed"
+
+
+# --------------------------------------------------------------------------------------------- overview
+
+
+def _check(cid: str, outcome: str, applicable: bool = True) -> dict:
+    return {"id": cid, "title": cid.upper(), "category": cid.split(".")[0], "outcome": outcome,
+            "points": 0, "max_points": 5, "applicable": applicable}
+
+
+def test_overview_counts_grades_and_ranks_checks_hardest_first() -> None:
+    def graded(grade: str, score: float, *checks: dict) -> dict:
+        return {"status": "graded", "grade": grade, "score": score, "checks": list(checks)}
+
+    results = [
+        ("a", graded("S", 95, _check("x.one", "passed"), _check("x.two", "passed"), _check("x.three", "skipped", False))),
+        ("b", graded("C", 40, _check("x.one", "failed"), _check("x.two", "passed"), _check("x.three", "skipped", False))),
+        ("c", graded("C", 10, _check("x.one", "failed"), _check("x.two", "skipped"), _check("x.three", "skipped", False))),
+        ("d", _doc("error")),
+    ]
+    overview = batch.build_overview(results)
+    assert overview.distribution == [("S", 1), ("A", 0), ("B", 0), ("C", 2), ("not graded", 1)]
+    assert [c.id for c in overview.checks] == ["x.one", "x.two", "x.three"]
+    one, two, three = overview.checks
+    assert one.counts == {"passed": 1, "failed": 2, "error": 0, "skipped": 0} and one.percent == "33%"
+    assert two.rate == 1.0 and two.counts["skipped"] == 1  # a skip is not a failure of this check
+    assert three.rate is None and three.not_counted == 3
+    assert overview.mean == 48.33 and overview.median == 40
+    assert overview.graded == 3 and overview.share(2) == 50
+
+
+def test_index_escapes_names_and_links_each_report() -> None:
+    evil = "<script>alert(1)</script> & co"
+    results = [("alice smith", _doc("graded")), (evil, _doc("error"))]
+    html = batch.render_index(batch.build_overview(results))
+    assert 'href="alice%20smith/report.html"' in html
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "no Redis could be started" in html  # the error row says why
+    assert "ratelimit.threshold" in html  # a failed check of alice's, in her row and the pass-rate table
+    assert '<meta name="viewport"' in html and "http" not in html.replace("https://textbook", "")
+
+
+def test_write_overview_over_every_result(tmp_path: Path) -> None:
+    _store(tmp_path, "zoe", _doc("error"))
+    _store(tmp_path, "adam", _doc("graded"))
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / batch.RESULT).write_text("{")
+    gradebook, index = batch.write_overview(tmp_path)
+    rows = list(csv.DictReader(gradebook.open(encoding="utf-8")))
+    assert [(r["name"], r["status"]) for r in rows] == [("alice", "graded"), ("bob", "error")]  # the documents' names
+    assert "adam/report.html" in index.read_text() and "zoe/report.html" in index.read_text()
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+# --------------------------------------------------------------------------------------------- the CLI, no grading
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["nowhere", "--out", "o"], "does not exist"),
+        (["subs", "--out", "o", "--rubric", "no-such-rubric"], "unknown rubric"),
+        (["subs", "--out", "o", "--jobs", "0"], "--jobs"),
+        (["subs"], "--out"),
+    ],
+)
+def test_batch_usage_errors_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str) -> None:
+    (tmp_path / "subs" / "alice").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["batch", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+# --------------------------------------------------------------------------------------------- end to end
+
+
+def _grader_children(marker: str) -> list[int]:
+    """`grader check` children of a batch whose command line mentions `marker` (the temp folder)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"from grader.cli import main" in cmdline and marker.encode() in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def class_dir(tmp_path: Path) -> Path:
+    subs = tmp_path / "submissions"
+    subs.mkdir()
+    shutil.copytree(SUBMISSIONS / "reference", subs / "alice")
+    (subs / "noapp").mkdir()
+    (subs / "noapp" / "README.md").write_text("I forgot to push my code\n")
+    (subs / "broken").mkdir()
+    shutil.copy(APPS / "import_error" / "main.py", subs / "broken" / "main.py")
+    (subs / ".hidden").mkdir()
+    (subs / "notes.txt").write_text("not a submission\n")
+    (tmp_path / "rubric.toml").write_text(RUBRIC)
+    return subs
+
+
+def _run(subs: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "grader", "batch", str(subs), "--out", str(out), "--env", "current",
+            "--redis", "local", "--jobs", "2", "--only", "cache.*", "--rubric", str(subs.parent / "rubric.toml"), *extra]
+    return subprocess.run(argv, check=False, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=280)
+
+
+def _mtimes(out: Path) -> dict[str, int]:
+    return {p.parent.name: p.stat().st_mtime_ns for p in out.glob("*/result.json")}
+
+
+@pytest.mark.slow
+def test_batch_grades_a_class_then_resumes_then_starts_fresh(class_dir: Path, no_leftovers: None) -> None:
+    out = class_dir.parent / "results"
+    first = _run(class_dir, out)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "ignored notes.txt: not a folder" in first.stderr
+    assert "alice: S (100)" in first.stdout
+    assert "3 of 3 done (3 graded now" in first.stdout
+
+    with (out / "gradebook.csv").open(encoding="utf-8") as fh:
+        rows = {r["name"]: r for r in csv.DictReader(fh)}
+    assert list(rows) == ["alice", "broken", "noapp"]  # sorted; .hidden and notes.txt are not submissions
+    assert rows["alice"]["grade"] == "S" and rows["alice"]["cache.populates"] == "passed"
+    assert rows["alice"]["ratelimit.threshold"] == "skipped"  # not selected by --only
+    assert rows["broken"]["app.starts"] == "failed" and rows["broken"]["grade"] == "C"
+    assert rows["noapp"]["app.starts"] == "failed"
+    for name in rows:
+        assert {"result.json", "report.html", "report.md", "junit.xml", "grader.log"} <= {p.name for p in (out / name).iterdir()}
+    broken = json.loads((out / "broken" / "result.json").read_text())
+    assert "redis_grader_not_installed_pkg" in broken["checks"][0]["message"] + json.dumps(broken["checks"][0]["evidence"])
+
+    index = (out / "index.html").read_text(encoding="utf-8")
+    for text in ('href="alice/report.html"', 'href="broken/report.html"', "Grade distribution", "cache.populates",
+                 "app.starts", "Checks, hardest first"):
+        assert text in index
+
+    # Resume: everything is done, so nothing is graded again (no child runs, no file is rewritten).
+    before = _mtimes(out)
+    second = _run(class_dir, out)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "kept 3 result(s) from an earlier run" in second.stderr
+    assert "alice:" not in second.stdout and "0 graded now" in second.stdout
+    assert _mtimes(out) == before
+    assert (out / "gradebook.csv").is_file() and (out / "index.html").is_file()
+
+    # --fresh grades every submission again.
+    third = _run(class_dir, out, "--fresh")
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert "3 graded now" in third.stdout
+    after = _mtimes(out)
+    assert all(after[name] > before[name] for name in before)
+    assert not _grader_children(str(class_dir))
+
+
+@pytest.mark.slow
+def test_a_hanging_submission_times_out_as_an_error(tmp_path: Path, no_leftovers: None) -> None:
+    subs = tmp_path / "submissions"
+    (subs / "hang").mkdir(parents=True)
+    shutil.copy(APPS / "hang_startup" / "main.py", subs / "hang" / "main.py")
+    (tmp_path / "rubric.toml").write_text(RUBRIC)
+    out = tmp_path / "results"
+    # The app never finishes starting and --start-timeout would wait 120 s: only --timeout can end it.
+    run = _run(subs, out, "--timeout", "2", "--start-timeout", "120")
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert "hang: not graded - grading did not finish within 2 s and was stopped" in run.stdout
+    doc = json.loads((out / "hang" / "result.json").read_text())
+    assert doc["status"] == "error" and doc["grade"] is None and "did not finish within 2 s" in doc["error"]
+    with (out / "gradebook.csv").open(encoding="utf-8") as fh:
+        [row] = list(csv.DictReader(fh))
+    assert row["name"] == "hang" and row["status"] == "error" and "did not finish" in row["error"]
+    assert "did not finish within 2 s" in (out / "index.html").read_text()
+    assert "Could not grade" in (out / "hang" / "report.html").read_text()
+    assert not _grader_children(str(subs))
+
+    # An error is kept on resume (exit 3 again, nothing run) unless --retry-errors.
+    again = _run(subs, out, "--timeout", "2", "--start-timeout", "120")
+    assert again.returncode == 3 and "kept 1 result(s)" in again.stderr and "hang:" not in again.stdout
+    retry = _run(subs, out, "--timeout", "2", "--start-timeout", "120", "--retry-errors")
+    assert retry.returncode == 3 and "hang: not graded" in retry.stdout
+    assert not _grader_children(str(subs))
+
+
+@pytest.mark.slow
+def test_a_child_that_will_not_stop_is_killed_with_its_app_and_redis(tmp_path: Path, no_leftovers: None) -> None:
+    # grace=0: the child gets SIGINT but no time to clean up, so the batch must SIGKILL the child and the
+    # app and redis-server it started (they run in sessions of their own: a process-group kill misses them).
+    subs = tmp_path / "submissions"
+    (subs / "hang").mkdir(parents=True)
+    shutil.copy(APPS / "hang_startup" / "main.py", subs / "hang" / "main.py")
+    rubric = tmp_path / "rubric.toml"
+    rubric.write_text(RUBRIC)
+    options = BatchOptions(out=tmp_path / "results", timeout=2, grace=0, rubric=str(rubric), redis="local",
+                           env="current", start_timeout=120)
+    summary = batch.run_batch(subs, options)
+    assert summary.errors_now == 1 and summary.not_graded == ["hang"]
+    assert not _grader_children(str(subs))
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_running_children_and_keeps_what_is_done(class_dir: Path, no_leftovers: None) -> None:
+    shutil.rmtree(class_dir / "broken")
+    shutil.rmtree(class_dir / "noapp")
+    (class_dir / "zhang").mkdir()
+    shutil.copy(APPS / "hang_startup" / "main.py", class_dir / "zhang" / "main.py")
+    out = class_dir.parent / "results"
+    argv = [sys.executable, "-m", "grader", "batch", str(class_dir), "--out", str(out), "--env", "current",
+            "--redis", "local", "--jobs", "2", "--rubric", str(class_dir.parent / "rubric.toml"),
+            "--start-timeout", "120"]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        # Wait (bounded, for a hang only) until alice is done and zhang's grading is under way.
+        deadline = time.monotonic() + 120
+        while not ((out / "alice" / "result.json").is_file() and _grader_children(str(class_dir / "zhang"))):
+            assert proc.poll() is None and time.monotonic() < deadline, "the batch did not get going"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, output
+    assert "interrupted" in output and "1 of 2 done" in output
+    assert (out / "alice" / "result.json").is_file()
+    assert not (out / "zhang" / "result.json").exists()  # not done, so a resumed run grades it
+    with (out / "gradebook.csv").open(encoding="utf-8") as fh:
+        assert [r["name"] for r in csv.DictReader(fh)] == ["alice"]
+    assert not _grader_children(str(class_dir))

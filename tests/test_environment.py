@@ -1,0 +1,155 @@
+"""grader.environment: requirement discovery (pure) and real uv-built, cached venvs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from grader.environment import (
+    COMPLETE_MARKER,
+    Environment,
+    environment_key,
+    find_requirements,
+    prepare_environment,
+    read_requirements,
+)
+from grader.errors import GraderError, UsageError
+
+# --------------------------------------------------------------------------------------------- discovery (pure)
+
+
+def test_find_requirements_prefers_requirements_txt(tmp_path: Path) -> None:
+    assert find_requirements(tmp_path) == []
+    (tmp_path / "backend").mkdir()
+    (tmp_path / "pyproject.toml").write_text("[project]\nname='x'\n")
+    assert find_requirements(tmp_path) == [tmp_path / "pyproject.toml"]
+    (tmp_path / "backend" / "requirements.txt").write_text("fastapi\n")
+    assert find_requirements(tmp_path) == [tmp_path / "backend" / "requirements.txt"]
+    (tmp_path / "requirements.txt").write_text("redis\n")
+    assert find_requirements(tmp_path) == [tmp_path / "requirements.txt", tmp_path / "backend" / "requirements.txt"]
+
+
+def test_requirements_txt_lines_are_filtered_and_includes_inlined(tmp_path: Path) -> None:
+    (tmp_path / "base.txt").write_text("redis>=5  # the client\n")
+    (tmp_path / "requirements.txt").write_text(
+        "# comment\n\nfastapi==0.115.0\n-r base.txt\n-e .\n./libs/mylib\n-c constraints.txt\n-r /etc/passwd\n"
+        "uvicorn[standard]\nsix==1.17.0 \\\n    --hash=sha256:0123\n"
+    )
+    reqs = read_requirements([tmp_path / "requirements.txt"], tmp_path)
+    assert reqs.lines == ["fastapi==0.115.0", "redis>=5", "uvicorn[standard]", "six==1.17.0 --hash=sha256:0123"]
+    assert reqs.ignored == ["-e .", "./libs/mylib", "-c constraints.txt", "-r /etc/passwd"]
+
+
+def test_pyproject_dependencies(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        "[project]\nname = 'shop'\ndependencies = ['fastapi>=0.110', 'redis[hiredis]']\n"
+        "[tool.poetry.dependencies]\npython = '^3.11'\nhttpx = '^0.27'\npydantic = '>=2,<3'\n"
+        "sqlalchemy = {version = '2.0.30', extras = ['asyncio']}\nmylib = {path = '../mylib'}\n"
+    )
+    reqs = read_requirements([tmp_path / "pyproject.toml"], tmp_path)
+    assert reqs.lines == [
+        "fastapi>=0.110", "redis[hiredis]", "httpx", "pydantic>=2,<3", "sqlalchemy[asyncio]==2.0.30",
+    ]  # fmt: skip
+    assert reqs.ignored == ["mylib (poetry path/git dependency)"]
+
+
+def test_a_broken_pyproject_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[project\n")
+    with pytest.raises(UsageError, match="pyproject.toml"):
+        prepare_environment(tmp_path, cache_dir=tmp_path / "cache")
+
+
+def test_environment_key_depends_on_content() -> None:
+    assert environment_key(["six"]) == environment_key(["six"])
+    assert environment_key(["six"]) != environment_key(["six==1.16.0"])
+    assert environment_key(["a", "b"]) != environment_key(["a\nb"])
+
+
+def test_current_environment() -> None:
+    env = prepare_environment(Path("."), "current")
+    assert env == Environment(sys.executable, "current", env.description)
+    assert "current interpreter" in env.description
+
+
+def test_unknown_kind_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="unknown environment kind"):
+        prepare_environment(tmp_path, "conda")
+
+
+# --------------------------------------------------------------------------------------------- real venvs (uv)
+
+
+def _imports(python: str, *modules: str) -> bool:
+    code = "import " + ", ".join(modules)
+    return subprocess.run([python, "-c", code], capture_output=True, timeout=60, check=False).returncode == 0
+
+
+def test_isolated_environment_is_built_then_cached(tmp_path: Path) -> None:
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    (submission / "requirements.txt").write_text("six\n")
+    cache = tmp_path / "cache"
+
+    first = prepare_environment(submission, cache_dir=cache)
+    assert first.kind == "isolated"
+    assert Path(first.python).is_relative_to(cache)
+    assert "(requirements.txt)" in first.description
+    assert "built in" in first.description
+    assert _imports(first.python, "six", "uvicorn")  # uvicorn comes along always
+    assert not _imports(first.python, "redis_grader")  # the harness's packages do not leak in
+
+    second = prepare_environment(submission, cache_dir=cache)
+    assert second.python == first.python
+    assert second.description.endswith(", cached")
+
+
+def test_a_half_built_environment_is_never_reused(tmp_path: Path) -> None:
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    (submission / "requirements.txt").write_text("six\n")
+    cache = tmp_path / "cache"
+    env = prepare_environment(submission, cache_dir=cache)
+    env_dir = Path(env.python).parents[1]
+    (env_dir / COMPLETE_MARKER).unlink()  # as if the build had been killed before finishing
+    (cache / f".build-{env_dir.name}-deadbeef").mkdir()  # and left its temp dir behind
+
+    again = prepare_environment(submission, cache_dir=cache)
+    assert "built in" in again.description
+    assert (env_dir / COMPLETE_MARKER).is_file()
+    assert not (cache / f".build-{env_dir.name}-deadbeef").exists()
+    assert _imports(again.python, "six")
+
+
+def test_two_graders_at_once_build_one_environment(tmp_path: Path) -> None:
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    (submission / "requirements.txt").write_text("six\n")
+    cache = tmp_path / "cache"
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(prepare_environment, submission, cache_dir=cache) for _ in range(2)]
+        results = [future.result(timeout=300) for future in futures]
+    assert len({env.python for env in results}) == 1
+    assert sorted("cached" in env.description for env in results) == [False, True]  # one built, one reused
+    assert [p.name for p in cache.iterdir() if p.name.startswith(".build-")] == []
+
+
+def test_a_failing_install_is_one_line(tmp_path: Path) -> None:
+    # An unparsable requirement: uv fails without asking any package index.
+    (tmp_path / "requirements.txt").write_text("this is not a requirement!!\n")
+    with pytest.raises(GraderError) as info:
+        prepare_environment(tmp_path, cache_dir=tmp_path / "cache")
+    message = str(info.value)
+    assert message.startswith("could not install the submission's requirements: ")
+    assert "\n" not in message
+    assert "requirements.redis-grader.txt" not in message  # our internal file name is not the student's
+    assert [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_no_requirements_installs_the_course_stack(tmp_path: Path) -> None:
+    env = prepare_environment(tmp_path, cache_dir=tmp_path / "cache")
+    assert "no requirements file: fastapi, uvicorn, redis" in env.description
+    assert _imports(env.python, "fastapi", "uvicorn", "redis")
