@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import statistics
 import subprocess
@@ -39,6 +40,7 @@ from grader.reporters._common import Report, fmt_num, read_result
 from grader.reporters._templates import environment as template_environment
 from grader.result import Submission, failed_to_grade
 from grader.rubric import GRADE_ORDER
+from grader.sandbox import MARKER_VAR
 
 RESULT = "result.json"
 REPORTS = {"html": "report.html", "markdown": "report.md", "junit": "junit.xml"}
@@ -47,6 +49,7 @@ PARTIAL = ".check-result.json"  # where the child writes; renamed to RESULT only
 GRADEBOOK = "gradebook.csv"
 INDEX = "index.html"
 NOT_GRADED = "not graded"
+BATCH_VAR = "REDIS_GRADER_BATCH"
 
 # The child runs `grader check` with SIGINT restored to Python's default handler: a shell that starts
 # the batch in the background sets SIGINT to "ignore", children inherit that, and then the graceful
@@ -211,8 +214,9 @@ def check_argv(sub: SubmissionDir, options: BatchOptions, json_path: Path) -> li
     return argv
 
 
-def _child_env() -> dict[str, str]:
+def _child_env(token: str) -> dict[str, str]:
     env = dict(os.environ)
+    env[BATCH_VAR] = token  # marks the child and whatever inherits its environment (see processes_of)
     # The child must import this very grader, also when it runs from a source checkout and the batch's cwd
     # is elsewhere. An installed grader is importable anyway (and site-packages must not go before stdlib).
     package_root = str(Path(__file__).resolve().parent.parent)
@@ -254,9 +258,9 @@ def _exit_text(code: int) -> str:
     return f"exited with code {code}"
 
 
-def _descendants(root: int) -> list[int]:
-    """Every live process below `root` in the process tree (by parent pid, read from /proc)."""
-    children: dict[int, list[int]] = {}
+def _processes() -> dict[int, int]:
+    """pid -> parent pid of every live (not zombie) process, read from /proc."""
+    found: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -265,25 +269,63 @@ def _descendants(root: int) -> list[int]:
                 stat = fh.read().decode(errors="replace")
         except OSError:
             continue
-        fields = stat[stat.rfind(")") + 2 :].split()
+        fields = stat[stat.rfind(")") + 2 :].split()  # comm may hold spaces and parentheses
         with contextlib.suppress(IndexError, ValueError):
             if fields[0] not in ("Z", "X"):
-                children.setdefault(int(fields[1]), []).append(int(entry))
-    found, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
+                found[int(entry)] = int(fields[1])
     return found
 
 
-def kill_tree(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the child and everything below it. The child's app and Redis run in sessions of their own,
-    so killing the child's process group alone would orphan them: freeze the tree first (SIGSTOP, until a
-    scan finds nothing new, so nothing forks away), then kill every frozen process and its group."""
+def _environ(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            return b"\0" + fh.read() + b"\0"
+    except OSError:
+        return b""
+
+
+def processes_of(root: int, token: str) -> set[int]:
+    """The child `root`, everything below it, and everything that carries its marks: the batch token (the
+    child and what inherits its environment, such as a local redis-server) or a sandbox marker found on a
+    process of the tree (so an app's grandchild that double-forked away from the tree is found too)."""
+    table = _processes()
+    children: dict[int, list[int]] = {}
+    for pid, parent in table.items():
+        children.setdefault(parent, []).append(pid)
+    tree, todo = set(), [root] if root in table else []
+    while todo:
+        pid = todo.pop()
+        tree.add(pid)
+        todo.extend(children.get(pid, []))
+    needles = {f"\0{BATCH_VAR}={token}\0".encode()}
+    prefix = f"\0{MARKER_VAR}=".encode()
+    for pid in tree:
+        env = _environ(pid)
+        at = env.find(prefix)
+        if at >= 0:
+            needles.add(env[at : env.index(b"\0", at + 1) + 1])
+    me = os.getpid()
+    return tree | {pid for pid in table if pid != me and any(n in _environ(pid) for n in needles)}
+
+
+def sweep(token: str) -> None:
+    """After a child has exited: kill anything still carrying its batch token (a local redis-server the
+    child failed to stop). Normally there is nothing."""
+    needle = f"\0{BATCH_VAR}={token}\0".encode()
+    me = os.getpid()
+    for pid in _processes():
+        if pid != me and needle in _environ(pid):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def kill_tree(proc: subprocess.Popen[bytes], token: str) -> None:
+    """SIGKILL the child and everything it started. Its app and Redis run in sessions of their own, so a
+    process-group kill would orphan them: freeze everything first (SIGSTOP, until a scan finds nothing new,
+    so nothing forks away), then kill what was frozen."""
     frozen: set[int] = set()
     for _ in range(50):
-        fresh = ({proc.pid} | set(_descendants(proc.pid))) - frozen
+        fresh = processes_of(proc.pid, token) - frozen
         if not fresh:
             break
         for pid in fresh:
@@ -291,8 +333,6 @@ def kill_tree(proc: subprocess.Popen[bytes]) -> None:
                 os.kill(pid, signal.SIGSTOP)
         frozen |= fresh
     for pid in frozen:
-        with contextlib.suppress(OSError):
-            os.killpg(pid, signal.SIGKILL)  # a no-op unless pid leads a group (the child, its app, Redis)
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
     proc.wait()
@@ -322,12 +362,16 @@ class Grader:
         partial.unlink(missing_ok=True)
         started = time.monotonic()
         argv = [sys.executable, "-c", _CHILD, *check_argv(sub, self.options, partial)]
+        token = secrets.token_hex(16)
         with open(folder / LOG, "wb") as log:
             proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=_child_env(),
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=_child_env(token),
                 start_new_session=True,  # its own process group: Ctrl-C on the terminal is the batch's to relay
             )
-            code, timed_out = self._wait(proc, started)
+            try:
+                code, timed_out = self._wait(proc, started, token)
+            finally:
+                sweep(token)
         duration = time.monotonic() - started
         if code is None and not timed_out:
             partial.unlink(missing_ok=True)
@@ -337,7 +381,7 @@ class Grader:
         write_submission(folder, doc)
         return doc
 
-    def _wait(self, proc: subprocess.Popen[bytes], started: float) -> tuple[int | None, bool]:
+    def _wait(self, proc: subprocess.Popen[bytes], started: float, token: str) -> tuple[int | None, bool]:
         """(exit code, timed out). The code is None when the batch was interrupted."""
         deadline = started + self.options.timeout
         while True:
@@ -346,13 +390,13 @@ class Grader:
             except subprocess.TimeoutExpired:
                 pass
             if self._stop.is_set():
-                self._end(proc)
+                self._end(proc, token)
                 return None, False
             if time.monotonic() >= deadline:
-                self._end(proc)
+                self._end(proc, token)
                 return proc.returncode, True
 
-    def _end(self, proc: subprocess.Popen[bytes]) -> None:
+    def _end(self, proc: subprocess.Popen[bytes], token: str) -> None:
         """SIGINT (the child's KeyboardInterrupt path stops its app, Redis and container), then SIGKILL
         the whole tree after the grace."""
         if not self._hurry.is_set():
@@ -366,7 +410,7 @@ class Grader:
                 except subprocess.TimeoutExpired:
                     continue
         if proc.poll() is None:
-            kill_tree(proc)
+            kill_tree(proc, token)
 
     def _read_result(
         self, sub: SubmissionDir, partial: Path, log: Path, code: int | None, timed_out: bool, duration: float

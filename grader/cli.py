@@ -163,6 +163,7 @@ def batch_command(submissions_dir: Path, out_dir: Path, jobs: int, timeout: floa
     from grader import rubric as rubrics
     from grader.checking import load_checks
 
+    _interrupt_on_sigterm()  # a cancelled CI job stops the children cleanly, as Ctrl-C does
     options = batch.BatchOptions(out=out_dir, jobs=jobs, timeout=timeout, rubric=rubric, redis=redis_backend,
                                  redis_image=redis_image, env=env_kind, start_timeout=start_timeout,
                                  docs_url=docs_url, only=only, retry_errors=retry_errors, fresh=fresh)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -236,41 +237,74 @@ def test_batch_usage_errors_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 # --------------------------------------------------------------------------------------------- end to end
+# Submission folders get a per-run suffix and the batch a tag in its environment, so `_left_behind` finds
+# exactly this test's processes even while other grading runs share the machine (no_leftovers, which looks
+# at every grader process on the machine, is what CI relies on).
+
+TAG = secrets.token_hex(4)
+TAG_VAR = "REDIS_GRADER_TEST_TAG"
 
 
-def _grader_children(marker: str) -> list[int]:
-    """`grader check` children of a batch whose command line mentions `marker` (the temp folder)."""
+def n(name: str) -> str:
+    return f"{name}-{TAG}"
+
+
+def _left_behind() -> list[str]:
+    """Live processes of this test's batches: the `grader check` children and what inherits their environment
+    (the tag), and apps, whose environment the sandbox scrubs, by their working directory (the workspace copy
+    is named after the submission)."""
     found = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"from grader.cli import main" in cmdline and marker.encode() in cmdline:
-                found.append(int(entry.name))
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            cwd = os.readlink(entry / "cwd")
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if f"{TAG_VAR}={TAG}".encode() in environ or ("redis-grader-ws-" in cwd and TAG in cwd):
+            found.append(f"{entry.name}: {cmdline[:120]}")
     return found
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, TAG_VAR: TAG}
 
 
 @pytest.fixture
 def class_dir(tmp_path: Path) -> Path:
     subs = tmp_path / "submissions"
     subs.mkdir()
-    shutil.copytree(SUBMISSIONS / "reference", subs / "alice")
-    (subs / "noapp").mkdir()
-    (subs / "noapp" / "README.md").write_text("I forgot to push my code\n")
-    (subs / "broken").mkdir()
-    shutil.copy(APPS / "import_error" / "main.py", subs / "broken" / "main.py")
+    shutil.copytree(SUBMISSIONS / "reference", subs / n("alice"))
+    (subs / n("noapp")).mkdir()
+    (subs / n("noapp") / "README.md").write_text("I forgot to push my code\n")
+    (subs / n("broken")).mkdir()
+    shutil.copy(APPS / "import_error" / "main.py", subs / n("broken") / "main.py")
     (subs / ".hidden").mkdir()
     (subs / "notes.txt").write_text("not a submission\n")
     (tmp_path / "rubric.toml").write_text(RUBRIC)
     return subs
 
 
+@pytest.fixture
+def hang_dir(tmp_path: Path) -> Path:
+    """One submission whose app never finishes starting (its lifespan waits forever and ignores SIGTERM)."""
+    subs = tmp_path / "submissions"
+    (subs / n("hang")).mkdir(parents=True)
+    shutil.copy(APPS / "hang_startup" / "main.py", subs / n("hang") / "main.py")
+    (tmp_path / "rubric.toml").write_text(RUBRIC)
+    return subs
+
+
+def _argv(subs: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "grader", "batch", str(subs), "--out", str(out), "--env", "current", "--redis",
+            "local", "--jobs", "2", "--only", "cache.*", "--rubric", str(subs.parent / "rubric.toml"), *extra]
+
+
 def _run(subs: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "grader", "batch", str(subs), "--out", str(out), "--env", "current",
-            "--redis", "local", "--jobs", "2", "--only", "cache.*", "--rubric", str(subs.parent / "rubric.toml"), *extra]
-    return subprocess.run(argv, check=False, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=280)
+    return subprocess.run(_argv(subs, out, *extra), check=False, cwd=ROOT, env=_env(), capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=280)
 
 
 def _mtimes(out: Path) -> dict[str, int]:
@@ -283,24 +317,26 @@ def test_batch_grades_a_class_then_resumes_then_starts_fresh(class_dir: Path, no
     first = _run(class_dir, out)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "ignored notes.txt: not a folder" in first.stderr
-    assert "alice: S (100)" in first.stdout
+    assert f"{n('alice')}: S (100)" in first.stdout
     assert "3 of 3 done (3 graded now" in first.stdout
 
     with (out / "gradebook.csv").open(encoding="utf-8") as fh:
         rows = {r["name"]: r for r in csv.DictReader(fh)}
-    assert list(rows) == ["alice", "broken", "noapp"]  # sorted; .hidden and notes.txt are not submissions
-    assert rows["alice"]["grade"] == "S" and rows["alice"]["cache.populates"] == "passed"
-    assert rows["alice"]["ratelimit.threshold"] == "skipped"  # not selected by --only
-    assert rows["broken"]["app.starts"] == "failed" and rows["broken"]["grade"] == "C"
-    assert rows["noapp"]["app.starts"] == "failed"
+    assert list(rows) == [n("alice"), n("broken"), n("noapp")]  # sorted; .hidden and notes.txt are not submissions
+    alice, broken, noapp = rows.values()
+    assert alice["grade"] == "S" and alice["cache.populates"] == "passed" and alice["cache.ttl"] == "passed"
+    assert alice["ratelimit.threshold"] == "skipped"  # not selected by --only
+    assert broken["app.starts"] == "failed" and broken["grade"] == "C" and broken["status"] == "graded"
+    assert noapp["app.starts"] == "failed"
     for name in rows:
-        assert {"result.json", "report.html", "report.md", "junit.xml", "grader.log"} <= {p.name for p in (out / name).iterdir()}
-    broken = json.loads((out / "broken" / "result.json").read_text())
-    assert "redis_grader_not_installed_pkg" in broken["checks"][0]["message"] + json.dumps(broken["checks"][0]["evidence"])
+        files = {p.name for p in (out / name).iterdir()}
+        assert {"result.json", "report.html", "report.md", "junit.xml", "grader.log"} <= files
+    starts = json.loads((out / n("broken") / "result.json").read_text())["checks"][0]
+    assert "redis_grader_not_installed_pkg" in json.dumps(starts)  # the likely cause, from the app's log
 
     index = (out / "index.html").read_text(encoding="utf-8")
-    for text in ('href="alice/report.html"', 'href="broken/report.html"', "Grade distribution", "cache.populates",
-                 "app.starts", "Checks, hardest first"):
+    for text in (f'href="{n("alice")}/report.html"', f'href="{n("broken")}/report.html"', "Grade distribution",
+                 "Checks, hardest first", "cache.populates", "app.starts"):
         assert text in index
 
     # Resume: everything is done, so nothing is graded again (no child runs, no file is rewritten).
@@ -308,7 +344,7 @@ def test_batch_grades_a_class_then_resumes_then_starts_fresh(class_dir: Path, no
     second = _run(class_dir, out)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "kept 3 result(s) from an earlier run" in second.stderr
-    assert "alice:" not in second.stdout and "0 graded now" in second.stdout
+    assert n("alice") not in second.stdout and "0 graded now" in second.stdout
     assert _mtimes(out) == before
     assert (out / "gradebook.csv").is_file() and (out / "index.html").is_file()
 
@@ -318,72 +354,68 @@ def test_batch_grades_a_class_then_resumes_then_starts_fresh(class_dir: Path, no
     assert "3 graded now" in third.stdout
     after = _mtimes(out)
     assert all(after[name] > before[name] for name in before)
-    assert not _grader_children(str(class_dir))
+    assert not _left_behind()
 
 
 @pytest.mark.slow
-def test_a_hanging_submission_times_out_as_an_error(tmp_path: Path, no_leftovers: None) -> None:
-    subs = tmp_path / "submissions"
-    (subs / "hang").mkdir(parents=True)
-    shutil.copy(APPS / "hang_startup" / "main.py", subs / "hang" / "main.py")
-    (tmp_path / "rubric.toml").write_text(RUBRIC)
-    out = tmp_path / "results"
-    # The app never finishes starting and --start-timeout would wait 120 s: only --timeout can end it.
-    run = _run(subs, out, "--timeout", "2", "--start-timeout", "120")
+def test_a_hanging_submission_times_out_as_an_error(hang_dir: Path, no_leftovers: None) -> None:
+    out = hang_dir.parent / "results"
+    # --start-timeout would wait 120 s for the app: only the batch's --timeout can end this grading.
+    run = _run(hang_dir, out, "--timeout", "2", "--start-timeout", "120")
     assert run.returncode == 3, run.stdout + run.stderr
-    assert "hang: not graded - grading did not finish within 2 s and was stopped" in run.stdout
-    doc = json.loads((out / "hang" / "result.json").read_text())
+    assert f"{n('hang')}: not graded - grading did not finish within 2 s and was stopped" in run.stdout
+    doc = json.loads((out / n("hang") / "result.json").read_text())
     assert doc["status"] == "error" and doc["grade"] is None and "did not finish within 2 s" in doc["error"]
     with (out / "gradebook.csv").open(encoding="utf-8") as fh:
         [row] = list(csv.DictReader(fh))
-    assert row["name"] == "hang" and row["status"] == "error" and "did not finish" in row["error"]
+    assert row["name"] == n("hang") and row["status"] == "error" and "did not finish" in row["error"]
     assert "did not finish within 2 s" in (out / "index.html").read_text()
-    assert "Could not grade" in (out / "hang" / "report.html").read_text()
-    assert not _grader_children(str(subs))
+    assert "Could not grade" in (out / n("hang") / "report.html").read_text()
+    assert not _left_behind()
 
-    # An error is kept on resume (exit 3 again, nothing run) unless --retry-errors.
-    again = _run(subs, out, "--timeout", "2", "--start-timeout", "120")
-    assert again.returncode == 3 and "kept 1 result(s)" in again.stderr and "hang:" not in again.stdout
-    retry = _run(subs, out, "--timeout", "2", "--start-timeout", "120", "--retry-errors")
-    assert retry.returncode == 3 and "hang: not graded" in retry.stdout
-    assert not _grader_children(str(subs))
+    # An error is kept on resume (exit 3 again, nothing runs) unless --retry-errors.
+    again = _run(hang_dir, out, "--timeout", "2", "--start-timeout", "120")
+    assert again.returncode == 3 and "kept 1 result(s)" in again.stderr and n("hang") + ":" not in again.stdout
+    retry = _run(hang_dir, out, "--timeout", "2", "--start-timeout", "120", "--retry-errors")
+    assert retry.returncode == 3 and f"{n('hang')}: not graded" in retry.stdout
+    assert not _left_behind()
 
 
 @pytest.mark.slow
-def test_a_child_that_will_not_stop_is_killed_with_its_app_and_redis(tmp_path: Path, no_leftovers: None) -> None:
+def test_a_child_that_will_not_stop_is_killed_with_its_app_and_redis(
+    hang_dir: Path, no_leftovers: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # grace=0: the child gets SIGINT but no time to clean up, so the batch must SIGKILL the child and the
     # app and redis-server it started (they run in sessions of their own: a process-group kill misses them).
-    subs = tmp_path / "submissions"
-    (subs / "hang").mkdir(parents=True)
-    shutil.copy(APPS / "hang_startup" / "main.py", subs / "hang" / "main.py")
-    rubric = tmp_path / "rubric.toml"
-    rubric.write_text(RUBRIC)
-    options = BatchOptions(out=tmp_path / "results", timeout=2, grace=0, rubric=str(rubric), redis="local",
-                           env="current", start_timeout=120)
-    summary = batch.run_batch(subs, options)
-    assert summary.errors_now == 1 and summary.not_graded == ["hang"]
-    assert not _grader_children(str(subs))
+    monkeypatch.setenv(TAG_VAR, TAG)
+    options = BatchOptions(out=hang_dir.parent / "results", timeout=2, grace=0, rubric=str(hang_dir.parent / "rubric.toml"),
+                           redis="local", env="current", start_timeout=120)
+    summary = batch.run_batch(hang_dir, options)
+    assert summary.errors_now == 1 and summary.not_graded == [n("hang")]
+    assert not _left_behind()
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_the_running_children_and_keeps_what_is_done(class_dir: Path, no_leftovers: None) -> None:
-    shutil.rmtree(class_dir / "broken")
-    shutil.rmtree(class_dir / "noapp")
-    (class_dir / "zhang").mkdir()
-    shutil.copy(APPS / "hang_startup" / "main.py", class_dir / "zhang" / "main.py")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_stops_the_running_children_and_keeps_what_is_done(
+    class_dir: Path, no_leftovers: None, signum: signal.Signals
+) -> None:
+    # SIGTERM is a cancelled CI job: it must unwind the same way.
+    shutil.rmtree(class_dir / n("broken"))
+    shutil.rmtree(class_dir / n("noapp"))
+    (class_dir / n("zhang")).mkdir()
+    shutil.copy(APPS / "hang_startup" / "main.py", class_dir / n("zhang") / "main.py")
     out = class_dir.parent / "results"
-    argv = [sys.executable, "-m", "grader", "batch", str(class_dir), "--out", str(out), "--env", "current",
-            "--redis", "local", "--jobs", "2", "--rubric", str(class_dir.parent / "rubric.toml"),
-            "--start-timeout", "120"]
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(_argv(class_dir, out, "--start-timeout", "120"), cwd=ROOT, env=_env(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
     try:
-        # Wait (bounded, for a hang only) until alice is done and zhang's grading is under way.
+        # Wait until alice is done and zhang's app is up (bounded only so that a broken batch cannot hang).
         deadline = time.monotonic() + 120
-        while not ((out / "alice" / "result.json").is_file() and _grader_children(str(class_dir / "zhang"))):
+        while not ((out / n("alice") / "result.json").is_file() and any("uvicorn" in p for p in _left_behind())):
             assert proc.poll() is None and time.monotonic() < deadline, "the batch did not get going"
             time.sleep(0.1)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         output, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
@@ -391,8 +423,8 @@ def test_ctrl_c_stops_the_running_children_and_keeps_what_is_done(class_dir: Pat
             proc.wait()
     assert proc.returncode == 130, output
     assert "interrupted" in output and "1 of 2 done" in output
-    assert (out / "alice" / "result.json").is_file()
-    assert not (out / "zhang" / "result.json").exists()  # not done, so a resumed run grades it
+    assert (out / n("alice") / "result.json").is_file()
+    assert not (out / n("zhang") / "result.json").exists()  # not done, so a resumed run grades it
     with (out / "gradebook.csv").open(encoding="utf-8") as fh:
-        assert [r["name"] for r in csv.DictReader(fh)] == ["alice"]
-    assert not _grader_children(str(class_dir))
+        assert [r["name"] for r in csv.DictReader(fh)] == [n("alice")]
+    assert not _left_behind()
