@@ -51,7 +51,7 @@ async def redis_ping(ctx: CheckContext) -> CheckOutcome:
     if down.status == 500:
         return failed(
             "with Redis unreachable GET /health answered 500 (an unhandled error): catch the Redis error and "
-            "answer 503 with the status",
+            "answer 503 with the status (a rate-limit middleware that lets the Redis error escape causes this too)",
             **evidence,
         )
     if down.status == 200 and down.text == up.text:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from checks.support import commands_text, requests_text
+from checks.support import WRITES, commands_text, requests_text
 from grader.checking import CheckContext, check
 from grader.outcome import CheckOutcome, failed, passed
 
@@ -171,23 +171,25 @@ async def validation(ctx: CheckContext) -> CheckOutcome:
                   body=reply.text[:300], **evidence)
 
 
-def _module_exists(app_dir: Path, module: str) -> bool:
-    base = app_dir.joinpath(*module.split("."))
-    return (base.with_suffix(".py").is_file() or (base / "__main__.py").is_file()
-            or (base / "__init__.py").is_file())
-
-
-def _static_pipelines(ctx: CheckContext) -> list[str]:
-    """Pipelines in files that add scores (ZADD/ZINCRBY): the bulk insert, wherever it lives."""
+def _static_pipelines(ctx: CheckContext, seed_files: list[str]) -> list[str]:
+    """Pipelines where the bulk insert can be: files that add scores (ZADD/ZINCRBY), and the seed modules."""
     near = []
     for finding in ctx.facts.pipelines:
         try:
             text = (ctx.workspace.root / finding.file).read_text(errors="replace").lower()
         except OSError:
             continue
-        if "zadd" in text or "zincrby" in text:
+        if "zadd" in text or "zincrby" in text or finding.file in seed_files:
             near.append(f"{finding.file}:{finding.line}: {finding.text}")
     return near
+
+
+def _module_file(app_dir: Path, module: str) -> Path | None:
+    base = app_dir.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__main__.py", base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def _tail(output: str, lines: int = 15) -> list[str]:
@@ -197,33 +199,38 @@ def _tail(output: str, lines: int = 15) -> list[str]:
 @check("leaderboard.pipeline", title="The test data is bulk-inserted with a pipeline", level="advanced",
        requires=("app.uses_redis_url",), timeout=90.0)
 async def pipeline(ctx: CheckContext) -> CheckOutcome:
-    static = _static_pipelines(ctx)
-    modules = [m for m in ctx.settings.get("seed_modules", []) if _module_exists(ctx.app_dir, m)]
-    evidence: dict[str, Any] = {"pipelines_in_code": static or ["(none near ZADD/ZINCRBY code)"]}
+    found = {m: _module_file(ctx.app_dir, m) for m in ctx.settings.get("seed_modules", [])}
+    modules = [m for m, path in found.items() if path is not None]
+    seed_files = [path.relative_to(ctx.workspace.root).as_posix() for path in found.values()
+                  if path is not None and ctx.workspace.root in path.parents]
+    static = _static_pipelines(ctx, seed_files)
+    evidence: dict[str, Any] = {"pipelines_in_code": static or ["(none where scores are added or seeded)"]}
     if modules:
         module = modules[0]
         mark = ctx.proxy.trace.mark()
         run = await ctx.run([ctx.python, "-m", module], timeout=float(ctx.settings.get("seed_timeout", 30)))
         commands = ctx.proxy.trace.since(mark)
-        zset = [c for c in commands if c.name in ZSET_WRITES]
+        # The bulk insert is judged on every write the seeding sends (ZADD normally; another structure is
+        # leaderboard.score's business, not this check's).
+        bulk = [c for c in commands if c.name in WRITES]
         # A round trip of its own: neither sent while earlier commands awaited replies, nor queued in MULTI.
-        alone = [c for c in zset if not (c.pipelined or c.in_multi)]
+        alone = [c for c in bulk if not (c.pipelined or c.in_multi)]
+        names = "/".join(sorted({c.name for c in bulk})) or "writes"
         evidence.update(seed=f"python -m {module}", exit_code=run.returncode, output_tail=_tail(run.output),
                         redis=[str(c) + ("  (pipelined)" if c.pipelined else "  (in MULTI)" if c.in_multi
-                                         else "  (own round trip)") for c in zset][:12]
+                                         else "  (own round trip)") for c in bulk][:12]
                         or commands_text(commands, limit=12))
-        if run.returncode == 0 and zset:
-            members = sum((len(c.args) - 1) // 2 for c in zset)
-            if len(zset) == 1:
-                return passed(f"python -m {module} added {members} members with a single ZADD (one round trip)",
+        if run.returncode == 0 and bulk:
+            if len(bulk) == 1:
+                return passed(f"python -m {module} wrote everything with a single {names} (one round trip)",
                               **evidence)
-            if len(alone) * 2 <= len(zset):
-                return passed(f"python -m {module} sent {len(zset)} ZADD/ZINCRBY in {len(alone)} round trip(s): "
+            if len(alone) * 2 <= len(bulk):
+                return passed(f"python -m {module} sent {len(bulk)} {names} in {len(alone)} round trip(s): "
                               "a pipeline", **evidence)
-            return failed(f"python -m {module} sent {len(zset)} ZADD/ZINCRBY, {len(alone)} of them each in its own "
+            return failed(f"python -m {module} sent {len(bulk)} {names}, {len(alone)} of them each in its own "
                           "round trip: batch them in one pipeline", **evidence)
         problem = (f"timed out after {ctx.settings.get('seed_timeout', 30)} s" if run.timed_out
-                   else f"exited with code {run.returncode}" if run.returncode else "added no scores to Redis")
+                   else f"exited with code {run.returncode}" if run.returncode else "wrote nothing to Redis")
         # The seeding could not be observed: the code decides, and the evidence says why.
         evidence["seed_problem"] = problem
         if static:

@@ -150,11 +150,13 @@ def _app_starts(start: AppStart, app: RunningApp, workspace: Workspace) -> Check
         )
     cause = app.likely_cause()
     message = f"the app did not start: {start.failure}" + (f" - likely cause: {cause}" if cause else "")
+    # Paths in the private copy mean nothing to the student: show them relative to the submission.
+    private = f"{workspace.root}/"
     return failed(
-        message,
+        message.replace(private, ""),
         entrypoint=workspace.entrypoint.target,
         found=workspace.entrypoint.how,
-        log_tail=app.log_tail(40).splitlines(),
+        log_tail=app.log_tail(40).replace(private, "").splitlines(),
     )
 
 
