@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -47,6 +48,7 @@ def main() -> None:
     Exit codes: 0 graded at or above --min-grade, 1 graded below it,
                 2 usage error, 3 the harness could not grade.
     """
+    logging.basicConfig(format="grader: %(message)s", level=logging.WARNING)
 
 
 @main.command("check")

@@ -230,6 +230,9 @@ def _run_uv(argv: list[str], cwd: Path, deadline: float) -> None:
     """Run uv (the harness's own tool, not sandboxed); a failure raises GraderError with uv's last line."""
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_PYTHON", "PYTHONPATH", "PYTHONHOME")}
     env["UV_NO_PROGRESS"] = "1"
+    # Trust the system's certificate store, as pip does: behind a proxy with its own CA (a campus, a company,
+    # this kind of CI) uv's bundled roots fail with "invalid peer certificate".
+    env.setdefault("UV_NATIVE_TLS", "1")
     proc = subprocess.Popen(
         argv,
         cwd=cwd,  # not the submission: uv must not read a uv.toml / [tool.uv] of the student's

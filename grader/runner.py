@@ -130,14 +130,14 @@ def _redis_env(proxy: RedisProxy) -> dict[str, str]:
 
 
 def _redis_warnings(server: RedisServer, facts: StaticFacts) -> list[str]:
-    major = int(server.version.split(".")[0]) if server.version[:1].isdigit() else 0
-    if major >= 7:
-        return []
-    warning = f"Redis {server.version} is older than 7: Redis Functions (FUNCTION/FCALL) are not available"
-    if facts.functions_api:
-        first = facts.functions_api[0]
-        warning += f"; this submission uses them ({first.file}:{first.line}) - grade it with Redis 7 (--redis docker)"
-    return [warning]
+    warnings = [server.note] if server.note else []
+    if server.major_version < 7:
+        warning = f"Redis {server.version} is older than 7: Redis Functions (FUNCTION/FCALL) are not available"
+        if facts.functions_api:
+            first = facts.functions_api[0]
+            warning += f"; this submission uses them ({first.file}:{first.line}) - grade it with Redis 7"
+        warnings.append(warning)
+    return warnings
 
 
 def _app_starts(start: AppStart, app: RunningApp, workspace: Workspace) -> CheckOutcome:

@@ -7,6 +7,7 @@ stopped and its container or temp dir removed on the way out.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import ipaddress
 import logging
@@ -44,6 +45,7 @@ class RedisServer:
     backend: str  # "docker" | "local"
     version: str  # INFO server -> redis_version, e.g. "7.0.15"
     source: str  # image name, or path of the local binary
+    note: str | None = None  # why this backend was used when another was tried first
 
     @property
     def url(self) -> str:
@@ -335,7 +337,11 @@ def start_redis(kind: str = "auto", image: str = DEFAULT_IMAGE, timeout: float =
             stack.close()
             if binary is None:
                 raise
-            log.warning("%s; falling back to the local redis-server at %s", exc, binary)
+            note = f"{exc}; used the local redis-server at {binary} instead"
+            log.warning("%s", note)
+            with _local_redis(binary, timeout) as server:
+                yield dataclasses.replace(server, note=note)
+            return
         else:
             with stack:
                 yield server
