@@ -163,7 +163,7 @@ def _app_starts(start: AppStart, app: RunningApp, workspace: Workspace) -> Check
 def _gate_closed(rubric: rubrics.Rubric, gate: CheckOutcome) -> dict[str, CheckOutcome]:
     outcomes = {APP_STARTS: gate}
     for entry in rubric.entries:
-        outcomes.setdefault(entry.check_id, skipped(f"skipped: {APP_STARTS} failed"))
+        outcomes.setdefault(entry.check_id, skipped(f"the app did not start ({APP_STARTS} failed)"))
     return outcomes
 
 
@@ -230,7 +230,7 @@ async def _run_one(
         return skipped("not selected (--only)", applicable=False)
     for needed in check.requires:
         if needed in outcomes and outcomes[needed].outcome != "passed":
-            return skipped(f"skipped: needs {needed}, which {outcomes[needed].outcome}")
+            return skipped(f"needs {needed}, which {outcomes[needed].outcome}")
     exit_code = app.poll()
     if exit_code is not None:
         return error(f"the app exited (code {exit_code}) during grading", log_tail=app.log_tail(30).splitlines())

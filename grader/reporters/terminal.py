@@ -84,13 +84,13 @@ def _check_lines(check: Check, style: Any, width: int) -> list[str]:
         return [line]
     lines = [line]
     label = "error" if check.outcome == "error" else "seen"
-    lines.append(f"      {style(label + ':', fg=colour)} {_clip(check.message)}")
+    lines.append(f"      {style(label + ':', fg=colour)} {check.message}")
     for item in check.evidence[:EVIDENCE_KEYS]:
         lines.extend(_evidence_lines(item, style))
     if len(check.evidence) > EVIDENCE_KEYS:
         lines.append(style(f"      … {len(check.evidence) - EVIDENCE_KEYS} more evidence entries in the full report", dim=True))
     if check.hint:
-        lines.append(f"      {style('hint:', fg='cyan')} {_clip(check.hint)}")
+        lines.append(f"      {style('hint:', fg='cyan')} {check.hint}")
     for link in check.remediation:
         lines.append(f"      {style('learn:', fg='cyan')} {link.title}" + (f"  {link.url}" if link.url else ""))
     return lines
