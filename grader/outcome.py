@@ -20,6 +20,7 @@ class CheckOutcome:
     # A skipped check that does not apply to this submission (e.g. it has no tests of its own) is
     # left out of max_score; one skipped because something it needs failed still counts against it.
     applicable: bool = True
+    duration_s: float = 0.0  # set by the runner
 
 
 def passed(message: str, **evidence: Any) -> CheckOutcome:

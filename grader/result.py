@@ -40,6 +40,7 @@ def check_record(check: Check, outcome: CheckOutcome, rubric: Rubric, docs_url: 
         "evidence": outcome.evidence,
         "hint": entry.hint if outcome.outcome in ("failed", "error") else "",
         "remediation": rubric.remediation(entry, docs_url) if outcome.outcome in ("failed", "error") else [],
+        "duration_s": outcome.duration_s,
     }
 
 

@@ -235,8 +235,11 @@ async def _run_one(
     if exit_code is not None:
         return error(f"the app exited (code {exit_code}) during grading", log_tail=app.log_tail(30).splitlines())
     await _fresh_state(ctx)
+    started = time.monotonic()
     try:
-        return await asyncio.wait_for(check.func(ctx), timeout=check.timeout)
+        outcome = await asyncio.wait_for(check.func(ctx), timeout=check.timeout)
+        outcome.duration_s = round(time.monotonic() - started, 3)
+        return outcome
     except asyncio.TimeoutError:
         return error(f"the check did not finish within {check.timeout:g} s", log_tail=app.log_tail(20).splitlines())
     except Exception as exc:  # noqa: BLE001 - a harness bug must cost this check, not the whole grade
