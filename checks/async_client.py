@@ -96,11 +96,21 @@ class Timing:
 
 
 async def _timing(ctx: CheckContext, route: str) -> Timing:
-    singles = [(await ctx.probe.client().get(route)).elapsed for _ in range(SINGLE_SAMPLES)]
-    clients = [ctx.probe.client() for _ in range(CONCURRENT)]  # one request each: the limiter never bites
+    lone = [ctx.probe.client() for _ in range(SINGLE_SAMPLES)]
+    singles = [(await client.get(route)).elapsed for client in lone]
+    clients = [ctx.probe.client() for _ in range(CONCURRENT)]  # one request each: a per-IP limiter never bites
     started = time.monotonic()
     replies = await asyncio.gather(*(c.get(route) for c in clients))
-    return Timing(min(singles), time.monotonic() - started, list(replies))
+    wall = time.monotonic() - started
+    for client in lone + clients:
+        await client.aclose()  # dozens per check: free their sockets now
+    return Timing(min(singles), wall, list(replies))
+
+
+def _answered(reply: Reply) -> bool:
+    """A 429 counts: a limiter shared by every client (ratelimit.per_ip's defect) answers it after its own Redis
+    round trip, which is just as good for timing the event loop."""
+    return reply.status is not None and (reply.ok or reply.status == 429)
 
 
 @check("async.event_loop", title="10 concurrent requests take about one request's time, not ten",
@@ -122,7 +132,7 @@ async def event_loop(ctx: CheckContext) -> CheckOutcome:
             timed = await _timing(ctx, route)
         finally:
             ctx.proxy.latency = 0.0
-        bad = next((r for r in timed.replies + baseline.replies if not r.ok), None)
+        bad = next((r for r in timed.replies + baseline.replies if not _answered(r)), None)
         if bad is not None:
             return failed(f"concurrent GET {route} failed: {bad}", route=route, runs=runs,
                           requests=requests_text(timed.replies))

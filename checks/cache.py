@@ -215,10 +215,13 @@ STREAM_RATE = 100.0  # requests per second, the steady stream the course text de
 PER_CLIENT = 8  # requests per virtual client: below the limiter's 10 a minute, so no stream request is refused
 LEAD_IN_S = 0.3  # traffic before the harness shortens the key's life
 TAIL_S = 1.0  # traffic after the key's shortened life ran out
-MAX_WRITES = 3  # value writes tolerated per expiry (XFetch recomputes early, and sometimes twice or thrice)
-# The best of up to this many expiries counts: XFetch's early recomputations have a long tail (with beta 1
-# about a quarter of expiries see 4+ writes, more on a loaded machine), a lock or no protection do not vary.
-EXPIRIES = 5
+MAX_WRITES = 3  # value writes tolerated per expiry (the course's "about once", with room for a lock race)
+# XFetch recomputes before the key expires, each request deciding by chance: the number of recomputations has
+# a long tail (with beta 1 about a quarter of expiries see 4+, more on a loaded machine). Writes while no
+# request ever found the key missing are XFetch working as designed, so they get a little more room.
+MAX_EARLY_WRITES = 5
+EXPIRIES = 5  # conclusive expiries observed at most; the first conclusive pass ends the check
+MAX_EXPIRIES = 8  # inconclusive ones included
 # How long the harness leaves the key to live once traffic flows, scaled by how long the app takes to load
 # the database: XFetch recomputes inside the last beta*delta*ln(rate*beta*delta) seconds (delta = load time),
 # so it must get a gradual run-up to the expiry, as it would at the end of a real 60 s TTL.
@@ -226,34 +229,42 @@ SHORT_LIFE_MIN_S = 2.0
 SHORT_LIFE_MAX_S = 5.0
 SHORT_LIFE_PER_LOAD_S = 25.0
 EXPIRY_FIELD_WINDOW_S = (30.0, 70.0)  # an absolute expiry stored in the value lies this far ahead of now
-# A pause in the harness's own stream right where the key expires lets one request reload the list before
-# the next one arrives, so an unprotected app would look protected: such an expiry is not counted.
-MAX_STREAM_GAP_S = 0.06
-CRITICAL_BEFORE_S = 0.1
-CRITICAL_AFTER_S = 0.4
-MAX_EXPIRIES = 10  # stalled expiries included
+READS = {"GET", "GETEX", "HGET", "HGETALL", "EXISTS", "TYPE"}
+EMPTY_REPLIES = {"nil", "_", "%0", "*0", ":0", "+none"}
+
+PASS, FAIL, UNSURE = "pass", "fail", "inconclusive"
 
 
 @dataclass
 class Expiry:
-    life_s: float
+    """One expiry of the cached list while traffic flows, as the trace shows it.
+
+    Every request that finds the key missing and has no protection loads the database and writes the list:
+    writes == misses, however few there are (a loaded machine may let only 2-3 requests miss). That is why
+    the verdict reads both numbers, not the write count alone."""
+
     writes: list[Command]
+    early: int  # value writes before the key's shortened life ran out (XFetch recomputing ahead)
+    misses: int  # the app's reads of the key that found it missing
     replies: list[Reply]
     metadata: str | None  # what the harness rewrote inside the value, if anything
-    max_gap_s: float  # the longest pause in the stream around the expiry (the harness's own stall)
-    misses: int  # the app's reads of the key that found it missing
-    early: int  # value writes before the key's shortened life ran out (XFetch recomputing ahead)
 
     @property
-    def valid(self) -> bool:
-        # A stream that paused around the expiry proves nothing either way (a pause longer than the database
-        # load lets one request refill the key with nobody else missing it): such an expiry is repeated.
-        return self.max_gap_s <= MAX_STREAM_GAP_S
+    def verdict(self) -> str:
+        total = len(self.writes)
+        if self.misses == 0 and 1 <= total <= MAX_EARLY_WRITES:
+            # Nobody found it missing: it was recomputed before it expired (XFetch; a recompute decided just
+            # before the expiry may write just after it), or the app's reads are invisible (inside a script).
+            return PASS
+        if self.misses >= 2 and total < self.misses and total <= MAX_WRITES:
+            return PASS  # several requests missed it, fewer loaded the database (a lock, or single-flight)
+        if total > (MAX_EARLY_WRITES if self.misses == 0 else MAX_WRITES):
+            return FAIL
+        return UNSURE  # e.g. 2 misses and 2 writes: too few requests missed it to tell protection from luck
 
     def summary(self) -> str:
-        return (f"{len(self.writes)} writes ({self.early} before expiry), {self.misses} reads found it missing, "
-                f"{len(self.replies)} requests, longest pause {self.max_gap_s * 1000:.0f} ms"
-                + ("" if self.valid else " (the harness's stream stalled at the expiry: not counted)"))
+        return (f"{len(self.writes)} writes ({self.early} before the expiry), {self.misses} reads found the key "
+                f"missing, {len(self.replies)} requests: {self.verdict}")
 
 
 def _is_value_write(command: Command, key: str, markers: list[str]) -> bool:
@@ -268,6 +279,10 @@ def _is_value_write(command: Command, key: str, markers: list[str]) -> bool:
     if markers:
         return any(m in arg or json.dumps(m)[1:-1] in arg for arg in command.args for m in markers)
     return command.name in WRITES and "NX" not in (a.upper() for a in command.args[1:])
+
+
+def _is_miss(command: Command, key: str) -> bool:
+    return command.name in READS and bool(command.args) and command.args[0] == key and command.reply in EMPTY_REPLIES
 
 
 def _shorten_metadata(raw: str, life_s: float) -> tuple[str, str] | None:
@@ -299,34 +314,31 @@ def _shorten_metadata(raw: str, life_s: float) -> tuple[str, str] | None:
 
 class _Stream:
     """~STREAM_RATE requests a second on a fixed schedule (open loop: a slow app does not slow the stream
-    down) until `stop_at`, each virtual client sending at most PER_CLIENT; remembers when each was sent."""
+    down) until `stop_at`, each virtual client sending at most PER_CLIENT."""
 
     def __init__(self, ctx: CheckContext):
         self.ctx = ctx
         self.stop_at = float("inf")
-        self.sent: list[float] = []
 
     async def run(self) -> list[Reply]:
         loop = asyncio.get_running_loop()
         start = loop.time()
         tasks: list[asyncio.Task[Reply]] = []
-        client = self.ctx.probe.client()
+        clients = [self.ctx.probe.client()]
         n = 0
         while (due := start + n / STREAM_RATE) < self.stop_at:
             if n and n % PER_CLIENT == 0:
-                client = self.ctx.probe.client()
+                clients.append(self.ctx.probe.client())
             if due > loop.time():
                 await asyncio.sleep(due - loop.time())
-            self.sent.append(loop.time())
-            tasks.append(asyncio.create_task(client.get(PRODUCTS)))
+            tasks.append(asyncio.create_task(clients[-1].get(PRODUCTS)))
             n += 1
-        return list(await asyncio.gather(*tasks))
-
-    def max_gap(self, begin: float, end: float) -> float:
-        times = [t for t in self.sent if begin <= t <= end]
-        if len(times) < 2:
-            return end - begin
-        return max(b - a for a, b in zip([begin, *times], [*times, end]))
+        try:
+            return list(await asyncio.gather(*tasks))
+        finally:
+            # Hundreds of clients per check: their sockets are closed now, not at the end of the run.
+            for client in clients:
+                await client.aclose()
 
 
 async def _one_expiry(ctx: CheckContext, key: str, markers: list[str], life_s: float) -> Expiry:
@@ -339,21 +351,20 @@ async def _one_expiry(ctx: CheckContext, key: str, markers: list[str], life_s: f
     metadata = None
     raw = await ctx.redis.get(key) if await ctx.redis.type(key) == "string" else None
     shortened = _shorten_metadata(raw, life_s) if raw is not None else None
+    # The trace's clock is time.monotonic(), like the loop's: the key can expire no earlier than this.
+    expires_at = time.monotonic() + life_s
     if shortened is not None:
         await ctx.redis.set(key, shortened[0], px=int(life_s * 1000))
         metadata = shortened[1]
     else:
         await ctx.redis.pexpire(key, int(life_s * 1000))
-    expires_at = loop.time() + life_s
-    stream.stop_at = expires_at + TAIL_S
+    stream.stop_at = loop.time() + life_s + TAIL_S
     replies = await task
     commands = ctx.proxy.trace.since(mark)
     writes = [c for c in commands if _is_value_write(c, key, markers)]
-    misses = sum(1 for c in commands if c.name in ("GET", "GETEX", "HGETALL", "MGET") and key in c.args
-                 and c.reply in ("nil", "_", "%0", "*0"))
-    gap = stream.max_gap(expires_at - CRITICAL_BEFORE_S, expires_at + CRITICAL_AFTER_S)
     early = sum(1 for c in writes if c.time < expires_at)
-    return Expiry(life_s, writes, replies, metadata, gap, misses, early)
+    misses = sum(1 for c in commands if _is_miss(c, key))
+    return Expiry(writes, early, misses, replies, metadata)
 
 
 @check("cache.stampede", title="A burst across the cache expiry loads the database about once", level="advanced",
@@ -372,43 +383,53 @@ async def stampede(ctx: CheckContext) -> CheckOutcome:
             await ctx.probe.client().get(PRODUCTS)  # refill, so every expiry starts from a warm key
         expiry = await _one_expiry(ctx, key, markers, life_s)
         expiries.append(expiry)
-        counted = [e for e in expiries if e.valid]
-        if (expiry.valid and len(expiry.writes) <= MAX_WRITES) or len(counted) >= EXPIRIES:
+        if expiry.verdict == PASS or sum(e.verdict != UNSURE for e in expiries) >= EXPIRIES:
             break
-    counted = [e for e in expiries if e.valid]
-    if not counted:
-        return error(f"the harness could not keep a steady stream of requests across the expiry (paused up to "
-                     f"{max(e.max_gap_s for e in expiries) * 1000:.0f} ms): the machine is too busy to judge this",
-                     expiries=[e.summary() for e in expiries])
-    best = min(counted, key=lambda e: len(e.writes))
-    counts = [len(e.writes) for e in counted]
+        if sum(r.status == 429 for r in expiry.replies) > len(expiry.replies) // 10:
+            break  # a limiter shared by every client refuses the stream: nothing to measure (see below)
+    verdicts = [e.verdict for e in expiries]
+    shown = next((e for e in expiries if e.verdict == PASS), None) or max(expiries, key=lambda e: len(e.writes))
     statuses: dict[str, int] = {}
-    for r in best.replies:
+    for r in shown.replies:
         seen = str(r.status) if r.error is None else "no answer"
         statuses[seen] = statuses.get(seen, 0) + 1
     evidence: dict[str, object] = {
         "key": key,
-        "value_writes_per_expiry": counts,
-        "tolerated": MAX_WRITES,
-        "key_life_s": round(life_s, 2),
-        "stream": f"{STREAM_RATE:g} req/s, {len(best.replies)} requests, {PER_CLIENT} per client",
-        "statuses": statuses,
-        "writes": commands_text(best.writes, limit=12),
         "expiries": [e.summary() for e in expiries],
+        "tolerated": f"{MAX_WRITES} writes ({MAX_EARLY_WRITES} when no read ever found the key missing)",
+        "key_life_s": round(life_s, 2),
+        "stream": f"{STREAM_RATE:g} req/s, {PER_CLIENT} per client",
+        "statuses": statuses,
+        "writes": commands_text(shown.writes, limit=12),
     }
-    if best.metadata:
-        evidence["expiry_in_value_moved"] = best.metadata
-    failures = [r for r in best.replies if not r.ok]
-    if best.replies and len(failures) > len(best.replies) // 10:
-        return failed(f"during the stream across the expiry {len(failures)} of {len(best.replies)} GET {PRODUCTS} "
+    if shown.metadata:
+        evidence["expiry_in_value_moved"] = shown.metadata
+    failures = [r for r in shown.replies if not r.ok]
+    refused = [r for r in failures if r.status == 429]
+    if shown.replies and len(refused) > len(shown.replies) // 10:
+        # Each stream client sends at most 8 requests, so only a limiter shared by every client refuses them:
+        # ratelimit.per_ip grades that defect; this check cannot measure anything and does not count.
+        return skipped(f"the rate limiter refused {len(refused)} of {len(shown.replies)} stream requests, though no "
+                       f"client sent more than {PER_CLIENT}: it does not count per client (see ratelimit.per_ip), so "
+                       "the stampede cannot be measured", applicable=False, **evidence)
+    if shown.replies and len(failures) > len(shown.replies) // 10:
+        return failed(f"during the stream across the expiry {len(failures)} of {len(shown.replies)} GET {PRODUCTS} "
                       f"failed ({failures[0]})", **evidence)
-    if len(best.writes) <= MAX_WRITES:
+    if PASS in verdicts:
         return passed(f"with ~{STREAM_RATE:g} req/s flowing across the expiry of '{key}', the list was written "
-                      f"{len(best.writes)} time(s): the database was loaded about once", **evidence)
+                      f"{len(shown.writes)} time(s) while {shown.misses} read(s) found it missing: the database was "
+                      "loaded about once", **evidence)
+    if FAIL not in verdicts:
+        return error(f"in {len(expiries)} expiries of '{key}' too few requests found it missing to tell whether the "
+                     "app protects the database (the machine may be too busy)", **evidence)
+    failing = [e for e in expiries if e.verdict == FAIL]
+    counts = " / ".join(str(len(e.writes)) for e in failing)
+    why = ("the list is written again on nearly every request, so the cache is never what answers"
+           if all(e.misses == 0 and len(e.writes) > len(e.replies) // 2 for e in failing)
+           else "every request that found the key missing loaded the database (a cache stampede)")
     return failed(
-        f"with ~{STREAM_RATE:g} req/s flowing across the expiry of '{key}', the list was written "
-        f"{' / '.join(map(str, counts))} times in {len(counts)} expiries (at most {MAX_WRITES} expected): every "
-        "request that found the key missing loaded the database (a cache stampede)",
+        f"with ~{STREAM_RATE:g} req/s flowing across the expiry of '{key}', the list was written {counts} times in "
+        f"{len(failing)} expiries (at most {MAX_WRITES} expected): {why}",
         **evidence,
     )
 

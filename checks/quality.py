@@ -70,8 +70,7 @@ def tests_dir(root: Path, app_dir: Path, tests: list[Path]) -> Path:
     return root
 
 
-@check("quality.tests", title="The submission's own pytest suite passes", level="advanced",
-       requires=("app.uses_redis_url",), timeout=300.0)
+@check("quality.tests", title="The submission's own pytest suite passes", level="advanced", timeout=300.0)
 async def tests(ctx: CheckContext) -> CheckOutcome:
     root = ctx.workspace.root
     found = find_test_files(root)

@@ -1,0 +1,160 @@
+"""The timing and concurrency checks give the same verdict every time, on a machine with one core kept busy.
+
+A grade that flips between runs is the worst bug a grader can have (DESIGN §4): each fixture below is graded
+five times with `--only` its timing checks while another process spins on one of the two cores, and every run
+must give the catalogue's outcome. The measured numbers (ratios, write counts) are printed for the README.
+
+The pure decision rules of those checks are unit-tested at the bottom (no processes, no timing).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import SUBMISSIONS
+
+from checks.cache import FAIL, PASS, UNSURE, Expiry, _shorten_metadata, sample_body, write_endpoints
+from checks.quality import find_test_files
+from grader.proxy import Command
+
+RUNS = 5
+TIMING_CHECKS = ("ratelimit.atomic_under_load", "async.event_loop", "cache.stampede")
+EXPECTED = {
+    "reference": {"ratelimit.atomic_under_load": "passed", "async.event_loop": "passed", "cache.stampede": "passed"},
+    "ratelimit-get-set": {"ratelimit.atomic_under_load": "failed"},
+    "sync-client": {"async.event_loop": "failed"},
+    "stampede-unprotected": {"cache.stampede": "failed"},
+    "stampede-xfetch": {"cache.stampede": "passed"},
+}
+
+
+@pytest.fixture(scope="module")
+def busy_core():
+    """One core kept at 100% for the whole module, as on a loaded 2-core CI runner."""
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    time.sleep(0.2)
+    yield
+    spinner.kill()
+    spinner.wait(timeout=10)
+
+
+def _numbers(check: dict) -> object:
+    """The measured margin of a timing check, for the printout."""
+    evidence = check["evidence"]
+    if check["id"] == "async.event_loop":
+        return [(run["ratio"], run["serialized_round_trips"]) for run in evidence.get("runs", [])]
+    if check["id"] == "cache.stampede":
+        return evidence.get("expiries")
+    return evidence.get("statuses")
+
+
+def _grade(path: Path, checks: list[str], out: Path) -> dict[str, dict]:
+    only = [arg for check in ["app.uses_redis_url", *checks] for arg in ("--only", check)]
+    done = subprocess.run(
+        [sys.executable, "-m", "grader.cli", "check", str(path), "--env", "current", "--redis", "local", *only,
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert out.exists(), done.stdout[-2000:] + done.stderr[-2000:]
+    return {c["id"]: c for c in json.loads(out.read_text())["checks"]}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize("fixture", sorted(EXPECTED))
+def test_timing_checks_give_the_same_verdict_every_time(fixture, busy_core, tmp_path, no_leftovers):
+    expected = EXPECTED[fixture]
+    seen: list[dict[str, str]] = []
+    margins: dict[str, list[object]] = {check: [] for check in expected}
+    for n in range(RUNS):
+        checks = _grade(SUBMISSIONS / fixture, sorted(expected), tmp_path / f"run{n}.json")
+        seen.append({check: checks[check]["outcome"] for check in expected})
+        for check in expected:
+            margins[check].append(_numbers(checks[check]))
+    print(f"\n{fixture}: {json.dumps(margins, indent=1)}")
+    assert all(run == expected for run in seen), f"{fixture}: outcomes {seen}, margins {margins}"
+
+
+# ---- the pure rules behind cache.stampede and cache.invalidation ------------------------------------------
+
+
+def _write(at: float, key: str = "products:all", value: str = '["Vue 3 Basics"]') -> Command:
+    return Command(0, 1, at, "SET", (key, value, "EX", "60"), False, False, False, "+OK")
+
+
+def _expiry(early: int, late: int, misses: int) -> Expiry:
+    writes = [_write(0.0) for _ in range(early)] + [_write(9.0) for _ in range(late)]
+    return Expiry(writes, early, misses, [], None)
+
+
+@pytest.mark.parametrize(
+    ("early", "late", "misses", "verdict"),
+    [
+        (0, 1, 9, PASS),  # a lock: many requests missed it, one loaded the database
+        (0, 2, 3, PASS),  # a lock that lost one race
+        (1, 0, 0, PASS),  # XFetch refreshed it once, before it expired
+        (5, 0, 0, PASS),  # XFetch's long tail, still nobody missed it
+        (6, 0, 0, FAIL),
+        (0, 8, 8, FAIL),  # no protection: every miss loads and writes
+        (0, 4, 4, FAIL),
+        (0, 3, 3, UNSURE),  # no protection on a loaded machine: too few misses to tell from luck
+        (0, 1, 1, UNSURE),
+        (0, 0, 0, UNSURE),
+        (1, 3, 0, PASS),  # XFetch recomputes decided just before the expiry write just after it
+        (0, 2, 0, PASS),  # reads hidden inside a script: the count alone decides
+        (0, 6, 0, FAIL),
+    ],
+)
+def test_stampede_verdict_reads_writes_and_misses_together(early, late, misses, verdict):
+    assert _expiry(early, late, misses).verdict == verdict
+
+
+def test_an_expiry_stored_in_the_value_is_moved_with_the_ttl():
+    now = time.time()
+    raw = json.dumps({"value": [{"name": "x", "updated": now}], "delta": 0.08, "expiry": now + 60,
+                      "expiry_ms": int((now + 60) * 1000)})
+    moved, what = _shorten_metadata(raw, 2.0)
+    value = json.loads(moved)
+    assert abs(value["expiry"] - (now + 2.0)) < 1.0
+    assert abs(value["expiry_ms"] / 1000 - (now + 2.0)) < 1.0
+    assert value["delta"] == 0.08 and value["value"] == [{"name": "x", "updated": now}]
+    assert "expiry" in what
+    assert _shorten_metadata(json.dumps([{"name": "x"}]), 2.0) is None
+    assert _shorten_metadata("not json", 2.0) is None
+
+
+def test_write_endpoints_and_sample_body_come_from_openapi():
+    openapi = {
+        "paths": {
+            "/products/{product_id}": {"put": {"requestBody": {"content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/ProductIn"}}}}}},
+            "/products": {"get": {}, "post": {"requestBody": {"content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/ProductIn"}}}}}},
+            "/score": {"post": {}},
+        },
+        "components": {"schemas": {"ProductIn": {"properties": {
+            "name": {"type": "string"}, "price": {"type": "number"}, "stock": {"type": "integer"},
+            "tag": {"anyOf": [{"type": "string"}, {"type": "null"}]}}}}},
+    }
+    endpoints = write_endpoints(openapi)
+    assert [(e.method, e.template) for e in endpoints] == [("post", "/products"), ("put", "/products/{product_id}")]
+    body = sample_body(endpoints[0].schema, openapi, "rg-new-1", 7.5)
+    assert body == {"name": "rg-new-1", "price": 7.5, "stock": 7, "tag": "rg-new-1"}
+
+
+def test_test_files_are_found_outside_virtualenvs(tmp_path):
+    (tmp_path / "backend" / "tests").mkdir(parents=True)
+    (tmp_path / "backend" / "tests" / "test_api.py").write_text("")
+    (tmp_path / "backend" / "app_test.py").write_text("")
+    (tmp_path / ".venv" / "lib").mkdir(parents=True)
+    (tmp_path / ".venv" / "lib" / "test_x.py").write_text("")
+    (tmp_path / "env2").mkdir()
+    (tmp_path / "env2" / "pyvenv.cfg").write_text("")
+    (tmp_path / "env2" / "test_y.py").write_text("")
+    found = sorted(p.relative_to(tmp_path).as_posix() for p in find_test_files(tmp_path))
+    assert found == ["backend/app_test.py", "backend/tests/test_api.py"]
