@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import resource
 import time
 import traceback
 from dataclasses import dataclass, field, replace
@@ -51,6 +52,7 @@ def grade(path: Path, options: GradeOptions = GradeOptions()) -> dict[str, Any]:
     """Grade the submission at `path`. Raises UsageError for bad input; any other failure to grade becomes a
     result document with status "error", so a batch never loses a submission's record."""
     started = time.monotonic()
+    _raise_open_files_limit()
     checks = load_checks()
     rubric = rubrics.load(options.rubric, set(checks))
     with open_workspace(path, app=options.app, app_dir=options.app_dir) as workspace:
@@ -75,6 +77,14 @@ def grade(path: Path, options: GradeOptions = GradeOptions()) -> dict[str, Any]:
             )
     result["timings_s"] = {stage: round(seconds, 3) for stage, seconds in timings.items()}
     return result
+
+
+def _raise_open_files_limit() -> None:
+    """Concurrency checks open hundreds of sockets; a common soft limit of 1024 is too tight for that."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 8192 if hard == resource.RLIM_INFINITY else min(hard, 8192)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def _grade_workspace(
