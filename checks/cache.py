@@ -103,7 +103,7 @@ async def populates(ctx: CheckContext) -> CheckOutcome:
 
 
 @check("cache.ttl", title="The cached list expires after 60 seconds", level="basic",
-       requires=("app.uses_redis_url",))
+       requires=("cache.populates",))
 async def ttl(ctx: CheckContext) -> CheckOutcome:
     populated = await populate(ctx, ctx.probe.client())
     if populated.key is None:
@@ -145,7 +145,7 @@ def _rewritten(raw: str, token: str) -> str | None:
 
 
 @check("cache.serves_from_cache", title="A repeated GET /products is served from Redis", level="basic",
-       requires=("app.uses_redis_url",))
+       requires=("cache.populates",))
 async def serves_from_cache(ctx: CheckContext) -> CheckOutcome:
     client = ctx.probe.client()
     populated = await populate(ctx, client)
@@ -185,7 +185,7 @@ async def serves_from_cache(ctx: CheckContext) -> CheckOutcome:
 
 
 @check("cache.refill_after_expiry", title="After the cached list expires, the next GET /products refills it",
-       level="basic", requires=("app.uses_redis_url",))
+       level="basic", requires=("cache.populates",))
 async def refill_after_expiry(ctx: CheckContext) -> CheckOutcome:
     client = ctx.probe.client()
     populated = await populate(ctx, client)
@@ -368,7 +368,7 @@ async def _one_expiry(ctx: CheckContext, key: str, markers: list[str], life_s: f
 
 
 @check("cache.stampede", title="A burst across the cache expiry loads the database about once", level="advanced",
-       requires=("app.uses_redis_url",), timeout=120.0)
+       requires=("cache.populates",), timeout=120.0)
 async def stampede(ctx: CheckContext) -> CheckOutcome:
     populated = await populate(ctx, ctx.probe.client())
     if populated.key is None:
@@ -520,7 +520,7 @@ def _fill_path(template: str, products: list[Any]) -> str | None:
 
 
 @check("cache.invalidation", title="After a product is written, GET /products shows the new data",
-       level="advanced", requires=("app.uses_redis_url",))
+       level="advanced", requires=("cache.populates",))
 async def invalidation(ctx: CheckContext) -> CheckOutcome:
     endpoints = write_endpoints(ctx.openapi)
     if not endpoints:

@@ -70,7 +70,10 @@ def tests_dir(root: Path, app_dir: Path, tests: list[Path]) -> Path:
     return root
 
 
-@check("quality.tests", title="The submission's own pytest suite passes", level="advanced", timeout=300.0)
+# Its tests run against the harness's Redis through REDIS_URL; an app that ignores REDIS_URL would test against
+# whatever happens to listen on localhost:6379, and the verdict would depend on the machine.
+@check("quality.tests", title="The submission's own pytest suite passes", level="advanced", timeout=300.0,
+       requires=("app.uses_redis_url",))
 async def tests(ctx: CheckContext) -> CheckOutcome:
     root = ctx.workspace.root
     found = find_test_files(root)

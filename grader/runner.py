@@ -239,7 +239,7 @@ async def _run_one(
     if not _selected(check.id, options.only):
         return skipped("not selected (--only)", applicable=False)
     for needed in check.requires:
-        if needed in outcomes and outcomes[needed].outcome != "passed":
+        if needed in outcomes and _blocks(outcomes[needed]):
             return skipped(f"needs {needed}, which {outcomes[needed].outcome}")
     exit_code = app.poll()
     if exit_code is not None:
@@ -259,6 +259,11 @@ async def _run_one(
         )
     finally:
         await _fresh_state(ctx)
+
+
+def _blocks(requirement: CheckOutcome) -> bool:
+    """A required check that did not pass blocks its dependants; one left out by --only does not."""
+    return requirement.outcome != "passed" and requirement.applicable
 
 
 async def _fresh_state(ctx: CheckContext) -> None:
