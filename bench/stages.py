@@ -34,12 +34,17 @@ def main() -> None:
         started = time.monotonic()
         result = grade(reference_submission(), options)
         total = time.monotonic() - started
-        rows.append({**result["timings_s"], "total": total})
-        print(f"run {run}: grade {result['grade']} score {result['score']} in {total:.2f} s")
+        by_level = {"basic": 0.0, "advanced": 0.0}
+        for check in result["checks"]:
+            by_level[check["level"]] += check["duration_s"]
+        rows.append({**result["timings_s"], "total": total, **{f"{k} checks": v for k, v in by_level.items()}})
+        slowest = sorted(result["checks"], key=lambda c: -c["duration_s"])[:4]
+        print(f"run {run}: grade {result['grade']} score {result['score']} in {total:.2f} s; slowest: "
+              + ", ".join(f"{c['id']} {c['duration_s']:.1f} s" for c in slowest))
     print(f"\nmedian of {args.runs} warm runs (seconds):")
-    for stage in (*STAGES, "total"):
+    for stage in (*STAGES, "total", "basic checks", "advanced checks"):
         values = [row.get(stage, 0.0) for row in rows]
-        print(f"  {stage:12} {statistics.median(values):7.2f}")
+        print(f"  {stage:16} {statistics.median(values):7.2f}")
     checks = statistics.median(row.get("checks", 0.0) for row in rows)
     total = statistics.median(row["total"] for row in rows)
     print(f"\nchecks/total ratio: {checks / total:.2f}")

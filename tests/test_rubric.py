@@ -67,18 +67,18 @@ def test_remediation_links_follow_docs_url():
     assert links[0]["title"].startswith("R2.1 ")
 
 
+VALID_HEAD = 'name = "x"\ndocs_url = "u"\n[grades]\nS = 90\nA = 80\nB = 70\nC = 0\n[sections]\n'
+
+
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
         ("name = ", "not valid TOML"),
         ('name = "x"\ndocs_url = "u"\n[grades]\nS = 90\n', "[grades] is missing 'A'"),
         ('name = "x"\ndocs_url = "u"\n[grades]\nS = 70\nA = 80\nB = 60\nC = 0\n', "strictly decreasing"),
-        ('name = "x"\ndocs_url = "u"\n[grades]\nS = 90\nA = 80\nB = 70\nC = 0\n[sections]\n'
-         '[checks."nope.check"]\npoints = 1\n', "names a check that does not exist"),
-        ('name = "x"\ndocs_url = "u"\n[grades]\nS = 90\nA = 80\nB = 70\nC = 0\n[sections]\n'
-         '[checks."cache.ttl"]\npoints = "five"\n', "wrong type"),
-        ('name = "x"\ndocs_url = "u"\n[grades]\nS = 90\nA = 80\nB = 70\nC = 0\n[sections]\n'
-         '[checks."cache.ttl"]\npoints = 5\nsections = ["R9"]\n', "'R9'"),
+        (VALID_HEAD + '[checks."nope.check"]\npoints = 1\n', "names a check that does not exist"),
+        (VALID_HEAD + '[checks."cache.ttl"]\npoints = "five"\n', "wrong type"),
+        (VALID_HEAD + '[checks."cache.ttl"]\npoints = 5\nsections = ["R9"]\n', "'R9'"),
     ],
 )
 def test_broken_rubric_is_one_clear_error_naming_the_file(tmp_path, text, problem):
