@@ -253,4 +253,5 @@ def test_auto_falls_back_to_local_when_the_image_cannot_start(
     require(find_local_redis_server() is not None, "no local redis-server")
     with caplog.at_level(logging.WARNING, logger="grader.services"), start_redis("auto", image=MISSING_IMAGE) as server:
         assert server.backend == "local"
-    assert any("falling back to the local redis-server" in record.getMessage() for record in caplog.records)
+        assert server.note is not None and "used the local redis-server" in server.note
+    assert any("used the local redis-server" in record.getMessage() for record in caplog.records)
