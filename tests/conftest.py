@@ -29,6 +29,15 @@ def docker_engine() -> None:
     require(docker_available(), "no Docker engine answers (run ../shared/ci/docker-up)")
 
 
+def alive(pid: int) -> bool:
+    """Running or stopped, not a zombie (a zombie is dead, waiting for its parent to reap it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
 def grader_processes() -> set[int]:
     """Processes started by a grading run (they carry its marker in their environment) or a local Redis."""
     found = set()

