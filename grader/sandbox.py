@@ -11,6 +11,7 @@ background worker), not a security boundary: the code runs as the harness's user
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import logging
@@ -408,12 +409,27 @@ def run_sandboxed(
     proc = SandboxedProcess(argv, cwd, env, log_cap=log_cap)
     with proc:
         code = proc.wait(timeout)
-    return CompletedRun(
-        returncode=code,
-        timed_out=code is None,
-        output=proc.output(),
-        truncated=proc.truncated,
-    )
+    return _completed(proc, code)
+
+
+async def run_sandboxed_async(
+    argv: list[str],
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    *,
+    timeout: float,
+    log_cap: int = DEFAULT_LOG_CAP,
+) -> CompletedRun:
+    """run_sandboxed for the event loop. Cancelling it (a check's own timeout, Ctrl-C) stops the process at once,
+    so no worker thread is left waiting for it to end on its own."""
+    proc = SandboxedProcess(argv, cwd, env, log_cap=log_cap)
+    with proc:
+        code = await asyncio.to_thread(proc.wait, timeout)
+    return _completed(proc, code)
+
+
+def _completed(proc: SandboxedProcess, code: int | None) -> CompletedRun:
+    return CompletedRun(returncode=code, timed_out=code is None, output=proc.output(), truncated=proc.truncated)
 
 
 def _wait_readable(fd: int, timeout: float) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -17,6 +18,7 @@ from grader.sandbox import (
     SandboxedProcess,
     processes_with_marker,
     run_sandboxed,
+    run_sandboxed_async,
     sandbox_env,
 )
 
@@ -133,6 +135,31 @@ def test_run_sandboxed_timeout(tmp_path: Path) -> None:
     assert time.monotonic() - started >= 1  # a lower bound only: the timeout was honoured, not skipped
     assert run.timed_out
     assert run.returncode is None
+
+
+def test_cancelling_an_async_run_stops_its_process(tmp_path: Path) -> None:
+    # A check cut off by its timeout, or Ctrl-C, cancels the run: the process must go at once, and no worker
+    # thread may stay behind waiting for it (asyncio.run would wait for that thread before returning).
+    pid_file = tmp_path / "pid"
+    script = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(600)"
+
+    async def cancel_once_running() -> int:
+        task = asyncio.create_task(run_sandboxed_async([PY, "-c", script], tmp_path, timeout=600))
+        while not (pid_file.exists() and pid_file.read_text()):
+            assert not task.done(), task.result()
+            await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return int(pid_file.read_text())
+
+    pid = asyncio.run(cancel_once_running())
+    assert not alive(pid)
+
+
+def test_an_async_run_completes_like_the_plain_one(tmp_path: Path) -> None:
+    run = asyncio.run(run_sandboxed_async([PY, "-c", "print('hello'); raise SystemExit(3)"], tmp_path, timeout=60))
+    assert (run.returncode, run.timed_out, run.output.strip()) == (3, False, "hello")
 
 
 def test_a_child_that_ignores_sigterm_is_killed(tmp_path: Path) -> None:
