@@ -24,7 +24,7 @@ def _tail(output: str, lines: int = _OUTPUT_TAIL) -> list[str]:
     return output.rstrip().splitlines()[-lines:]
 
 
-@check("quality.lint", title="ruff check finds no errors", level="advanced", timeout=90.0)
+@check("quality.lint", title="ruff check finds no errors", level="advanced", timeout=90.0, isolated=True)
 async def lint(ctx: CheckContext) -> CheckOutcome:
     select = list(ctx.settings.get("select") or ["E4", "E7", "E9", "F"])
     # The harness's ruff (pinned with redis-grader), with the rubric's rules and no configuration of the
@@ -73,7 +73,7 @@ def tests_dir(root: Path, app_dir: Path, tests: list[Path]) -> Path:
 # Its tests run against the harness's Redis through REDIS_URL; an app that ignores REDIS_URL would test against
 # whatever happens to listen on localhost:6379, and the verdict would depend on the machine.
 @check("quality.tests", title="The submission's own pytest suite passes", level="advanced", timeout=300.0,
-       requires=("app.uses_redis_url",))
+       requires=("app.uses_redis_url",), isolated=True)
 async def tests(ctx: CheckContext) -> CheckOutcome:
     root = ctx.workspace.root
     found = find_test_files(root)

@@ -240,7 +240,7 @@ async def lua(ctx: CheckContext) -> CheckOutcome:
 
 
 @check("ratelimit.atomic_under_load", title="50 concurrent requests from one IP: exactly 10 served, 40 get 429",
-       level="advanced", requires=("app.uses_redis_url",))
+       level="advanced", requires=("app.uses_redis_url",), timing=True)
 async def atomic_under_load(ctx: CheckContext) -> CheckOutcome:
     # No warm-up request from another address: a limiter shared by every client (a defect of its own, graded by
     # ratelimit.per_ip) would count it and serve only 9 of the burst.

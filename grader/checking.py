@@ -3,6 +3,11 @@
 A check is an async function decorated with @check. It reads the app over HTTP (ctx.probe), Redis directly
 (ctx.redis), the app's Redis commands (ctx.proxy.trace) and the code's static facts (ctx.facts), and returns a
 CheckOutcome. It never starts processes itself: anything that must run the submission's code goes through ctx.run.
+
+Two flags tell the runner how a check may be scheduled (grader/schedule.py):
+- `isolated`: it needs neither the app nor the Redis the app uses (ctx.probe and ctx.proxy are off limits); the
+  runner runs it in the background, beside the others, with ctx.redis and ctx.run pointing at a Redis of its own.
+- `timing`: its verdict rests on time or concurrency; the runner runs it last, with nothing running beside it.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ LEVELS = ("basic", "advanced")
 PLUGIN_GROUP = "redis_grader.checks"
 
 
+RunCommand = Callable[..., Awaitable["CompletedRun"]]
+
+
 @dataclass
 class CheckContext:
     probe: Probe
@@ -42,7 +50,7 @@ class CheckContext:
     openapi: dict[str, Any]
     settings: dict[str, Any]  # this check's table in the rubric (points, sections, and any options of its own)
     # Runs a command in the submission's environment (its Python first on PATH, REDIS_URL set), sandboxed.
-    run: Callable[..., Awaitable[CompletedRun]]
+    run: RunCommand
     python: str  # the submission environment's interpreter
     app_dir: Path  # where the app runs from
 
@@ -58,6 +66,8 @@ class Check:
     func: CheckFunction
     requires: tuple[str, ...] = field(default=())
     timeout: float = 60.0
+    isolated: bool = False
+    timing: bool = False
 
     @property
     def category(self) -> str:
@@ -68,14 +78,22 @@ _REGISTRY: dict[str, Check] = {}
 
 
 def check(
-    id: str, *, title: str, level: str, requires: tuple[str, ...] = (), timeout: float = 60.0
+    id: str,
+    *,
+    title: str,
+    level: str,
+    requires: tuple[str, ...] = (),
+    timeout: float = 60.0,
+    isolated: bool = False,
+    timing: bool = False,
 ) -> Callable[[CheckFunction], CheckFunction]:
-    """Register a check. `requires`: checks that must pass first, or this one is skipped saying which failed."""
+    """Register a check. `requires`: checks that must pass first, or this one is skipped saying which failed.
+    `isolated` and `timing`: how the runner may schedule it (see the module's docstring)."""
     if level not in LEVELS:
         raise ValueError(f"check {id}: level must be one of {LEVELS}")
 
     def register(func: CheckFunction) -> CheckFunction:
-        _REGISTRY[id] = Check(id, title, level, func, tuple(requires), timeout)
+        _REGISTRY[id] = Check(id, title, level, func, tuple(requires), timeout, isolated, timing)
         return func
 
     return register

@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -350,3 +351,12 @@ def start_redis(kind: str = "auto", image: str = DEFAULT_IMAGE, timeout: float =
         raise GraderError(f"no Redis available: {HOW_TO_GET_REDIS}")
     with _local_redis(binary, timeout) as server:
         yield server
+
+
+@contextlib.contextmanager
+def start_redis_in_background(kind: str = "auto", image: str = DEFAULT_IMAGE) -> Iterator[Future[RedisServer]]:
+    """start_redis() in a worker thread, so the caller goes on while the server starts; the future holds the
+    server (or the GraderError that stopped it). On exit the start is waited for, then the server stopped."""
+    with contextlib.ExitStack() as stack, ThreadPoolExecutor(1, thread_name_prefix="redis-start") as pool:
+        # Leaving `pool` joins the thread before `stack` closes: a server still starting is stopped, not leaked.
+        yield pool.submit(stack.enter_context, start_redis(kind, image))

@@ -89,7 +89,7 @@ def _write(at: float, key: str = "products:all", value: str = '["Vue 3 Basics"]'
 
 def _expiry(early: int, late: int, misses: int) -> Expiry:
     writes = [_write(0.0) for _ in range(early)] + [_write(9.0) for _ in range(late)]
-    return Expiry(writes, early, misses, [], None)
+    return Expiry(writes, early, misses, [], None, 0.5)
 
 
 @pytest.mark.parametrize(

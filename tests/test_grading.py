@@ -4,12 +4,16 @@ and bad input gets one clear line and leaves nothing running."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from conftest import REDIS_IMAGE, SUBMISSIONS
+from conftest import REDIS_IMAGE, SUBMISSIONS, grader_processes
 
 REFERENCE = SUBMISSIONS / "reference"
 
@@ -98,3 +102,38 @@ def test_startup_that_hangs_fails_within_the_start_timeout(tmp_path, no_leftover
     starts = next(c for c in result["checks"] if c["id"] == "app.starts")
     assert starts["outcome"] == "failed" and "4 s" in starts["message"], starts["message"]
     assert result["grade"] == "C"
+
+
+def _runs_pytest(pid: int) -> bool:
+    try:
+        return b"pytest" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_sigterm_while_the_submissions_own_tests_run_stops_everything(tmp_path, no_leftovers):
+    # quality.tests runs the student's suite in the background; a cancelled CI job must not wait for it to end.
+    repo = tmp_path / "repo"
+    shutil.copytree(REFERENCE, repo)
+    (repo / "backend" / "tests" / "test_waits.py").write_text("import time\n\n\ndef test_waits():\n    time.sleep(600)\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "grader.cli", "check", str(repo), "--env", "current", "--redis", "local",
+         "--only", "app.uses_redis_url", "--only", "quality.tests", "--json", str(tmp_path / "result.json")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120  # a bound against a broken harness, not a measurement
+        while not any(_runs_pytest(pid) for pid in grader_processes()):
+            assert proc.poll() is None and time.monotonic() < deadline, "the suite never started"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        # The suite's own limit is 120 s: a harness that waited for it would still be running at this bound.
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, output
+    assert "interrupted" in output and "Traceback" not in output
+    assert not (tmp_path / "result.json").exists()
