@@ -9,6 +9,8 @@ Layout of RESULTS_DIR (one folder per submission, named after its folder):
 
     RESULTS_DIR/<name>/result.json   the result document; written last and atomically, so its presence
                                      with status "graded" means "done" when a run is resumed
+    RESULTS_DIR/<name>/.graded-with.json  what it was graded with (rubric, --only, grader version): a stored
+                                     result made otherwise is graded again, never reused
     RESULTS_DIR/<name>/report.html, report.md, junit.xml, grader.log (the child's own output)
     RESULTS_DIR/gradebook.csv, RESULTS_DIR/index.html   over every result.json found
 """
@@ -16,6 +18,7 @@ Layout of RESULTS_DIR (one folder per submission, named after its folder):
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -34,6 +37,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from grader import __version__
+from grader import rubric as rubrics
 from grader.errors import UsageError
 from grader.reporters import write_gradebook, write_reports
 from grader.reporters._common import Report, fmt_num, read_result
@@ -43,6 +48,7 @@ from grader.rubric import GRADE_ORDER
 from grader.sandbox import MARKER_VAR
 
 RESULT = "result.json"
+GRADED_WITH = ".graded-with.json"
 REPORTS = {"html": "report.html", "markdown": "report.md", "junit": "junit.xml"}
 LOG = "grader.log"
 PARTIAL = ".check-result.json"  # where the child writes; renamed to RESULT only once it is complete
@@ -165,15 +171,44 @@ def stored_status(result_path: Path) -> str | None:
     return status if status in ("graded", "error") else None
 
 
+def grading_settings(options: BatchOptions) -> dict[str, Any]:
+    """Everything besides the submission that a result depends on. The rubric counts by its content, so an
+    edited rubric file is a change too; --redis and --env are not here, as they must not change a grade."""
+    try:
+        rubric = hashlib.sha256(rubrics.resolve(options.rubric).read_bytes()).hexdigest()
+    except (UsageError, OSError):  # grading will say what is wrong with it
+        rubric = options.rubric
+    return {"grader": __version__, "rubric_sha256": rubric, "only": sorted(options.only),
+            "docs_url": options.docs_url}
+
+
+def graded_with(folder: Path) -> dict[str, Any] | None:
+    """The settings a stored result was graded with, or None when unknown (then it is not reused)."""
+    try:
+        settings = json.loads((folder / GRADED_WITH).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return settings if isinstance(settings, dict) else None
+
+
 def plan(submissions_dir: Path, options: BatchOptions) -> Plan:
     submissions, notes = find_submissions(submissions_dir, options.out)
     to_grade, kept = [], []
+    settings = grading_settings(options)
+    stale = 0
     for sub in submissions:
-        status = None if options.fresh else stored_status(options.out / sub.name / RESULT)
+        folder = options.out / sub.name
+        status = None if options.fresh else stored_status(folder / RESULT)
+        if status is not None and graded_with(folder) != settings:
+            stale += 1
+            status = None
         if status == "graded" or (status == "error" and not options.retry_errors):
             kept.append(sub)
         else:
             to_grade.append(sub)
+    if stale:
+        notes.append(f"grading {stale} stored result(s) again: they were made with another rubric, --only, "
+                     "--docs-url or grader version")
     if kept:
         errors = sum(1 for s in kept if stored_status(options.out / s.name / RESULT) == "error")
         how = "--fresh grades them again" + (", --retry-errors the ones not graded" if errors else "")
@@ -378,7 +413,7 @@ class Grader:
             return None
         doc = self._read_result(sub, partial, folder / LOG, code, timed_out, duration)
         partial.unlink(missing_ok=True)
-        write_submission(folder, doc)
+        write_submission(folder, doc, grading_settings(self.options))
         return doc
 
     def _wait(self, proc: subprocess.Popen[bytes], started: float, token: str) -> tuple[int | None, bool]:
@@ -434,10 +469,11 @@ class Grader:
         return error_document(sub, f"{reason}: {why}" if why else reason, duration)
 
 
-def write_submission(folder: Path, doc: dict[str, Any]) -> None:
+def write_submission(folder: Path, doc: dict[str, Any], settings: dict[str, Any]) -> None:
     """The reports first, result.json last and atomically (tmp + rename): a run stopped at any instant
     leaves either no result.json or a complete one, never a half file that a resumed run would trust."""
     write_reports(doc, **{kind: folder / name for kind, name in REPORTS.items()})
+    (folder / GRADED_WITH).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     tmp = folder / f".{RESULT}.tmp"
     tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, folder / RESULT)

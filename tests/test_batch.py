@@ -56,10 +56,10 @@ def _doc(name: str) -> dict:
     return json.loads((RESULTS / f"{name}.json").read_text(encoding="utf-8"))
 
 
-def _store(out: Path, name: str, doc: dict) -> Path:
+def _store(out: Path, name: str, doc: dict, options: BatchOptions | None = None) -> Path:
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
-    batch.write_submission(folder, doc)
+    batch.write_submission(folder, doc, batch.grading_settings(options or BatchOptions(out=out)))
     return folder / batch.RESULT
 
 
@@ -129,10 +129,33 @@ def test_plan_keeps_done_work_unless_asked(tmp_path: Path) -> None:
     assert names(BatchOptions(out=out, fresh=True)) == (["alice", "bob", "carol"], [])
 
 
+def test_plan_grades_again_what_other_settings_made(tmp_path: Path) -> None:
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    (subs / "alice").mkdir(parents=True)
+    rubric = tmp_path / "rubric.toml"
+    rubric.write_text(RUBRIC)
+    graded_with = BatchOptions(out=out, rubric=str(rubric))
+    _store(out, "alice", _doc("graded"), graded_with)
+
+    def to_grade(options: BatchOptions) -> list[str]:
+        return [s.name for s in batch.plan(subs, options).to_grade]
+
+    assert to_grade(graded_with) == []
+    assert to_grade(BatchOptions(out=out, rubric=str(rubric), only=("cache.*",))) == ["alice"]
+    assert to_grade(BatchOptions(out=out)) == ["alice"]  # the shipped rubric, not this one
+    assert "made with another rubric" in " ".join(batch.plan(subs, BatchOptions(out=out)).notes)
+    rubric.write_text(RUBRIC.replace("points = 10", "points = 20", 1))  # the same file, edited
+    assert to_grade(graded_with) == ["alice"]
+    rubric.write_text(RUBRIC)
+    (out / "alice" / batch.GRADED_WITH).unlink()  # made by a grader that did not record its settings
+    assert to_grade(graded_with) == ["alice"]
+
+
 def test_write_submission_writes_reports_and_an_atomic_result(tmp_path: Path) -> None:
     result = _store(tmp_path, "alice", _doc("graded"))
     folder = result.parent
-    assert sorted(p.name for p in folder.iterdir()) == ["junit.xml", "report.html", "report.md", "result.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        batch.GRADED_WITH, "junit.xml", "report.html", "report.md", "result.json"]
     assert json.loads(result.read_text())["grade"] == "B"
 
 
