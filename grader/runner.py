@@ -30,7 +30,7 @@ from grader.outcome import CheckOutcome, error, failed, passed, skipped
 from grader.probe import Probe
 from grader.proxy import RedisProxy
 from grader.result import Submission, failed_to_grade, graded
-from grader.sandbox import CompletedRun, run_sandboxed_async
+from grader.sandbox import CompletedRun, run_sandboxed
 from grader.services import RedisServer, start_redis, start_redis_in_background
 from grader.static import StaticFacts, analyze
 from grader.workspace import Workspace, open_workspace
@@ -277,7 +277,7 @@ def _runner_for(endpoint: RedisProxy | RedisServer, python_env: Environment, app
         """`cwd` defaults to the app's folder; a check may pick another inside the workspace (its tests' root)."""
         bin_dir = str(Path(python_env.python).parent)
         full_env = {"PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin", **_redis_env(endpoint), **(env or {})}
-        return await run_sandboxed_async(argv, cwd or app_dir, full_env, timeout=timeout)
+        return await run_sandboxed(argv, cwd or app_dir, full_env, timeout=timeout)
 
     return run
 

@@ -394,7 +394,7 @@ class CompletedRun:
     truncated: bool = False  # output lost its beginning to the cap
 
 
-def run_sandboxed(
+async def run_sandboxed(
     argv: list[str],
     cwd: Path,
     env: dict[str, str] | None = None,
@@ -405,23 +405,9 @@ def run_sandboxed(
     """Run to completion (or `timeout`), then stop whatever is left (background children included).
 
     Never raises for the student's failure: a crash, a missing program or a timeout are in the result.
+    Cancelling it (a check's own timeout, Ctrl-C) stops the process at once, so no worker thread is left
+    waiting for it to end on its own.
     """
-    proc = SandboxedProcess(argv, cwd, env, log_cap=log_cap)
-    with proc:
-        code = proc.wait(timeout)
-    return _completed(proc, code)
-
-
-async def run_sandboxed_async(
-    argv: list[str],
-    cwd: Path,
-    env: dict[str, str] | None = None,
-    *,
-    timeout: float,
-    log_cap: int = DEFAULT_LOG_CAP,
-) -> CompletedRun:
-    """run_sandboxed for the event loop. Cancelling it (a check's own timeout, Ctrl-C) stops the process at once,
-    so no worker thread is left waiting for it to end on its own."""
     proc = SandboxedProcess(argv, cwd, env, log_cap=log_cap)
     with proc:
         code = await asyncio.to_thread(proc.wait, timeout)

@@ -15,15 +15,19 @@ from conftest import alive
 from grader.errors import GraderError
 from grader.sandbox import (
     MARKER_VAR,
+    CompletedRun,
     SandboxedProcess,
     processes_with_marker,
     run_sandboxed,
-    run_sandboxed_async,
     sandbox_env,
 )
 
 APPS = Path(__file__).resolve().parent / "apps"
 PY = sys.executable
+
+
+def _run(*args, **kwargs) -> CompletedRun:  # type: ignore[no-untyped-def]
+    return asyncio.run(run_sandboxed(*args, **kwargs))
 
 
 def _wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
@@ -43,7 +47,7 @@ def test_environment_is_scrubbed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("VIRTUAL_ENV", "/harness/venv")
     monkeypatch.delenv("LC_ALL", raising=False)
     script = "import json, os; print(json.dumps({'env': dict(os.environ), 'home_exists': os.path.isdir(os.environ['HOME'])}))"
-    run = run_sandboxed([PY, "-c", script], tmp_path, {"REDIS_URL": "redis://127.0.0.1:1/0"}, timeout=60)
+    run = _run([PY, "-c", script], tmp_path, {"REDIS_URL": "redis://127.0.0.1:1/0"}, timeout=60)
     assert run.returncode == 0, run.output
     seen = json.loads(run.output)
     env = seen["env"]
@@ -75,7 +79,7 @@ def test_resource_limits_are_set(tmp_path: Path) -> None:
         "import resource as r, json; "
         "print(json.dumps([r.getrlimit(r.RLIMIT_CORE), r.getrlimit(r.RLIMIT_NOFILE), r.getrlimit(r.RLIMIT_AS)]))"
     )
-    run = run_sandboxed([PY, "-c", script], tmp_path, timeout=60)
+    run = _run([PY, "-c", script], tmp_path, timeout=60)
     core, nofile, address_space = json.loads(run.output)
     assert core == [0, 0]
     assert nofile[0] <= 4096
@@ -83,7 +87,7 @@ def test_resource_limits_are_set(tmp_path: Path) -> None:
 
 
 def test_stdin_is_empty(tmp_path: Path) -> None:
-    run = run_sandboxed([PY, "-c", "import sys; print(repr(sys.stdin.read()))"], tmp_path, timeout=60)
+    run = _run([PY, "-c", "import sys; print(repr(sys.stdin.read()))"], tmp_path, timeout=60)
     assert run.output.strip() == "''"
 
 
@@ -92,7 +96,7 @@ def test_stdin_is_empty(tmp_path: Path) -> None:
 
 def test_output_and_exit_code(tmp_path: Path) -> None:
     script = "import sys; print('to stdout'); print('to stderr', file=sys.stderr); sys.exit(3)"
-    run = run_sandboxed([PY, "-c", script], tmp_path, timeout=60)
+    run = _run([PY, "-c", script], tmp_path, timeout=60)
     assert run.returncode == 3
     assert not run.timed_out
     assert "to stdout" in run.output
@@ -102,7 +106,7 @@ def test_output_and_exit_code(tmp_path: Path) -> None:
 
 def test_log_cap_keeps_the_tail(tmp_path: Path) -> None:
     script = "import sys\nfor i in range(20000): print('line', i)\nprint('THE END')"
-    run = run_sandboxed([PY, "-c", script], tmp_path, timeout=60, log_cap=4096)
+    run = _run([PY, "-c", script], tmp_path, timeout=60, log_cap=4096)
     assert len(run.output.encode()) <= 4096
     assert run.truncated
     assert run.output.rstrip().endswith("THE END")
@@ -116,14 +120,14 @@ def test_log_tail_lines(tmp_path: Path) -> None:
 
 
 def test_missing_program_is_reported_not_raised(tmp_path: Path) -> None:
-    run = run_sandboxed(["redis-grader-no-such-program"], tmp_path, timeout=60)
+    run = _run(["redis-grader-no-such-program"], tmp_path, timeout=60)
     assert run.returncode == 127
     assert "cannot run 'redis-grader-no-such-program'" in run.output
 
 
 def test_missing_working_directory_is_a_grader_error(tmp_path: Path) -> None:
     with pytest.raises(GraderError, match="does not exist"):
-        run_sandboxed([PY, "-c", "pass"], tmp_path / "nope", timeout=10)
+        _run([PY, "-c", "pass"], tmp_path / "nope", timeout=10)
 
 
 # --------------------------------------------------------------------------------------------- stopping
@@ -131,7 +135,7 @@ def test_missing_working_directory_is_a_grader_error(tmp_path: Path) -> None:
 
 def test_run_sandboxed_timeout(tmp_path: Path) -> None:
     started = time.monotonic()
-    run = run_sandboxed([PY, "-c", "import time; print('started', flush=True); time.sleep(600)"], tmp_path, timeout=1)
+    run = _run([PY, "-c", "import time; print('started', flush=True); time.sleep(600)"], tmp_path, timeout=1)
     assert time.monotonic() - started >= 1  # a lower bound only: the timeout was honoured, not skipped
     assert run.timed_out
     assert run.returncode is None
@@ -144,7 +148,7 @@ def test_cancelling_an_async_run_stops_its_process(tmp_path: Path) -> None:
     script = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(600)"
 
     async def cancel_once_running() -> int:
-        task = asyncio.create_task(run_sandboxed_async([PY, "-c", script], tmp_path, timeout=600))
+        task = asyncio.create_task(run_sandboxed([PY, "-c", script], tmp_path, timeout=600))
         while not (pid_file.exists() and pid_file.read_text()):
             assert not task.done(), task.result()
             await asyncio.sleep(0.02)
@@ -157,8 +161,8 @@ def test_cancelling_an_async_run_stops_its_process(tmp_path: Path) -> None:
     assert not alive(pid)
 
 
-def test_an_async_run_completes_like_the_plain_one(tmp_path: Path) -> None:
-    run = asyncio.run(run_sandboxed_async([PY, "-c", "print('hello'); raise SystemExit(3)"], tmp_path, timeout=60))
+def test_a_run_reports_its_exit_code_and_output(tmp_path: Path) -> None:
+    run = asyncio.run(run_sandboxed([PY, "-c", "print('hello'); raise SystemExit(3)"], tmp_path, timeout=60))
     assert (run.returncode, run.timed_out, run.output.strip()) == (3, False, "hello")
 
 
@@ -203,7 +207,7 @@ def test_background_children_do_not_outlive_a_run(tmp_path: Path) -> None:
         "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
         "print(child.pid, flush=True)\n"
     )
-    run = run_sandboxed([PY, "-c", script], tmp_path, timeout=60)
+    run = _run([PY, "-c", script], tmp_path, timeout=60)
     assert run.returncode == 0
     assert not alive(int(run.output.split()[0]))
 
