@@ -46,6 +46,7 @@ from grader.reporters._templates import environment as template_environment
 from grader.result import Submission, failed_to_grade
 from grader.rubric import GRADE_ORDER
 from grader.sandbox import MARKER_VAR
+from grader.services import remove_orphaned_containers
 
 RESULT = "result.json"
 GRADED_WITH = ".graded-with.json"
@@ -371,6 +372,7 @@ def kill_tree(proc: subprocess.Popen[bytes], token: str) -> None:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
     proc.wait()
+    remove_orphaned_containers()  # the child's Redis container, which it had no chance to remove
 
 
 class Grader:

@@ -10,9 +10,11 @@ import asyncio
 import contextlib
 import fnmatch
 import resource
+import signal
+import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -138,7 +140,7 @@ def _grade_workspace(
             if gate.outcome != "passed":
                 return _gate_closed(rubric, gate)
             outcomes = {APP_STARTS: gate}
-            asyncio.run(
+            _run_interruptibly(
                 _run_checks(
                     rubric, checks, options, outcomes, app, start, proxy, server, own_server, workspace, facts,
                     python_env,
@@ -146,6 +148,39 @@ def _grade_workspace(
             )
             lap("checks", mark)
             return outcomes
+
+
+def _run_interruptibly(checks: Coroutine[Any, Any, None]) -> None:
+    """asyncio.run, where Ctrl-C and SIGTERM cancel the checks, so that every `finally` (the student's test run,
+    the clients) runs inside the loop; then they surface as KeyboardInterrupt, as anywhere else in the grader.
+    (A signal handler that raises in the middle of the event loop would leave tasks half-finished.)"""
+    signals: list[int] = []
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        installed: list[tuple[signal.Signals, Any]] = []
+        if threading.current_thread() is threading.main_thread():  # the only thread signals reach
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                previous = signal.getsignal(signum)
+                if previous in (signal.SIG_IGN, None):
+                    continue  # what the caller ignores stays ignored
+                loop.add_signal_handler(signum, lambda signum=signum: (signals.append(signum), task.cancel()))
+                installed.append((signum, previous))
+        try:
+            await checks
+        finally:
+            for signum, previous in installed:
+                loop.remove_signal_handler(signum)
+                signal.signal(signum, previous)
+
+    try:
+        asyncio.run(main())
+    except asyncio.CancelledError:
+        if signals:
+            raise KeyboardInterrupt from None
+        raise
 
 
 def _redis_env(endpoint: RedisProxy | RedisServer) -> dict[str, str]:

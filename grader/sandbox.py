@@ -21,7 +21,6 @@ import select
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from grader.errors import GraderError
+from grader.lifeline import python_with_prelude
 
 if TYPE_CHECKING:  # typing.Self is 3.11+; the package supports 3.10
     from typing_extensions import Self
@@ -210,7 +210,7 @@ class SandboxedProcess:
         if not self.cwd.is_dir():
             raise GraderError(f"cannot run {self.argv[0]}: working directory {self.cwd} does not exist")
         self._home = tempfile.mkdtemp(prefix="redis-grader-home-")
-        wrapper = [sys.executable, "-I", "-S", "-c", _WRAPPER, str(ADDRESS_SPACE_LIMIT), str(NOFILE_LIMIT)]
+        wrapper = python_with_prelude(_WRAPPER, str(ADDRESS_SPACE_LIMIT), str(NOFILE_LIMIT))
         try:
             self._proc = subprocess.Popen(
                 wrapper + self.argv,

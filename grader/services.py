@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from grader.errors import GraderError, UsageError
+from grader.lifeline import bound_to_grader
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,8 @@ def _docker_redis(image: str, timeout: float) -> Iterator[RedisServer]:
     except ImportError:  # older testcontainers layouts
         from testcontainers.redis import RedisContainer  # type: ignore[no-redef]
 
-    container = RedisContainer(image)
+    remove_orphaned_containers()
+    container = RedisContainer(image).with_kwargs(labels={OWNER_LABEL: owner_identity(os.getpid()) or "unknown"})
     container._wait_strategy.with_startup_timeout(timeout)  # default would be 120 s
     try:
         try:
@@ -215,11 +217,68 @@ def _docker_redis(image: str, timeout: float) -> Iterator[RedisServer]:
             container.stop()
 
 
+# A grader killed with SIGKILL cannot remove its container, and without the Ryuk reaper nothing else does: every
+# container is labelled with the process that owns it, and the next grader on this machine removes the
+# containers whose owner is gone (so does a batch, after each child it had to kill).
+OWNER_LABEL = "redis-grader.owner"
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown-boot"
+
+
+def owner_identity(pid: int) -> str | None:
+    """host/boot/pid/start time: one process, never a later one that got the same pid. None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        state, started = fields[0], fields[19]
+    except (OSError, IndexError):
+        return None
+    if state in ("Z", "X"):  # dead, only not yet reaped
+        return None
+    return f"{socket.gethostname()}/{_boot_id()}/{pid}/{started}"
+
+
+def _owner_gone(owner: str) -> bool:
+    """Whether the grader that labelled a container is gone. A container of another machine (a shared engine)
+    or of an unreadable label is never judged gone: it is not ours to remove."""
+    parts = owner.split("/")
+    if len(parts) != 4 or parts[:2] != [socket.gethostname(), _boot_id()] or not parts[2].isdigit():
+        return False
+    return owner_identity(int(parts[2])) != owner
+
+
+def remove_orphaned_containers() -> list[str]:
+    """Remove the Redis containers whose grader is gone; the ids removed. Never raises: a sweep that cannot
+    reach the engine leaves things as they are."""
+    removed = []
+    try:
+        import docker
+
+        client = docker.from_env(timeout=10)
+        try:
+            for container in client.containers.list(all=True, filters={"label": OWNER_LABEL}):
+                if _owner_gone(container.labels.get(OWNER_LABEL, "")):
+                    container.remove(force=True, v=True)
+                    removed.append(container.id)
+        finally:
+            client.close()
+    except Exception as exc:  # noqa: BLE001 - no engine, or a container removed meanwhile
+        log.debug("orphaned container sweep: %s", exc)
+    if removed:
+        log.info("removed %d container(s) left by a grader that was killed", len(removed))
+    return removed
+
+
 # --------------------------------------------------------------------------------------------- local
 
 
 class _PortTaken(Exception):
     pass
+
 
 
 def _stop_process_group(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
@@ -251,7 +310,8 @@ def _launch_local(binary: str, workdir: Path, timeout: float) -> tuple[subproces
     ]  # fmt: skip
     with open(logfile, "wb") as out:
         proc = subprocess.Popen(
-            argv, cwd=workdir, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            bound_to_grader(argv), cwd=workdir, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     # Short timeouts and no retries: if another process won the port race, it may accept and never
     # answer, and redis-py's default retries would turn each PING into many seconds.
@@ -357,6 +417,17 @@ def start_redis(kind: str = "auto", image: str = DEFAULT_IMAGE, timeout: float =
 def start_redis_in_background(kind: str = "auto", image: str = DEFAULT_IMAGE) -> Iterator[Future[RedisServer]]:
     """start_redis() in a worker thread, so the caller goes on while the server starts; the future holds the
     server (or the GraderError that stopped it). On exit the start is waited for, then the server stopped."""
-    with contextlib.ExitStack() as stack, ThreadPoolExecutor(1, thread_name_prefix="redis-start") as pool:
-        # Leaving `pool` joins the thread before `stack` closes: a server still starting is stopped, not leaked.
-        yield pool.submit(stack.enter_context, start_redis(kind, image))
+    pool = ThreadPoolExecutor(1, thread_name_prefix="redis-start")
+    stack = contextlib.ExitStack()
+    future = pool.submit(stack.enter_context, start_redis(kind, image))
+    try:
+        yield future
+    finally:
+        try:
+            wait([future])  # a server still starting is stopped once it is up, not leaked
+        finally:
+            try:
+                stack.close()
+            finally:
+                # Only now may the thread end: a local redis-server dies with the thread that started it.
+                pool.shutdown()
