@@ -127,25 +127,27 @@ def _grade_workspace(
             target=workspace.entrypoint.target,
             env=_redis_env(proxy),
         )
-        # The isolated checks get a Redis of their own (grader/schedule.py), started while the app starts.
-        own_redis = (
-            start_redis_in_background(server.backend, options.redis_image)
-            if any(check.isolated and selected(check.id, options.only) for check in _in_rubric(rubric, checks))
-            else contextlib.nullcontext(None)
-        )
-        with own_redis as own_server, RunningApp(launch, start_timeout=options.start_timeout) as app:
+        with RunningApp(launch, start_timeout=options.start_timeout) as app:
             start = app.start()
             mark = lap("app_start", mark)
             gate = _app_starts(start, app, workspace)
             if gate.outcome != "passed":
                 return _gate_closed(rubric, gate)
             outcomes = {APP_STARTS: gate}
-            _run_interruptibly(
-                _run_checks(
-                    rubric, checks, options, outcomes, app, start, proxy, server, own_server, workspace, facts,
-                    python_env,
-                )
+            # The isolated checks get a Redis of their own (grader/schedule.py); it starts while the first
+            # checks run, and they wait for it only if they get there first.
+            own_redis = (
+                start_redis_in_background(server.backend, options.redis_image)
+                if any(check.isolated and selected(check.id, options.only) for check in _in_rubric(rubric, checks))
+                else contextlib.nullcontext(None)
             )
+            with own_redis as own_server:
+                _run_interruptibly(
+                    _run_checks(
+                        rubric, checks, options, outcomes, app, start, proxy, server, own_server, workspace, facts,
+                        python_env,
+                    )
+                )
             lap("checks", mark)
             return outcomes
 

@@ -227,8 +227,12 @@ class SandboxedProcess:
             raise GraderError(f"cannot start the sandbox for {self.argv[0]}: {exc}") from exc
         self.pid = self._proc.pid
         _LIVE.add(self)
-        self._reader = threading.Thread(target=self._read_output, name=f"sandbox-log-{self.pid}", daemon=True)
-        self._reader.start()
+        try:
+            self._reader = threading.Thread(target=self._read_output, name=f"sandbox-log-{self.pid}", daemon=True)
+            self._reader.start()
+        except BaseException:  # e.g. Ctrl-C right here: `with` never calls __exit__ when __enter__ raises
+            self.stop(grace=0.5)
+            raise
         return self
 
     def poll(self) -> int | None:
