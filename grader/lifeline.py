@@ -28,15 +28,12 @@ try:
     os.execvp(sys.argv[1], sys.argv[1:])
 except OSError as exc:
     sys.stderr.write("cannot run %r: %s\n" % (sys.argv[1], exc.strerror or exc))
+    sys.stderr.flush()  # os._exit flushes nothing
     os._exit(127)
 """
 
 
-def python_with_prelude(code: str, *args: str) -> list[str]:
-    """argv that runs PRELUDE, then `code` with `args` as sys.argv[1:]."""
-    return [sys.executable, "-I", "-S", "-c", PRELUDE + code, str(os.getpid()), *args]
-
-
-def bound_to_grader(argv: list[str]) -> list[str]:
-    """argv that runs `argv` (by exec: the same pid) once PRELUDE has tied it to the grader."""
-    return python_with_prelude(_EXEC, *argv)
+def bound_to_grader(argv: list[str], setup: str = "", *setup_args: str) -> list[str]:
+    """argv that runs `argv` (by exec: the same pid) once PRELUDE has tied it to the grader. `setup` is more
+    Python run before the exec; it must remove its own `setup_args` from sys.argv, as PRELUDE does."""
+    return [sys.executable, "-I", "-S", "-c", PRELUDE + setup + _EXEC, str(os.getpid()), *setup_args, *argv]

@@ -259,16 +259,16 @@ async def _run_checks(
         workspace=workspace,
         openapi={},
         settings={},
-        run=_runner_for(proxy, python_env, workspace.entrypoint.app_dir),
+        run=_runner_for(proxy, python_env.python, workspace.entrypoint.app_dir),
         python=python_env.python,
         app_dir=workspace.entrypoint.app_dir,
     )
-    isolated = _IsolatedContext(base, own_server, python_env)
+    isolated = _IsolatedContext(base, own_server)
     todo = [entry.check_id for entry in rubric.entries if entry.check_id not in outcomes]
     settings = {entry.check_id: entry.settings for entry in rubric.entries}
     decided = {check_id: asyncio.Event() for check_id in todo}
 
-    async def run_in_order(check_ids: list[str], context: CheckContext) -> None:
+    async def run_in_order(check_ids: list[str]) -> None:
         for check_id in check_ids:
             check = checks[check_id]
             for needed in check.requires:
@@ -285,16 +285,16 @@ async def _run_checks(
     try:
         context = replace(base, openapi=await _openapi(probe))
         phases = schedule.plan(todo, checks)
-        background = asyncio.create_task(run_in_order(phases.background, context))
+        background = asyncio.create_task(run_in_order(phases.background))
         try:
-            await run_in_order(phases.foreground, context)
+            await run_in_order(phases.foreground)
             await background
         finally:
             if not background.done():
                 background.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await background
-        await run_in_order(phases.last, context)
+        await run_in_order(phases.last)
     finally:
         await isolated.aclose()
         await probe.aclose()
@@ -305,14 +305,14 @@ def _in_rubric(rubric: rubrics.Rubric, checks: dict[str, Check]) -> list[Check]:
     return [checks[entry.check_id] for entry in rubric.entries]
 
 
-def _runner_for(endpoint: RedisProxy | RedisServer, python_env: Environment, app_dir: Path) -> RunCommand:
+def _runner_for(endpoint: RedisProxy | RedisServer, python: str, app_dir: Path) -> RunCommand:
     """ctx.run: a command in the submission's environment, with REDIS_URL pointing at `endpoint`."""
 
     async def run(
         argv: list[str], *, timeout: float, env: dict[str, str] | None = None, cwd: Path | None = None
     ) -> CompletedRun:
         """`cwd` defaults to the app's folder; a check may pick another inside the workspace (its tests' root)."""
-        bin_dir = str(Path(python_env.python).parent)
+        bin_dir = str(Path(python).parent)
         full_env = {"PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin", **_redis_env(endpoint), **(env or {})}
         return await run_sandboxed(argv, cwd or app_dir, full_env, timeout=timeout)
 
@@ -323,10 +323,9 @@ class _IsolatedContext:
     """The context of the isolated checks: ctx.redis and ctx.run point at their own Redis, made the first time
     one of them runs (the server itself started beside the app; see _grade_workspace)."""
 
-    def __init__(self, base: CheckContext, own_server: Future[RedisServer] | None, python_env: Environment):
+    def __init__(self, base: CheckContext, own_server: Future[RedisServer] | None):
         self._base = base
         self._own_server = own_server
-        self._python_env = python_env
         self._context: CheckContext | None = None
 
     async def get(self) -> CheckContext:
@@ -338,7 +337,7 @@ class _IsolatedContext:
                 self._base,
                 redis=redis.asyncio.from_url(server.url, decode_responses=True),
                 server=server,
-                run=_runner_for(server, self._python_env, self._base.app_dir),
+                run=_runner_for(server, self._base.python, self._base.app_dir),
             )
         return self._context
 
@@ -406,7 +405,7 @@ async def _fresh_state(ctx: CheckContext) -> None:
     ctx.proxy.clear_faults()
     ctx.proxy.latency = 0.0
     ctx.proxy.set_reachable(True)
-    await ctx.redis.flushall()
+    await _empty_redis(ctx)
 
 
 async def _empty_redis(ctx: CheckContext) -> None:

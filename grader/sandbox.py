@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from grader.errors import GraderError
-from grader.lifeline import python_with_prelude
+from grader.lifeline import bound_to_grader
 
 if TYPE_CHECKING:  # typing.Self is 3.11+; the package supports 3.10
     from typing_extensions import Self
@@ -42,11 +42,11 @@ DEFAULT_LOG_CAP = 256 * 1024
 ADDRESS_SPACE_LIMIT = 4 * 1024**3  # generous: uvicorn + FastAPI + redis-py use ~100 MiB of virtual memory
 NOFILE_LIMIT = 4096
 
-# Runs in the child between fork and the student's program: sets the rlimits, then execs the real argv.
+# Runs in the child between fork and the student's program (after lifeline's PRELUDE, before its exec): the rlimits.
 # A wrapper instead of Popen(preexec_fn=...) because preexec_fn can deadlock a forked child when the
 # harness has other threads (log readers, batch workers), which it always does.
 _WRAPPER = r"""
-import os, resource, sys
+import resource
 def cap(which, value):
     try:
         soft, hard = resource.getrlimit(which)
@@ -56,15 +56,8 @@ def cap(which, value):
     except (ValueError, OSError):
         pass
 cap(resource.RLIMIT_CORE, 0)
-cap(resource.RLIMIT_AS, int(sys.argv[1]))
-cap(resource.RLIMIT_NOFILE, int(sys.argv[2]))
-argv = sys.argv[3:]
-try:
-    os.execvp(argv[0], argv)
-except OSError as exc:
-    sys.stderr.write("sandbox: cannot run %r: %s\n" % (argv[0], exc.strerror or exc))
-    sys.stderr.flush()
-    os._exit(127)
+cap(resource.RLIMIT_AS, int(sys.argv.pop(1)))
+cap(resource.RLIMIT_NOFILE, int(sys.argv.pop(1)))
 """
 
 
@@ -210,10 +203,9 @@ class SandboxedProcess:
         if not self.cwd.is_dir():
             raise GraderError(f"cannot run {self.argv[0]}: working directory {self.cwd} does not exist")
         self._home = tempfile.mkdtemp(prefix="redis-grader-home-")
-        wrapper = python_with_prelude(_WRAPPER, str(ADDRESS_SPACE_LIMIT), str(NOFILE_LIMIT))
         try:
             self._proc = subprocess.Popen(
-                wrapper + self.argv,
+                bound_to_grader(self.argv, _WRAPPER, str(ADDRESS_SPACE_LIMIT), str(NOFILE_LIMIT)),
                 cwd=self.cwd,
                 env=sandbox_env(self.extra_env, self._home, self.marker),
                 stdin=subprocess.DEVNULL,

@@ -280,7 +280,6 @@ class _PortTaken(Exception):
     pass
 
 
-
 def _stop_process_group(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
