@@ -14,8 +14,9 @@ import time
 from dataclasses import replace
 
 from grader.checking import load_checks
+from grader.checkrun import selected
 from grader.resources import reference_submission
-from grader.runner import GradeOptions, selected, grade
+from grader.runner import GradeOptions, grade
 
 STAGES = ("workspace", "static", "environment", "redis", "app_start", "checks")
 
