@@ -249,30 +249,33 @@ class RespParser:
             self._pos = end + 2
             return value
         if type_byte in _BLOB_TYPES:
-            if buf[pos + 1 : end] == b"?":
-                raise ProtocolError("streamed strings ($?) are not supported")
-            length = self._int(pos + 1, end)
-            if length == -1 and kind == "$":
-                self._pos = end + 2
-                return None
-            if length < 0 or length > MAX_BULK:
-                raise ProtocolError(f"bad {kind} length {length}")
-            body = end + 2
-            if len(buf) < body + length + 2:
-                return _INCOMPLETE
-            if buf[body + length : body + length + 2] != _CRLF:
-                raise ProtocolError(f"{kind} body of {length} bytes is not followed by CRLF")
-            data = bytes(buf[body : body + length])
-            self._pos = body + length + 2
-            if kind == "$":
-                return data
-            if kind == "!":
-                return RespError(data.decode("utf-8", "backslashreplace"))
-            if length < 4 or data[3:4] != b":":
-                raise ProtocolError("verbatim string without a 'fmt:' prefix")
-            return Verbatim(data[:3].decode("ascii", "backslashreplace"), data[4:])
-        # An aggregate.
+            return self._blob(kind, pos, end)
+        return self._aggregate(type_byte, pos, end)
+
+    def _blob(self, kind: str, pos: int, end: int) -> Any:
+        """A `$`, `!` or `=` value whose header line ends at `end`: its value, or _INCOMPLETE."""
+        buf = self._buf
         if buf[pos + 1 : end] == b"?":
+            raise ProtocolError("streamed strings ($?) are not supported")
+        length = self._int(pos + 1, end)
+        if length == -1 and kind == "$":
+            self._pos = end + 2
+            return None
+        if length < 0 or length > MAX_BULK:
+            raise ProtocolError(f"bad {kind} length {length}")
+        body = end + 2
+        if len(buf) < body + length + 2:
+            return _INCOMPLETE
+        if buf[body + length : body + length + 2] != _CRLF:
+            raise ProtocolError(f"{kind} body of {length} bytes is not followed by CRLF")
+        data = bytes(buf[body : body + length])
+        self._pos = body + length + 2
+        return _blob_value(kind, data)
+
+    def _aggregate(self, type_byte: int, pos: int, end: int) -> Any:
+        """An aggregate header: its value when empty or null, else _OPENED (pushed on the stack)."""
+        kind = chr(type_byte)
+        if self._buf[pos + 1 : end] == b"?":
             raise ProtocolError("streamed aggregates (*?) are not supported")
         count = self._int(pos + 1, end)
         self._pos = end + 2
@@ -331,6 +334,16 @@ class RespParser:
 _OPENED = object()
 
 
+def _blob_value(kind: str, data: bytes) -> Any:
+    if kind == "$":
+        return data
+    if kind == "!":
+        return RespError(data.decode("utf-8", "backslashreplace"))
+    if len(data) < 4 or data[3:4] != b":":
+        raise ProtocolError("verbatim string without a 'fmt:' prefix")
+    return Verbatim(data[:3].decode("ascii", "backslashreplace"), data[4:])
+
+
 _ESCAPES = {ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t", ord("b"): b"\b", ord("a"): b"\a"}
 _SPACE = b" \t\r\n\v\f"
 
@@ -346,47 +359,57 @@ def split_inline(line: bytes) -> list[bytes]:
             i += 1
         if i >= n:
             return args
-        current = bytearray()
-        quote = 0
-        while True:
-            if i >= n:
-                if quote:
-                    return line.split()
-                break
-            c = line[i]
-            if quote == ord('"'):
-                if c == ord("\\") and i + 3 < n and line[i + 1] in b"xX" and _is_hex(line[i + 2 : i + 4]):
-                    current.append(int(line[i + 2 : i + 4], 16))
-                    i += 3
-                elif c == ord("\\") and i + 1 < n:
-                    i += 1
-                    current += _ESCAPES.get(line[i], bytes([line[i]]))
-                elif c == ord('"'):
-                    if i + 1 < n and line[i + 1] not in _SPACE:
-                        return line.split()  # Redis: closing quote must be followed by a space
-                    i += 1
-                    break
-                else:
-                    current.append(c)
-            elif quote == ord("'"):
-                if c == ord("\\") and i + 1 < n and line[i + 1] == ord("'"):
-                    i += 1
-                    current.append(ord("'"))
-                elif c == ord("'"):
-                    if i + 1 < n and line[i + 1] not in _SPACE:
-                        return line.split()
-                    i += 1
-                    break
-                else:
-                    current.append(c)
-            elif c in _SPACE:
-                break
-            elif c in b"\"'":
-                quote = c
-            else:
-                current.append(c)
+        arg, i = _inline_arg(line, i)
+        if arg is None:
+            return line.split()
+        args.append(arg)
+
+
+def _inline_arg(line: bytes, i: int) -> tuple[bytes | None, int]:
+    """The argument that starts at line[i] and the index after it; None when its quotes are unbalanced. A quote
+    may open in the middle of an argument (`a"b c"` is `ab c`), and its closing quote ends the argument."""
+    current = bytearray()
+    while i < len(line) and line[i] not in _SPACE:
+        c = line[i]
+        if c in b"\"'":
+            after = _quoted(line, i + 1, c, current)
+            return (bytes(current), after) if after >= 0 else (None, i)
+        current.append(c)
+        i += 1
+    return bytes(current), i
+
+
+def _quoted(line: bytes, i: int, quote: int, current: bytearray) -> int:
+    """Append the quoted text that starts at line[i] to `current`; the index after the closing quote, or -1 when
+    the quote is not closed (or, as Redis demands, its closing quote is not followed by a space or the end)."""
+    n = len(line)
+    while i < n:
+        c = line[i]
+        if c == quote:
+            return i + 1 if i + 1 >= n or line[i + 1] in _SPACE else -1
+        if c == ord("\\"):
+            i += _escape(line, i, quote, current)
+        else:
+            current.append(c)
             i += 1
-        args.append(bytes(current))
+    return -1
+
+
+def _escape(line: bytes, i: int, quote: int, current: bytearray) -> int:
+    """Append what the backslash at line[i] stands for; how many bytes it took."""
+    n = len(line)
+    if quote == ord("'"):
+        if i + 1 < n and line[i + 1] == ord("'"):
+            current.append(ord("'"))
+            return 2
+    elif i + 3 < n and line[i + 1] in b"xX" and _is_hex(line[i + 2 : i + 4]):
+        current.append(int(line[i + 2 : i + 4], 16))
+        return 4
+    elif i + 1 < n:
+        current += _ESCAPES.get(line[i + 1], bytes([line[i + 1]]))
+        return 2
+    current.append(ord("\\"))
+    return 1
 
 
 def _is_hex(pair: bytes) -> bool:

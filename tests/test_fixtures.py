@@ -3,16 +3,20 @@ solutions and fails on the fixture that carries its defect, with the evidence in
 
 from __future__ import annotations
 
+import json
 from functools import cache
 
 import pytest
 import tomllib
 from conftest import ROOT, SUBMISSIONS
+from jsonschema import Draft202012Validator
 
 from grader.runner import GradeOptions, grade
+from grader.schemas import result_schema
 
 CATALOG = tomllib.loads((ROOT / "fixtures" / "catalog.toml").read_text())["fixtures"]
 RUBRIC_CHECKS = list(tomllib.loads((ROOT / "rubrics" / "redis-module.toml").read_text())["checks"])
+RESULT_SCHEMA = Draft202012Validator(result_schema())
 
 
 def expected_outcomes(name: str) -> dict[str, str]:
@@ -41,6 +45,9 @@ def test_catalog_names_real_fixtures():
 @pytest.mark.parametrize("name", sorted(CATALOG))
 def test_fixture_grades_as_catalogued(name, no_leftovers):
     result = graded(name)
+    written = json.loads(json.dumps(result))  # what --json writes
+    invalid = [f"/{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in RESULT_SCHEMA.iter_errors(written)]
+    assert not invalid, f"{name}: the result document does not match its schema:\n" + "\n".join(invalid)
     assert result["status"] == "graded", result.get("error")
     seen = {c["id"]: c["outcome"] for c in result["checks"]}
     wrong = {
