@@ -19,6 +19,10 @@ Rules worth knowing when writing checks:
   a fake reply in place of QUEUED would make EXEC's reply disagree with what the client queued.
 - Latency delays each batch of commands the client sent together (one read) once, before it is forwarded;
   a pipeline pays one round trip, other connections are not delayed, and order is kept.
+- Commands that administer the server (SHUTDOWN, CONFIG SET, CLIENT KILL/PAUSE, ...; grader/proxy_refusals.py)
+  are never forwarded: the client gets `-ERR <command> is disabled by the grader`, the trace a `refused` entry.
+- The trace holds previews of the arguments and keeps only the newest commands (grader/proxy_trace.py), so
+  what an app pushes through Redis never piles up in the grader's memory.
 """
 
 from __future__ import annotations
@@ -28,7 +32,6 @@ import contextlib
 import dataclasses
 import itertools
 import logging
-import re
 import threading
 import time
 from collections import deque
@@ -37,7 +40,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from grader.errors import GraderError
-from grader.resp import Frame, ProtocolError, Push, RespParser, describe
+from grader.proxy_refusals import refusal, refusal_reply
+from grader.proxy_trace import Command, Trace, command_parts
+from grader.resp import ProtocolError, Push, RespParser, describe, encode_command
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self needs Python 3.11
@@ -51,105 +56,9 @@ _START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 10.0
 _DRAIN_AFTER_CLIENT_EOF = 5.0
 
-# Scripts and functions: args are (script|sha|function, numkeys, key1, ...).
-_KEYED_AFTER_NUMKEYS = frozenset({"EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO"})
 _TRANSACTION = frozenset({"MULTI", "EXEC", "DISCARD"})
 # After these a connection's replies no longer pair 1:1 with its commands.
 _STREAMING = frozenset({"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR"})
-_ARG_DISPLAY = 60
-_SPACES = re.compile(r"\s+")
-
-
-@dataclass(frozen=True)
-class Command:
-    """One command a client sent through the proxy."""
-
-    seq: int  # global order of arrival
-    conn: int  # client connection id (1, 2, ...)
-    time: float  # time.monotonic() at arrival
-    name: str  # upper-case command name, e.g. "EVALSHA" (inline commands too)
-    args: tuple[str, ...]  # decoded as utf-8 with errors="backslashreplace"
-    pipelined: bool  # arrived while earlier commands on the same connection still awaited their replies
-    in_multi: bool  # queued between MULTI and EXEC/DISCARD on its connection (those three themselves: False)
-    dropped: bool  # answered by an injected fault, never forwarded
-    reply: str | None = None  # short form once seen: "+OK", ":1", "$5", "nil", "*3", "-ERR ..."; else None
-
-    @property
-    def key(self) -> str | None:
-        """The key the command acts on: args[0], or for EVAL/EVALSHA/FCALL the first key after numkeys."""
-        if self.name in _KEYED_AFTER_NUMKEYS:
-            try:
-                numkeys = int(self.args[1])
-            except (IndexError, ValueError):
-                return None
-            return self.args[2] if numkeys > 0 and len(self.args) > 2 else None
-        return self.args[0] if self.args else None
-
-    def __str__(self) -> str:
-        return " ".join([self.name, *(_display(arg) for arg in self.args)])
-
-
-def _display(arg: str) -> str:
-    # One line per command, so a Lua body's newlines and indentation collapse to single spaces.
-    text = _SPACES.sub(" ", arg).strip()
-    if len(text) > _ARG_DISPLAY:
-        text = text[: _ARG_DISPLAY - 3] + "..."
-    if text == "" or " " in text or '"' in text:
-        text = '"' + text.replace('"', '\\"') + '"'
-    return text
-
-
-class Trace:
-    """Every command seen by a proxy, in arrival order. Thread-safe: the proxy thread appends, the harness
-    reads. Positions (`mark()`) are global sequence numbers, so they stay valid across `clear()`."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._items: list[Command] = []
-        self._base = 0  # seq of _items[0]
-        self._next = 0  # seq the next command will get
-
-    def mark(self) -> int:
-        """A position: `since(mark)` returns the commands that arrive after this call."""
-        with self._lock:
-            return self._next
-
-    def since(self, mark: int) -> list[Command]:
-        with self._lock:
-            return self._items[max(0, mark - self._base) :]
-
-    def all(self) -> list[Command]:
-        with self._lock:
-            return list(self._items)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items = []
-            self._base = self._next
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._items)
-
-    # -- used by the proxy thread ----------------------------------------------------------------------------
-
-    def _reserve(self) -> int:
-        with self._lock:
-            seq = self._next
-            self._next += 1
-            return seq
-
-    def _append(self, command: Command) -> None:
-        with self._lock:
-            # A command reserved before a clear() is dropped with the rest; otherwise seqs stay contiguous.
-            if command.seq == self._base + len(self._items):
-                self._items.append(command)
-
-    def _set_reply(self, seq: int, reply: str) -> None:
-        with self._lock:
-            index = seq - self._base
-            if 0 <= index < len(self._items):
-                self._items[index] = dataclasses.replace(self._items[index], reply=reply)
 
 
 @dataclass
@@ -190,6 +99,7 @@ class _Pending:
     fake: bytes | None = None  # a fault's reply, delivered in this command's place
     fake_short: str = ""
     ends_matching: bool = False  # replies after this command's reply no longer pair with commands
+    instead: bytes | None = None  # forwarded in place of the command's own bytes
 
 
 @dataclass
@@ -289,14 +199,14 @@ class _Connection:
         upstream: list[bytes] = []
         pending: list[_Pending] = []
         for index, frame in enumerate(frames):
-            parts = _command_parts(frame)
+            parts = command_parts(frame)
             if parts is None:
                 # An empty multibulk or blank inline line: Redis ignores it and sends no reply.
                 upstream.append(frame.raw)
                 continue
             entry = self._record(parts, now, index)
             if entry.fake is None:
-                upstream.append(frame.raw)
+                upstream.append(entry.instead if entry.instead is not None else frame.raw)
             pending.append(entry)
         # An unfinished command stays in the parser until complete: a fault must see it whole before
         # deciding whether it reaches Redis at all.
@@ -306,8 +216,10 @@ class _Connection:
             self._stop_attributing()
         return _Batch(deadline, b"".join(upstream), pending)
 
-    def _record(self, parts: tuple[str, tuple[str, ...]], now: float, index_in_batch: int) -> _Pending:
-        name, args = parts
+    def _record(
+        self, parts: tuple[str, tuple[str, ...], tuple[int, ...], int], now: float, index_in_batch: int
+    ) -> _Pending:
+        name, args, sizes, omitted = parts
         trace = self.proxy.trace
         in_multi = self.in_multi and name not in _TRANSACTION
         if name == "MULTI":
@@ -317,7 +229,13 @@ class _Connection:
         # While replies are matched, `awaiting` is exact; without matching, "earlier in the same read" is the
         # best evidence of pipelining there is.
         pipelined = self.awaiting > 0 if self.attributing else index_in_batch > 0
-        command = Command(trace._reserve(), self.cid, now, name, args, pipelined, in_multi, dropped=False)
+        command = Command(trace._reserve(), self.cid, now, name, args, pipelined, in_multi, dropped=False,
+                          sizes=sizes, omitted=omitted)
+        refused = refusal(name, args)
+        if refused is not None:
+            trace._append(dataclasses.replace(command, refused=True))
+            self.awaiting += 1
+            return self._refuse(command.seq, refused, in_multi)
         fault = None
         if not (in_multi or name in _TRANSACTION or self.streaming):
             fault = self.proxy._take_fault(command)
@@ -335,6 +253,15 @@ class _Connection:
         if fault is not None:
             return _Pending(command.seq, fault.fault.reply, fault.reply_short)
         return _Pending(command.seq, ends_matching=ends)
+
+    def _refuse(self, seq: int, what: str, in_multi: bool) -> _Pending:
+        """An administration command is never forwarded. Where a reply can be placed exactly it is answered with
+        an error; in a transaction, or where replies no longer pair with commands, an unknown command goes to
+        Redis in its place, so Redis answers it in turn (and aborts the transaction, as for any bad command)."""
+        if in_multi or self.streaming:
+            return _Pending(seq, instead=encode_command(what.replace(" ", "-") + "-is-disabled-by-the-grader"))
+        reply = refusal_reply(what)
+        return _Pending(seq, reply, _parse_fault_reply(reply))
 
     async def _forward(self) -> None:
         loop = asyncio.get_running_loop()
@@ -444,20 +371,6 @@ class _Connection:
             if entry.fake is not None:
                 self._send_fake(entry)
         self.pending.clear()
-
-
-def _command_parts(frame: Frame) -> tuple[str, tuple[str, ...]] | None:
-    value = frame.value
-    if not isinstance(value, list) or not value:
-        return None
-    decoded = [_decode(item) for item in value]
-    return decoded[0].upper(), tuple(decoded[1:])
-
-
-def _decode(item: object) -> str:
-    if isinstance(item, (bytes, bytearray)):
-        return bytes(item).decode("utf-8", "backslashreplace")
-    return str(item)
 
 
 class RedisProxy:

@@ -1,15 +1,21 @@
 """What every Redis backend shares: the server it yields, the shape of a backend, and the settings that make a
-server fit for grading (nothing on disk)."""
+server fit for grading (nothing on disk, a script that runs too long answered BUSY soon)."""
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
 import socket
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import redis
+
+# After this many milliseconds a running script makes Redis answer BUSY to every other client, and becomes
+# killable with SCRIPT KILL / FUNCTION KILL (grader/services/guard.py). Redis 7 calls it busy-reply-threshold
+# and keeps lua-time-limit as its alias; 6.2 knows only lua-time-limit.
+BUSY_AFTER_MS = 1000
 
 
 @dataclass(frozen=True)
@@ -20,6 +26,8 @@ class RedisServer:
     version: str  # INFO server -> redis_version, e.g. "7.0.15"
     source: str  # image name, or path of the local binary
     note: str | None = None  # why this backend was used when another was tried first
+    # Replaces the server with a fresh, empty one at the same host:port (blocking); None when it cannot.
+    replace: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def url(self) -> str:
@@ -63,10 +71,12 @@ def server_version(client: redis.Redis) -> str:
 
 
 def prepare_for_grading(client: redis.Redis) -> None:
-    """No snapshots or AOF: a background save mid-check would add latency to timing checks."""
+    """No snapshots or AOF (a background save mid-check would add latency to timing checks), and a script that
+    runs too long answered BUSY soon, so the grader can kill it instead of waiting on it."""
     with contextlib.suppress(redis.RedisError):
         client.config_set("save", "")
         client.config_set("appendonly", "no")
+        client.config_set("lua-time-limit", str(BUSY_AFTER_MS))
 
 
 def one_line(text: object) -> str:

@@ -80,18 +80,40 @@ class DockerRedis:
         self.image = image
         self.timeout = timeout
         self._container: Any = None
+        self._port: int | None = None
 
     def __enter__(self) -> RedisServer:
-        container_class = _redis_container_class()
         remove_orphaned_containers()
-        self._container = container_class(self.image).with_kwargs(
+        try:
+            host, port, version = self._start(host_port=None)
+        except BaseException:
+            self.__exit__()
+            raise
+        self._port = port
+        return RedisServer(host=host, port=port, backend="docker", version=version, source=self.image,
+                           replace=self.replace)
+
+    def replace(self) -> None:
+        """Remove the container (whatever state its server is in) and start a new one published on the same host
+        port, so every client and proxy configured with its address goes on working."""
+        if self._port is None:
+            raise GraderError("the Redis container is not running")
+        self.__exit__()
+        self._start(host_port=self._port)
+
+    def _start(self, host_port: int | None) -> tuple[str, int, str]:
+        """Start a container (on `host_port`, or one Docker picks); (host, port, version) once Redis answers."""
+        container = _redis_container_class()(self.image).with_kwargs(
             labels={OWNER_LABEL: procfs.identity(os.getpid()) or "unknown"}
         )
-        self._container._wait_strategy.with_startup_timeout(self.timeout)  # default would be 120 s
+        if host_port is not None:
+            container = container.with_bind_ports(container.port, host_port)
+        container._wait_strategy.with_startup_timeout(self.timeout)  # default would be 120 s
+        self._container = container
         try:
-            self._container.start()
-            host = as_ip(self._container.get_container_host_ip())
-            port = int(self._container.get_exposed_port(self._container.port))
+            container.start()
+            host = as_ip(container.get_container_host_ip())
+            port = int(container.get_exposed_port(container.port))
             client = redis.Redis(host=host, port=port, socket_timeout=5)
             try:
                 version = server_version(client)
@@ -99,19 +121,14 @@ class DockerRedis:
             finally:
                 client.close()
         except (KeyboardInterrupt, GraderError):
-            self.__exit__()
             raise
         except Exception as exc:  # docker/testcontainers raise many types; the user needs one line
-            self.__exit__()
             # docker's APIError carries the engine's own words in `explanation` (e.g. the failed pull).
             reason = one_line(getattr(exc, "explanation", None) or exc)
             raise GraderError(
                 f"could not start Redis image {self.image!r}: {reason}; build one or use --redis local"
             ) from exc
-        except BaseException:
-            self.__exit__()
-            raise
-        return RedisServer(host=host, port=port, backend="docker", version=version, source=self.image)
+        return host, port, version
 
     def __exit__(self, *exc_info: object) -> None:
         container, self._container = self._container, None

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import redis
@@ -21,7 +22,7 @@ from redis.retry import Retry
 from grader.errors import GraderError
 from grader.lifeline import bound_to_grader
 from grader.ports import free_port
-from grader.services.base import RedisServer, one_line, server_version
+from grader.services.base import BUSY_AFTER_MS, RedisServer, one_line, server_version
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ def _launch(binary: str, workdir: Path, port: int, timeout: float) -> tuple[subp
         "--daemonize", "no",
         "--dir", str(workdir),
         "--logfile", "",  # "" = stdout, which goes to logfile below
+        "--lua-time-limit", str(BUSY_AFTER_MS),
     ]  # fmt: skip
     with open(logfile, "wb") as out:
         proc = subprocess.Popen(
@@ -160,6 +162,10 @@ class LocalRedis:
         self.timeout = timeout
         self._workdir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        self._port = 0
+        # A redis-server dies with the thread that started it (grader/lifeline.py): replacements are started
+        # from this thread, which lives as long as the backend, whichever thread asks for them.
+        self._replacer: ThreadPoolExecutor | None = None
 
     def __enter__(self) -> RedisServer:
         self._workdir = Path(tempfile.mkdtemp(prefix="redis-grader-redis-"))
@@ -177,10 +183,37 @@ class LocalRedis:
         except BaseException:
             self.__exit__()
             raise
-        return RedisServer(host="127.0.0.1", port=port, backend="local", version=version, source=self.binary)
+        self._port = port
+        return RedisServer(host="127.0.0.1", port=port, backend="local", version=version, source=self.binary,
+                           replace=self.replace)
+
+    def replace(self) -> None:
+        """Kill the server (whatever state it is in: busy, paused, password set) and start an empty one on the
+        same port, so every client and proxy configured with its address goes on working."""
+        if self._workdir is None:
+            raise GraderError("the local redis-server is not running")
+        if self._replacer is None:
+            self._replacer = ThreadPoolExecutor(1, thread_name_prefix="redis-replace")
+        self._replacer.submit(self._relaunch).result()
+
+    def _relaunch(self) -> None:
+        assert self._workdir is not None
+        if self._proc is not None:
+            _stop_process_group(self._proc, grace=0.0)
+            self._proc = None
+        for _ in range(_PORT_ATTEMPTS):
+            try:
+                self._proc, _version = _launch(self.binary, self._workdir, self._port, self.timeout)
+                return
+            except _PortTaken:
+                time.sleep(0.2)  # the old server's socket may still be closing
+        raise GraderError(f"could not start a new local redis-server on port {self._port}: the port is taken")
 
     def __exit__(self, *exc_info: object) -> None:
         try:
+            if self._replacer is not None:
+                self._replacer.shutdown()  # a replacement under way ends first, so its server is stopped below
+                self._replacer = None
             if self._proc is not None:
                 _stop_process_group(self._proc)
                 self._proc = None
