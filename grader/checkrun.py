@@ -225,6 +225,7 @@ async def _empty_redis(ctx: CheckContext) -> None:
     """An isolated check's fresh state: its own Redis emptied (the app's proxy is not its to touch)."""
     if (note := await restore(ctx.server)) is not None:
         logging.getLogger(__name__).warning("%s", note)
+        await ctx.redis.connection_pool.disconnect()  # its connections may lead to a server just replaced
     await ctx.redis.flushall()
 
 

@@ -4,7 +4,6 @@ and a real RedisProxy."""
 
 from __future__ import annotations
 
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ import redis
 from conftest import require
 
 from grader.proxy import RedisProxy
+from grader.runner import GradeOptions, grade
 from grader.services import RedisServer, find_local_redis_server, start_redis
 from grader.services.guard import restore_now
 
@@ -187,6 +187,17 @@ def test_a_healthy_server_needs_nothing(server: RedisServer) -> None:
     assert restore_now(server) is None
 
 
-def test_the_adversarial_apps_are_a_copy_of_the_reference() -> None:
-    require(shutil.which("diff") is not None, "no diff")
-    assert (APPS / "endless_script" / "backend" / "app" / "main.py").is_file()
+@pytest.mark.parametrize("app", ["endless_script", "admin_commands"])
+def test_a_submission_that_tampers_with_redis_is_still_graded(app: str) -> None:
+    """tests/apps/<app>: the reference submission whose /health runs a script that wrote and never ends (Redis
+    must be replaced), or sends CONFIG SET requirepass, CLIENT PAUSE, CLIENT KILL and SHUTDOWN (refused)."""
+    require(find_local_redis_server() is not None, "no local redis-server")
+    result = grade(APPS / app, GradeOptions(env="current", redis="local"))
+    assert result["status"] == "graded", result.get("error")
+    outcomes = {check["id"]: check["outcome"] for check in result["checks"]}
+    assert outcomes and all(outcomes.values())
+    assert not [check["id"] for check in result["checks"] if "traceback" in (check.get("evidence") or {})]
+    assert not [check["id"] for check in result["checks"] if check["outcome"] == "error"]
+    assert outcomes["app.starts"] == "passed"
+    assert outcomes["leaderboard.score"] == "passed"  # checks after the damage judge the app, not a broken Redis
+    assert outcomes["health.redis_ping"] == ("passed" if app == "admin_commands" else "failed")
