@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from conftest import require
+from conftest import REDIS_IMAGE, require
 
 from grader.proxy import RedisProxy
 from grader.runner import GradeOptions, grade
@@ -201,3 +201,17 @@ def test_a_submission_that_tampers_with_redis_is_still_graded(app: str) -> None:
     assert outcomes["app.starts"] == "passed"
     assert outcomes["leaderboard.score"] == "passed"  # checks after the damage judge the app, not a broken Redis
     assert outcomes["health.redis_ping"] == ("passed" if app == "admin_commands" else "failed")
+
+
+@pytest.mark.docker
+def test_a_container_tampered_with_is_replaced_on_the_same_port(docker_engine: None) -> None:
+    with start_redis("docker", image=REDIS_IMAGE) as server:
+        assert _client(server).config_get("lua-time-limit") == {"lua-time-limit": "1000"}
+        direct = _client(server)
+        try:
+            direct.execute_command("CONFIG", "SET", "requirepass", "secret")
+        finally:
+            direct.close()
+        note = restore_now(server)
+        assert note is not None and "replaced" in note
+        assert _usable(server)
