@@ -5,7 +5,7 @@ and a real RedisProxy."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -162,6 +162,25 @@ def test_a_script_that_wrote_then_loops_gets_its_server_replaced(server: RedisSe
         assert app.set("after", "1") and app.get("after") == "1"
     finally:
         app.close()
+
+
+def test_an_endless_function_is_killed(server: RedisServer, proxy: RedisProxy) -> None:
+    require(server.major_version >= 7, "Redis Functions need Redis 7")
+    _client(server).function_load("#!lua name=spin\nredis.register_function('spin', function() while true do end end)")
+    runner = threading.Thread(target=lambda: _swallow(lambda: _client(proxy).fcall("spin", 0)), daemon=True)
+    runner.start()
+    _wait_until_busy(server)
+    note = restore_now(server)
+    assert note is not None and "FUNCTION KILL" in note
+    runner.join(10)
+    assert _usable(server)
+
+
+def _swallow(call: Callable[[], object]) -> None:
+    try:
+        call()
+    except redis.RedisError:
+        pass
 
 
 @pytest.mark.parametrize("tamper", [
