@@ -17,7 +17,7 @@ _COMMANDS = frozenset({
 })  # fmt: skip
 # Refused for these subcommands only.
 _SUBCOMMANDS = {
-    "CLIENT": frozenset({"KILL", "PAUSE", "UNPAUSE", "NO-EVICT", "NO-TOUCH"}),
+    "CLIENT": frozenset({"KILL", "PAUSE", "UNPAUSE", "NO-EVICT"}),
     "ACL": frozenset({"SETUSER", "DELUSER", "LOAD", "SAVE"}),
     "CONFIG": frozenset({"SET", "RESETSTAT", "REWRITE"}),
 }

@@ -47,9 +47,9 @@ def restore_now(server: RedisServer, timeout: float = ANSWER_TIMEOUT) -> str | N
         problem = "was running a script that cannot be stopped (it wrote data)"
     what = f"Redis {problem}"
     if server.replace is None:
-        log.warning("%s, and it cannot be replaced", what)
+        log.info("%s, and it cannot be replaced", what)
         return f"{what}; it could not be replaced"
-    log.warning("%s: replacing it with a fresh server", what)
+    log.info("%s: replacing it with a fresh server", what)
     try:
         server.replace()
     except Exception as exc:  # noqa: BLE001 - the note says so; the next check then fails with its own reason
