@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import logging
 import time
 import traceback
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ from grader.probe import Probe
 from grader.proxy import RedisProxy
 from grader.sandbox import CompletedRun, run_sandboxed
 from grader.services import RedisServer
+from grader.services.guard import restore
 from grader.static import StaticFacts
 from grader.workspace import Workspace
 
@@ -221,6 +223,9 @@ async def _fresh_state(ctx: CheckContext) -> None:
 
 async def _empty_redis(ctx: CheckContext) -> None:
     """An isolated check's fresh state: its own Redis emptied (the app's proxy is not its to touch)."""
+    if (note := await restore(ctx.server)) is not None:
+        logging.getLogger(__name__).warning("%s", note)
+        await ctx.redis.connection_pool.disconnect()  # its connections may lead to a server just replaced
     await ctx.redis.flushall()
 
 

@@ -19,137 +19,35 @@ Rules worth knowing when writing checks:
   a fake reply in place of QUEUED would make EXEC's reply disagree with what the client queued.
 - Latency delays each batch of commands the client sent together (one read) once, before it is forwarded;
   a pipeline pays one round trip, other connections are not delayed, and order is kept.
+- Commands that administer the server (SHUTDOWN, CONFIG SET, CLIENT KILL/PAUSE, ...; grader/proxy_refusals.py)
+  are never forwarded: the client gets `-ERR <command> is disabled by the grader`, the trace a `refused` entry.
+- The trace holds previews of the arguments and keeps only the newest commands (grader/proxy_trace.py), so
+  what an app pushes through Redis never piles up in the grader's memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import itertools
 import logging
-import re
 import threading
-import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from grader.errors import GraderError
-from grader.resp import Frame, ProtocolError, Push, RespParser, describe
+from grader.proxy_connection import ClientConnection, parse_fault_reply
+from grader.proxy_trace import Command, Trace
+
+__all__ = ["Command", "Fault", "RedisProxy", "Trace"]
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self needs Python 3.11
 
 log = logging.getLogger(__name__)
-
-_READ_SIZE = 1 << 16
-# Batches a client may have queued behind the latency before the proxy stops reading from it (backpressure).
-_FORWARD_QUEUE = 1024
 _START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 10.0
-_DRAIN_AFTER_CLIENT_EOF = 5.0
-
-# Scripts and functions: args are (script|sha|function, numkeys, key1, ...).
-_KEYED_AFTER_NUMKEYS = frozenset({"EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO"})
-_TRANSACTION = frozenset({"MULTI", "EXEC", "DISCARD"})
-# After these a connection's replies no longer pair 1:1 with its commands.
-_STREAMING = frozenset({"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR"})
-_ARG_DISPLAY = 60
-_SPACES = re.compile(r"\s+")
-
-
-@dataclass(frozen=True)
-class Command:
-    """One command a client sent through the proxy."""
-
-    seq: int  # global order of arrival
-    conn: int  # client connection id (1, 2, ...)
-    time: float  # time.monotonic() at arrival
-    name: str  # upper-case command name, e.g. "EVALSHA" (inline commands too)
-    args: tuple[str, ...]  # decoded as utf-8 with errors="backslashreplace"
-    pipelined: bool  # arrived while earlier commands on the same connection still awaited their replies
-    in_multi: bool  # queued between MULTI and EXEC/DISCARD on its connection (those three themselves: False)
-    dropped: bool  # answered by an injected fault, never forwarded
-    reply: str | None = None  # short form once seen: "+OK", ":1", "$5", "nil", "*3", "-ERR ..."; else None
-
-    @property
-    def key(self) -> str | None:
-        """The key the command acts on: args[0], or for EVAL/EVALSHA/FCALL the first key after numkeys."""
-        if self.name in _KEYED_AFTER_NUMKEYS:
-            try:
-                numkeys = int(self.args[1])
-            except (IndexError, ValueError):
-                return None
-            return self.args[2] if numkeys > 0 and len(self.args) > 2 else None
-        return self.args[0] if self.args else None
-
-    def __str__(self) -> str:
-        return " ".join([self.name, *(_display(arg) for arg in self.args)])
-
-
-def _display(arg: str) -> str:
-    # One line per command, so a Lua body's newlines and indentation collapse to single spaces.
-    text = _SPACES.sub(" ", arg).strip()
-    if len(text) > _ARG_DISPLAY:
-        text = text[: _ARG_DISPLAY - 3] + "..."
-    if text == "" or " " in text or '"' in text:
-        text = '"' + text.replace('"', '\\"') + '"'
-    return text
-
-
-class Trace:
-    """Every command seen by a proxy, in arrival order. Thread-safe: the proxy thread appends, the harness
-    reads. Positions (`mark()`) are global sequence numbers, so they stay valid across `clear()`."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._items: list[Command] = []
-        self._base = 0  # seq of _items[0]
-        self._next = 0  # seq the next command will get
-
-    def mark(self) -> int:
-        """A position: `since(mark)` returns the commands that arrive after this call."""
-        with self._lock:
-            return self._next
-
-    def since(self, mark: int) -> list[Command]:
-        with self._lock:
-            return self._items[max(0, mark - self._base) :]
-
-    def all(self) -> list[Command]:
-        with self._lock:
-            return list(self._items)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items = []
-            self._base = self._next
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._items)
-
-    # -- used by the proxy thread ----------------------------------------------------------------------------
-
-    def _reserve(self) -> int:
-        with self._lock:
-            seq = self._next
-            self._next += 1
-            return seq
-
-    def _append(self, command: Command) -> None:
-        with self._lock:
-            # A command reserved before a clear() is dropped with the rest; otherwise seqs stay contiguous.
-            if command.seq == self._base + len(self._items):
-                self._items.append(command)
-
-    def _set_reply(self, seq: int, reply: str) -> None:
-        with self._lock:
-            index = seq - self._base
-            if 0 <= index < len(self._items):
-                self._items[index] = dataclasses.replace(self._items[index], reply=reply)
 
 
 @dataclass
@@ -172,294 +70,6 @@ class _ActiveFault:
     remaining: int | None
 
 
-def _parse_fault_reply(reply: bytes) -> str:
-    try:
-        frames = RespParser().feed(reply)
-    except ProtocolError as exc:
-        raise ValueError(f"fault reply is not RESP: {exc}") from None
-    if len(frames) != 1 or frames[0].raw != bytes(reply):
-        raise ValueError(f"fault reply must be exactly one complete RESP value, got {bytes(reply)[:60]!r}")
-    return describe(frames[0])
-
-
-@dataclass
-class _Pending:
-    """A command forwarded or dropped, awaiting the reply the client must receive for it."""
-
-    seq: int
-    fake: bytes | None = None  # a fault's reply, delivered in this command's place
-    fake_short: str = ""
-    ends_matching: bool = False  # replies after this command's reply no longer pair with commands
-
-
-@dataclass
-class _Batch:
-    """What one read from the client produced: forwarded together, after the latency."""
-
-    deadline: float
-    upstream: bytes
-    pending: list[_Pending]
-
-
-class _Connection:
-    def __init__(self, proxy: RedisProxy, cid: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self.proxy = proxy
-        self.cid = cid
-        self.client_reader = reader
-        self.client_writer = writer
-        self.upstream_writer: asyncio.StreamWriter | None = None
-        self.queue: asyncio.Queue[_Batch | None] = asyncio.Queue(_FORWARD_QUEUE)
-        self.pending: deque[_Pending] = deque()
-        self.awaiting = 0  # commands arrived whose reply the client has not been sent yet
-        self.in_multi = False
-        self.attributing = True  # replies still pair 1:1 with commands
-        self.streaming = False  # a command that ends 1:1 pairing was sent: no more faults here
-        self.request_parser = RespParser(requests=True)
-        self.reply_parser = RespParser()
-        self.requests_readable = True  # False after a client protocol error: bytes are forwarded, not parsed
-        self.tasks: list[asyncio.Task] = []
-
-    # -- lifecycle -------------------------------------------------------------------------------------------
-
-    async def run(self) -> None:
-        try:
-            upstream_reader, self.upstream_writer = await asyncio.open_connection(
-                self.proxy.upstream_host, self.proxy.upstream_port
-            )
-        except OSError as exc:
-            log.warning("proxy: cannot reach upstream Redis %s:%s: %s", self.proxy.upstream_host,
-                        self.proxy.upstream_port, exc)
-            self.close()
-            return
-        self.tasks = [
-            asyncio.create_task(self._pump_client()),
-            asyncio.create_task(self._forward()),
-            asyncio.create_task(self._pump_upstream(upstream_reader)),
-        ]
-        forwarder, upstream_pump = self.tasks[1], self.tasks[2]
-        try:
-            # Redis closing ends the pair. The client closing (forwarder done) lets Redis's last replies
-            # through for a moment; a failed forwarder (Redis gone) ends it at once.
-            await asyncio.wait([forwarder, upstream_pump], return_when=asyncio.FIRST_COMPLETED)
-            if not upstream_pump.done() and not forwarder.cancelled() and forwarder.exception() is None:
-                await asyncio.wait([upstream_pump], timeout=_DRAIN_AFTER_CLIENT_EOF)
-        finally:
-            self.close()
-            for task in self.tasks:
-                task.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
-
-    def close(self, abort: bool = False) -> None:
-        for writer in (self.client_writer, self.upstream_writer):
-            if writer is None:
-                continue
-            if abort:
-                writer.transport.abort()
-            else:
-                writer.close()
-
-    # -- client -> upstream ----------------------------------------------------------------------------------
-
-    async def _pump_client(self) -> None:
-        try:
-            while True:
-                data = await self.client_reader.read(_READ_SIZE)
-                if not data:
-                    break
-                await self.queue.put(self._arrive(data))
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.queue.put(None)
-
-    def _arrive(self, data: bytes) -> _Batch:
-        """Record the commands in `data` (one read = one batch sent together) and decide what to forward."""
-        now = time.monotonic()
-        deadline = now + self.proxy.latency
-        if not self.requests_readable:
-            return _Batch(deadline, data, [])
-        broken = False
-        try:
-            frames = self.request_parser.feed(data)
-        except ProtocolError as exc:
-            # Redis will answer with a protocol error and close; pass the bytes on as they are.
-            log.info("proxy conn %d: unparseable request (%s); forwarding raw", self.cid, exc)
-            frames, broken = exc.frames, True
-        upstream: list[bytes] = []
-        pending: list[_Pending] = []
-        for index, frame in enumerate(frames):
-            parts = _command_parts(frame)
-            if parts is None:
-                # An empty multibulk or blank inline line: Redis ignores it and sends no reply.
-                upstream.append(frame.raw)
-                continue
-            entry = self._record(parts, now, index)
-            if entry.fake is None:
-                upstream.append(frame.raw)
-            pending.append(entry)
-        # An unfinished command stays in the parser until complete: a fault must see it whole before
-        # deciding whether it reaches Redis at all.
-        if broken:
-            upstream.append(self.request_parser.unparsed())
-            self.requests_readable = False
-            self._stop_attributing()
-        return _Batch(deadline, b"".join(upstream), pending)
-
-    def _record(self, parts: tuple[str, tuple[str, ...]], now: float, index_in_batch: int) -> _Pending:
-        name, args = parts
-        trace = self.proxy.trace
-        in_multi = self.in_multi and name not in _TRANSACTION
-        if name == "MULTI":
-            self.in_multi = True
-        elif name in ("EXEC", "DISCARD", "RESET"):
-            self.in_multi = False
-        # While replies are matched, `awaiting` is exact; without matching, "earlier in the same read" is the
-        # best evidence of pipelining there is.
-        pipelined = self.awaiting > 0 if self.attributing else index_in_batch > 0
-        command = Command(trace._reserve(), self.cid, now, name, args, pipelined, in_multi, dropped=False)
-        fault = None
-        if not (in_multi or name in _TRANSACTION or self.streaming):
-            fault = self.proxy._take_fault(command)
-        if fault is not None:
-            command = dataclasses.replace(command, dropped=True)
-        trace._append(command)
-        self.awaiting += 1
-        ends = name in _STREAMING or (name == "CLIENT" and len(args) >= 2 and args[0].upper() == "REPLY"
-                                       and args[1].upper() in ("OFF", "SKIP"))
-        if ends:
-            self.streaming = True
-            if name == "CLIENT":
-                # CLIENT REPLY OFF/SKIP gets no reply at all: stop pairing right away.
-                self._stop_attributing()
-        if fault is not None:
-            return _Pending(command.seq, fault.fault.reply, fault.reply_short)
-        return _Pending(command.seq, ends_matching=ends)
-
-    async def _forward(self) -> None:
-        loop = asyncio.get_running_loop()
-        assert self.upstream_writer is not None
-        try:
-            while True:
-                batch = await self.queue.get()
-                if batch is None:
-                    # The client is done sending: pass the half-close on; Redis then closes its side.
-                    if self.upstream_writer.can_write_eof():
-                        self.upstream_writer.write_eof()
-                    return
-                while (delay := batch.deadline - loop.time()) > 0:
-                    await asyncio.sleep(delay)
-                if self.attributing:
-                    # Registered before writing, so the reply can never arrive ahead of its entry.
-                    self.pending.extend(batch.pending)
-                else:
-                    self._deliver_fakes(batch.pending)
-                if batch.upstream:
-                    self.upstream_writer.write(batch.upstream)
-                self._flush_fakes()
-                await self.upstream_writer.drain()
-        except (ConnectionError, OSError):
-            return
-
-    # -- upstream -> client ----------------------------------------------------------------------------------
-
-    async def _pump_upstream(self, reader: asyncio.StreamReader) -> None:
-        try:
-            while True:
-                data = await reader.read(_READ_SIZE)
-                if not data:
-                    break
-                if self.attributing:
-                    self._replies(data)
-                else:
-                    self.client_writer.write(data)
-                await self.client_writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            self._flush_fakes()
-            # Let whatever Redis sent last (e.g. QUIT's +OK) reach the client before the pair is closed.
-            with contextlib.suppress(Exception):
-                self.client_writer.write_eof()
-
-    def _replies(self, data: bytes) -> None:
-        broken = False
-        try:
-            frames = self.reply_parser.feed(data)
-        except ProtocolError as exc:
-            log.info("proxy conn %d: unparseable reply (%s); forwarding raw", self.cid, exc)
-            frames, broken = exc.frames, True
-        write = self.client_writer.write
-        for frame in frames:
-            if not self.attributing:
-                write(frame.raw)
-                continue
-            self._flush_fakes()
-            if isinstance(frame.value, Push) or not self.pending:
-                # Out-of-band data: pairing replies with commands is no longer possible here.
-                self._stop_attributing()
-                write(frame.raw)
-                continue
-            entry = self.pending.popleft()
-            self.awaiting -= 1
-            self.proxy.trace._set_reply(entry.seq, describe(frame))
-            write(frame.raw)
-            if entry.ends_matching:
-                self._stop_attributing()
-            else:
-                self._flush_fakes()
-        if broken:
-            self._stop_attributing()
-        if not self.attributing:
-            # From here on bytes go straight through; first whatever the parser still holds.
-            rest = self.reply_parser.unparsed()
-            if rest:
-                write(rest)
-
-    def _flush_fakes(self) -> None:
-        """Send the fault replies that are now next in line (nothing forwarded is still ahead of them)."""
-        while self.pending and self.pending[0].fake is not None:
-            entry = self.pending.popleft()
-            self._send_fake(entry)
-
-    def _deliver_fakes(self, entries: list[_Pending]) -> None:
-        for entry in entries:
-            if entry.fake is not None:
-                self._send_fake(entry)
-
-    def _send_fake(self, entry: _Pending) -> None:
-        assert entry.fake is not None
-        self.awaiting -= 1
-        self.proxy.trace._set_reply(entry.seq, entry.fake_short)
-        with contextlib.suppress(Exception):
-            self.client_writer.write(entry.fake)
-
-    def _stop_attributing(self) -> None:
-        if not self.attributing:
-            return
-        self.attributing = False
-        self.streaming = True
-        # Fault replies still queued can no longer be placed exactly; the client is owed them, so send them.
-        for entry in self.pending:
-            if entry.fake is not None:
-                self._send_fake(entry)
-        self.pending.clear()
-
-
-def _command_parts(frame: Frame) -> tuple[str, tuple[str, ...]] | None:
-    value = frame.value
-    if not isinstance(value, list) or not value:
-        return None
-    decoded = [_decode(item) for item in value]
-    return decoded[0].upper(), tuple(decoded[1:])
-
-
-def _decode(item: object) -> str:
-    if isinstance(item, (bytes, bytearray)):
-        return bytes(item).decode("utf-8", "backslashreplace")
-    return str(item)
-
-
 class RedisProxy:
     """A recording, fault-injecting RESP proxy. Use as a context manager, or start()/stop()."""
 
@@ -479,7 +89,7 @@ class RedisProxy:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.base_events.Server | None = None
-        self._conns: dict[int, _Connection] = {}
+        self._conns: dict[int, ClientConnection] = {}
         self._conn_tasks: set[asyncio.Task] = set()
         self._stopped = False
 
@@ -570,7 +180,7 @@ class RedisProxy:
 
     def add_fault(self, fault: Fault) -> int:
         """Start dropping commands `fault.match` accepts; returns a handle for remove_fault()."""
-        short = _parse_fault_reply(fault.reply)
+        short = parse_fault_reply(fault.reply)
         if fault.times is not None and fault.times < 1:
             raise ValueError(f"Fault.times must be >= 1 or None, got {fault.times}")
         with self._fault_lock:
@@ -634,7 +244,7 @@ class RedisProxy:
             writer.close()
             return
         cid = next(self._conn_ids)
-        conn = _Connection(self, cid, reader, writer)
+        conn = ClientConnection(self, cid, reader, writer)
         task = asyncio.current_task()
         assert task is not None
         self._conns[cid] = conn

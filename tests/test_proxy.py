@@ -4,21 +4,25 @@ exact bytes matter)."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import TypeVar
 
 import pytest
 import redis
 import redis.asyncio as aioredis
 
-from grader.proxy import Command, Fault, RedisProxy
+from grader.proxy import Command, Fault, RedisProxy, Trace
+from grader.proxy_trace import ARG_PREVIEW, MAX_ARGS
 from grader.resp import RespParser, encode_command
 
 T = TypeVar("T")
@@ -634,3 +638,80 @@ def test_stop_returns_with_clients_still_connected(redis_port: int) -> None:
         socket.create_connection((proxy.host, proxy.port), timeout=5).recv(1)
     for s in [*idle, busy]:
         s.close()
+
+
+# -- a bounded trace ---------------------------------------------------------------------------------------------
+
+
+def test_long_values_are_kept_as_previews_and_keys_whole(proxy: RedisProxy) -> None:
+    key = "cache:" + "k" * 200  # a long key still fits the preview whole
+    value = "v" * (ARG_PREVIEW * 100)
+    raw = RawClient(proxy)
+    try:
+        raw.send(("SET", key, value, "EX", "60"))
+        assert raw.replies(1) == [b"+OK\r\n"]
+    finally:
+        raw.close()
+    command = proxy.trace.all()[-1]
+    assert command.args == (key, "v" * ARG_PREVIEW, "EX", "60")
+    assert command.sizes == (len(key), len(value), 2, 2)
+    assert command.key == key and not command.cut(0) and command.cut(1) and not command.cut(2)
+    assert f"({len(value)} bytes)" in str(command)
+
+
+def test_a_command_keeps_its_first_arguments_only(proxy: RedisProxy, direct: redis.Redis) -> None:
+    pairs = [part for index in range(MAX_ARGS) for part in (f"key:{index}", str(index))]
+    raw = RawClient(proxy)
+    try:
+        raw.send(("MSET", *pairs))
+        assert raw.replies(1) == [b"+OK\r\n"]
+    finally:
+        raw.close()
+    assert direct.get(f"key:{MAX_ARGS - 1}") == str(MAX_ARGS - 1)  # everything reached Redis
+    command = proxy.trace.all()[-1]
+    assert command.args == tuple(pairs[:MAX_ARGS]) and command.omitted == len(pairs) - MAX_ARGS
+    assert str(command).endswith(f"(+{command.omitted} more args)")
+
+
+def test_the_trace_lets_its_oldest_commands_go(redis_port: int) -> None:
+    with RedisProxy("127.0.0.1", redis_port) as proxy:
+        proxy.trace = Trace(max_commands=100)
+        raw = RawClient(proxy)
+        try:
+            mark = proxy.trace.mark()
+            raw.send(*[("PING", str(n)) for n in range(250)])
+            raw.replies(250)
+        finally:
+            raw.close()
+        kept = proxy.trace.all()
+        assert 0 < len(kept) <= 100 and proxy.trace.discarded == 250 - len(kept)
+        assert [c.args[0] for c in kept] == [str(n) for n in range(250 - len(kept), 250)]  # the newest, in order
+        assert [c.seq for c in proxy.trace.since(mark)] == [c.seq for c in kept]
+        assert all(c.reply is not None for c in kept)
+
+
+def test_the_trace_keeps_within_its_byte_budget() -> None:
+    trace = Trace(max_bytes=100_000)
+    for seq in range(1_000):
+        trace._reserve()
+        trace._append(Command(seq, 1, 0.0, "SET", (f"k{seq}", "v" * 1000), False, False, False))
+    assert 0 < len(trace) < 100 and trace.discarded == 1_000 - len(trace)
+    assert trace.all()[-1].args[0] == "k999"
+
+
+def _bench(name: str) -> ModuleType:
+    path = Path(__file__).parent.parent / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pushing_200_mb_through_the_proxy_keeps_its_memory_small() -> None:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not on PATH")
+    report = _bench("memory").measure(megabytes=200, value_kb=256)
+    assert report.sent_mb >= 199
+    assert report.growth_mb < 100, report

