@@ -28,6 +28,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from grader import procfs
 from grader.errors import GraderError, UsageError
 from grader.lifeline import bound_to_grader
 
@@ -192,7 +193,7 @@ def _docker_redis(image: str, timeout: float) -> Iterator[RedisServer]:
         from testcontainers.redis import RedisContainer  # type: ignore[no-redef]
 
     remove_orphaned_containers()
-    container = RedisContainer(image).with_kwargs(labels={OWNER_LABEL: owner_identity(os.getpid()) or "unknown"})
+    container = RedisContainer(image).with_kwargs(labels={OWNER_LABEL: procfs.identity(os.getpid()) or "unknown"})
     container._wait_strategy.with_startup_timeout(timeout)  # default would be 120 s
     try:
         try:
@@ -223,34 +224,6 @@ def _docker_redis(image: str, timeout: float) -> Iterator[RedisServer]:
 OWNER_LABEL = "redis-grader.owner"
 
 
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return "unknown-boot"
-
-
-def owner_identity(pid: int) -> str | None:
-    """host/boot/pid/start time: one process, never a later one that got the same pid. None when it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        state, started = fields[0], fields[19]
-    except (OSError, IndexError):
-        return None
-    if state in ("Z", "X"):  # dead, only not yet reaped
-        return None
-    return f"{socket.gethostname()}/{_boot_id()}/{pid}/{started}"
-
-
-def _owner_gone(owner: str) -> bool:
-    """Whether the grader that labelled a container is gone. A container of another machine (a shared engine)
-    or of an unreadable label is never judged gone: it is not ours to remove."""
-    parts = owner.split("/")
-    if len(parts) != 4 or parts[:2] != [socket.gethostname(), _boot_id()] or not parts[2].isdigit():
-        return False
-    return owner_identity(int(parts[2])) != owner
-
-
 def remove_orphaned_containers() -> list[str]:
     """Remove the Redis containers whose grader is gone; the ids removed. Never raises: a sweep that cannot
     reach the engine leaves things as they are."""
@@ -261,7 +234,7 @@ def remove_orphaned_containers() -> list[str]:
         client = docker.from_env(timeout=10)
         try:
             for container in client.containers.list(all=True, filters={"label": OWNER_LABEL}):
-                if _owner_gone(container.labels.get(OWNER_LABEL, "")):
+                if procfs.identity_gone(container.labels.get(OWNER_LABEL, "")):
                     container.remove(force=True, v=True)
                     removed.append(container.id)
         finally:

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, SUBMISSIONS
+from conftest import ROOT, SUBMISSIONS, cmdline
 
-from grader import batch
+from grader import batch, procfs
 from grader.batch import BatchOptions, SubmissionDir
 from grader.cli import main
 from grader.errors import UsageError
+from grader.reporters import overview
 
 APPS = ROOT / "tests" / "apps"
 RESULTS = ROOT / "tests" / "results"
@@ -204,21 +205,21 @@ def test_overview_counts_grades_and_ranks_checks_hardest_first() -> None:
         ("c", graded("C", 10, _check("x.one", "failed"), _check("x.two", "skipped"), _check("x.three", "skipped", False))),
         ("d", _doc("error")),
     ]
-    overview = batch.build_overview(results)
-    assert overview.distribution == [("S", 1), ("A", 0), ("B", 0), ("C", 2), ("not graded", 1)]
-    assert [c.id for c in overview.checks] == ["x.one", "x.two", "x.three"]
-    one, two, three = overview.checks
+    summary = overview.build_overview(results)
+    assert summary.distribution == [("S", 1), ("A", 0), ("B", 0), ("C", 2), ("not graded", 1)]
+    assert [c.id for c in summary.checks] == ["x.one", "x.two", "x.three"]
+    one, two, three = summary.checks
     assert one.counts == {"passed": 1, "failed": 2, "error": 0, "skipped": 0} and one.percent == "33%"
     assert two.rate == 1.0 and two.counts["skipped"] == 1  # a skip is not a failure of this check
     assert three.rate is None and three.not_counted == 3
-    assert overview.mean == 48.33 and overview.median == 40
-    assert overview.graded == 3 and overview.share(2) == 50
+    assert summary.mean == 48.33 and summary.median == 40
+    assert summary.graded == 3 and summary.share(2) == 50
 
 
 def test_index_escapes_names_and_links_each_report() -> None:
     evil = "<script>alert(1)</script> & co"
     results = [("alice smith", _doc("graded")), (evil, _doc("error"))]
-    html = batch.render_index(batch.build_overview(results))
+    html = overview.render_index(overview.build_overview(results))
     assert 'href="alice%20smith/report.html"' in html
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "no Redis could be started" in html  # the error row says why
@@ -277,17 +278,16 @@ def _left_behind() -> list[str]:
     (the tag), and apps, whose environment the sandbox scrubs, by their working directory (the workspace copy
     is named after the submission)."""
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+    for pid in procfs.pids():
+        if pid == os.getpid():
             continue
         try:
-            environ = (entry / "environ").read_bytes()
-            cwd = os.readlink(entry / "cwd")
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = os.readlink(f"/proc/{pid}/cwd")
         except OSError:
             continue
-        if f"{TAG_VAR}={TAG}".encode() in environ or ("redis-grader-ws-" in cwd and TAG in cwd):
-            found.append(f"{entry.name}: {cmdline[:120]}")
+        if procfs.has_env_entry(pid, TAG_VAR, TAG) or ("redis-grader-ws-" in cwd and TAG in cwd):
+            command = cmdline(pid).replace(b"\0", b" ").decode(errors="replace")
+            found.append(f"{pid}: {command[:120]}")
     return found
 
 
