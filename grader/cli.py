@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -16,6 +18,7 @@ import click
 from grader import __version__
 from grader.errors import GraderError, UsageError
 from grader.rubric import GRADE_ORDER
+from grader.tempdirs import sweep_orphaned_tempdirs
 
 if TYPE_CHECKING:
     from grader.runner import GradeOptions
@@ -108,14 +111,19 @@ def grading_options(command: Callable[..., None]) -> Callable[..., None]:
 @click.option("--gradescope", type=click.Path(path_type=Path), help="Write Gradescope's results.json here.")
 @click.option("--color/--no-color", default=None, help="Colour the summary (default: when the output is a terminal).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the grade line.")
+@click.option("--result-fd", type=int, hidden=True, help="Write the result document to this inherited descriptor "
+              "(how `grader batch` gets it back).")
 def check_command(path: Path, grading: GradeOptions, min_grade: str, app_target: str | None, app_dir: str | None,
                   json_path: Path | None, junit: Path | None, markdown: Path | None, html: Path | None,
-                  gradescope: Path | None, color: bool | None, quiet: bool) -> None:
+                  gradescope: Path | None, color: bool | None, quiet: bool, result_fd: int | None) -> None:
     """Grade the submission in PATH (a folder holding a FastAPI app)."""
     from grader.reporters import render_terminal, write_reports
     from grader.runner import grade
 
     _interrupt_on_sigterm()
+    if result_fd is not None:
+        os.set_inheritable(result_fd, False)  # for this process alone: nothing it starts gets the channel
+    sweep_orphaned_tempdirs()
     options = dataclasses.replace(grading, app=app_target, app_dir=app_dir)
     try:
         if not path.exists():
@@ -129,6 +137,9 @@ def check_command(path: Path, grading: GradeOptions, min_grade: str, app_target:
         click.echo("grader: interrupted; everything it started has been stopped", err=True)
         sys.exit(130)
     write_reports(result, json_path=json_path, junit=junit, markdown=markdown, html=html, gradescope=gradescope)
+    if result_fd is not None:
+        with os.fdopen(result_fd, "wb") as channel:
+            channel.write(json.dumps(result, ensure_ascii=False).encode())
     use_color = sys.stdout.isatty() if color is None else color
     if quiet:
         click.echo(f"{result['submission']['name']}: {result['grade'] or 'not graded'} "

@@ -42,6 +42,9 @@ MARKER_VAR = "REDIS_GRADER_RUN"
 DEFAULT_LOG_CAP = 256 * 1024
 ADDRESS_SPACE_LIMIT = 4 * 1024**3  # generous: uvicorn + FastAPI + redis-py use ~100 MiB of virtual memory
 NOFILE_LIMIT = 4096
+FILE_SIZE_LIMIT = 256 * 1024**2  # no single file larger: a runaway log or dump cannot fill the disk
+CPU_SECONDS_LIMIT = 600  # per process; a whole grading takes a fraction of that, a busy loop never ends alone
+PROCESS_LIMIT = 4096  # of the user, all processes counted: generous for a grader, a wall for a fork bomb
 
 # Runs in the child between fork and the student's program (after lifeline's PRELUDE, before its exec): the rlimits.
 # A wrapper instead of Popen(preexec_fn=...) because preexec_fn can deadlock a forked child when the
@@ -59,6 +62,13 @@ def cap(which, value):
 cap(resource.RLIMIT_CORE, 0)
 cap(resource.RLIMIT_AS, int(sys.argv.pop(1)))
 cap(resource.RLIMIT_NOFILE, int(sys.argv.pop(1)))
+""" + f"""
+cap(resource.RLIMIT_FSIZE, {FILE_SIZE_LIMIT})
+cap(resource.RLIMIT_CPU, {CPU_SECONDS_LIMIT})
+# RLIMIT_NPROC counts every process of the user and the kernel ignores it for root (CAP_SYS_RESOURCE), so it
+# is set only for another user, where it stops a fork bomb before it takes the machine.
+if os.getuid() != 0:
+    cap(resource.RLIMIT_NPROC, {PROCESS_LIMIT})
 """
 
 

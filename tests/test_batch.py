@@ -19,7 +19,8 @@ from click.testing import CliRunner
 from conftest import ROOT, SUBMISSIONS, cmdline
 
 from grader import batch, procfs
-from grader.batch import BatchOptions, SubmissionDir
+from grader.batch import BatchOptions, SubmissionDir, integrity, supervisor
+from grader.batch.integrity import KEY_VAR
 from grader.cli import main
 from grader.errors import UsageError
 from grader.reporters import overview
@@ -51,6 +52,14 @@ sections = ["RA2.1"]
 [checks."ratelimit.threshold"]
 points = 10
 """
+
+
+@pytest.fixture(autouse=True)
+def signing_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test signs with a key of its own, never the user's (batches started by a test inherit it)."""
+    path = tmp_path / "state" / "batch.key"
+    monkeypatch.setenv(KEY_VAR, str(path))
+    return path
 
 
 def _doc(name: str) -> dict:
@@ -152,6 +161,43 @@ def test_plan_grades_again_what_other_settings_made(tmp_path: Path) -> None:
     assert to_grade(graded_with) == ["alice"]
 
 
+def test_a_forged_result_is_graded_again(tmp_path: Path) -> None:
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    for name in ("alice", "bob", "carol"):
+        (subs / name).mkdir(parents=True)
+    for name in ("alice", "bob", "carol"):
+        _store(out, name, _doc("graded"))
+    forged = json.loads((out / "bob" / batch.RESULT).read_text())
+    forged["grade"], forged["score"] = "S", 100
+    (out / "bob" / batch.RESULT).write_text(json.dumps(forged, indent=2, ensure_ascii=False) + "\n")
+    settings = json.loads((out / "carol" / batch.GRADED_WITH).read_text())
+    del settings["result_hmac_sha256"]  # a result stored without its signature
+    (out / "carol" / batch.GRADED_WITH).write_text(json.dumps(settings))
+
+    the_plan = batch.plan(subs, BatchOptions(out=out))
+    assert [s.name for s in the_plan.to_grade] == ["bob", "carol"]
+    assert [s.name for s in the_plan.kept] == ["alice"]
+    assert "grading 2 stored result(s) again: their signature is missing or does not match" in " ".join(the_plan.notes)
+    assert [name for name, _ in batch.collect_results(out)] == ["alice"]  # the overview leaves them out too
+
+
+def test_results_signed_with_another_key_are_not_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    (subs / "alice").mkdir(parents=True)
+    _store(out, "alice", _doc("graded"))
+    assert batch.plan(subs, BatchOptions(out=out)).kept
+    monkeypatch.setenv(KEY_VAR, str(tmp_path / "other.key"))
+    assert [s.name for s in batch.plan(subs, BatchOptions(out=out)).to_grade] == ["alice"]
+
+
+def test_the_key_is_made_once_and_readable_only_by_its_owner(tmp_path: Path) -> None:
+    key = integrity.signing_key()
+    path = Path(os.environ[KEY_VAR])
+    assert key is not None and len(key) == integrity.KEY_BYTES and path.read_bytes() == key
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert integrity.signing_key() == key
+
+
 def test_write_submission_writes_reports_and_an_atomic_result(tmp_path: Path) -> None:
     result = _store(tmp_path, "alice", _doc("graded"))
     folder = result.parent
@@ -163,15 +209,24 @@ def test_write_submission_writes_reports_and_an_atomic_result(tmp_path: Path) ->
 def test_check_argv_passes_the_options_through(tmp_path: Path) -> None:
     rubric = tmp_path / "r.toml"
     rubric.write_text(RUBRIC)
-    options = BatchOptions(out=tmp_path, rubric=str(rubric), redis="local", env="current", start_timeout=7,
-                           docs_url="https://docs.example", only=("cache.*", "app.starts"))
-    argv = batch.check_argv(SubmissionDir("alice", tmp_path), options, tmp_path / "x.json")
-    assert argv[:2] == [str(tmp_path.resolve()), "--no-color"]
+    options = BatchOptions(out=tmp_path / "results", rubric=str(rubric), redis="local", env="current",
+                           start_timeout=7, docs_url="https://docs.example", only=("cache.*", "app.starts"))
+    argv = batch.check_argv(SubmissionDir("alice", tmp_path / "alice"), options, 7)
+    assert argv[:2] == [str((tmp_path / "alice").resolve()), "--no-color"]
     pairs = dict(zip(argv[2::2], argv[3::2]))
     assert pairs["--rubric"] == str(rubric.resolve())
     assert pairs["--redis"] == "local" and pairs["--env"] == "current" and pairs["--start-timeout"] == "7"
     assert pairs["--docs-url"] == "https://docs.example"
     assert [argv[i + 1] for i, a in enumerate(argv) if a == "--only"] == ["cache.*", "app.starts"]
+    # The result comes back through a descriptor: no word of the command line names the results folder.
+    assert pairs["--result-fd"] == "7" and "--json" not in argv
+    assert not [a for a in argv if "results" in a]
+
+
+def test_the_child_environment_names_neither_the_results_nor_the_key(tmp_path: Path) -> None:
+    env = supervisor._child_env("token")
+    assert env[batch.BATCH_VAR] == "token"
+    assert KEY_VAR not in env and os.environ[KEY_VAR] not in env.values()
 
 
 def test_cap_jobs_never_exceeds_the_cores() -> None:
@@ -371,6 +426,17 @@ def test_batch_grades_a_class_then_resumes_then_starts_fresh(class_dir: Path, no
     assert _mtimes(out) == before
     assert (out / "gradebook.csv").is_file() and (out / "index.html").is_file()
 
+    # A result.json rewritten by anything but the batch (here: a better grade) is graded again on resume.
+    forged_path = out / n("noapp") / "result.json"
+    forged = json.loads(forged_path.read_text())
+    forged["grade"], forged["score"] = "S", 100
+    forged_path.write_text(json.dumps(forged, indent=2))
+    regraded = _run(class_dir, out)
+    assert regraded.returncode == 0, regraded.stdout + regraded.stderr
+    assert "grading 1 stored result(s) again: their signature is missing or does not match" in regraded.stderr
+    assert "1 graded now" in regraded.stdout and f"{n('noapp')}: C" in regraded.stdout
+    assert json.loads(forged_path.read_text())["grade"] == "C"
+
     # --fresh grades every submission again.
     third = _run(class_dir, out, "--fresh")
     assert third.returncode == 0, third.stdout + third.stderr
@@ -451,3 +517,51 @@ def test_ctrl_c_stops_the_running_children_and_keeps_what_is_done(
     with (out / "gradebook.csv").open(encoding="utf-8") as fh:
         assert [r["name"] for r in csv.DictReader(fh)] == [n("alice")]
     assert not _left_behind()
+
+
+@pytest.mark.slow
+def test_the_child_and_its_app_learn_nothing_of_where_results_go(hang_dir: Path, no_leftovers: None) -> None:
+    # While the hanging app is up, read what the `grader check` child and the app got: their command lines,
+    # environments and open files. None names the results folder or the signing key.
+    out = hang_dir.parent / "results"
+    proc = subprocess.Popen(_argv(hang_dir, out, "--start-timeout", "120"), cwd=ROOT, env=_env(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any("uvicorn" in p for p in _left_behind()):
+            assert proc.poll() is None and time.monotonic() < deadline, "the batch did not get going"
+            time.sleep(0.1)
+        child = [pid for pid in procfs.pids() if procfs.has_env_entry(pid, TAG_VAR, TAG)
+                 and b"from grader.cli import main" in cmdline(pid)]
+        app = [int(line.split(":")[0]) for line in _left_behind() if "uvicorn" in line]
+        assert len(child) == 1 and app
+        for pid in child + app:
+            seen = cmdline(pid) + procfs.environ(pid) + "\0".join(_open_files(pid)).encode()
+            for secret in (str(out), str(out.resolve()), os.environ[KEY_VAR]):
+                assert secret.encode() not in seen, f"process {pid} can learn {secret}"
+        assert b"--result-fd" in cmdline(child[0])
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, output
+    assert not (out / n("hang") / "result.json").exists()
+    assert not _left_behind()
+
+
+def _open_files(pid: int) -> list[str]:
+    """Where each of the process's open descriptors points ("pipe:[123]" for a pipe)."""
+    targets = []
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return []
+    for fd in fds:
+        try:
+            targets.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            continue
+    return targets

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from conftest import REDIS_IMAGE, ROOT, SUBMISSIONS, cmdline, grader_processes
+from conftest import REDIS_IMAGE, ROOT, SUBMISSIONS, alive, cmdline, grader_processes
 
 from grader import procfs
 from grader.services import OWNER_LABEL, remove_orphaned_containers
@@ -60,13 +60,19 @@ def test_a_killed_grader_takes_its_app_and_local_redis_with_it(no_leftovers: Non
     before = grader_processes()
     proc = _grader("--redis", "local")
     try:
+        # The grader's own: its children (other grading runs may share the machine and start theirs meanwhile).
+        def mine() -> set[int]:
+            return {pid for pid in grader_processes() - before if (info := procfs.stat(pid)) and info.ppid == proc.pid}
+
         def started() -> bool:
-            mine = [cmdline(pid) for pid in grader_processes() - before]
-            return any(b"uvicorn" in c for c in mine) and any(b"redis-server" in c for c in mine)
+            commands = [cmdline(pid) for pid in mine()]
+            return any(b"uvicorn" in c for c in commands) and any(b"redis-server" in c for c in commands)
 
         _wait_until(started, "the app and its redis-server never started")
+        children = mine()
         _kill(proc)
-        _wait_until(lambda: not grader_processes() - before, "the app or redis-server outlived the killed grader")
+        _wait_until(lambda: not [pid for pid in children if alive(pid)],
+                    "the app or redis-server outlived the killed grader")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

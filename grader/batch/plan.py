@@ -12,7 +12,8 @@ from grader import __version__
 from grader import rubric as rubrics
 from grader.errors import UsageError
 
-from .store import RESULT, graded_with, stored_status
+from .integrity import signing_key
+from .store import read_stored
 
 if TYPE_CHECKING:
     from grader.runner import GradeOptions
@@ -96,22 +97,29 @@ def plan(submissions_dir: Path, options: BatchOptions) -> Plan:
     submissions, notes = find_submissions(submissions_dir, options.out)
     to_grade, kept = [], []
     settings = grading_settings(options)
-    stale = 0
+    key = signing_key()
+    unsigned = stale = errors = 0
     for sub in submissions:
-        folder = options.out / sub.name
-        status = None if options.fresh else stored_status(folder / RESULT)
-        if status is not None and graded_with(folder) != settings:
+        stored = read_stored(options.out / sub.name, key)
+        status = None if options.fresh else stored.status
+        if status is not None and not stored.trusted:
+            unsigned += 1
+            status = None
+        elif status is not None and stored.settings != settings:
             stale += 1
             status = None
         if status == "graded" or (status == "error" and not options.retry_errors):
             kept.append(sub)
+            errors += status == "error"
         else:
             to_grade.append(sub)
+    if unsigned:
+        notes.append(f"grading {unsigned} stored result(s) again: their signature is missing or does not match "
+                     "(written by something other than this batch, or with another key)")
     if stale:
         notes.append(f"grading {stale} stored result(s) again: they were made with another rubric, --only, "
                      "--docs-url or grader version")
     if kept:
-        errors = sum(1 for s in kept if stored_status(options.out / s.name / RESULT) == "error")
         how = "--fresh grades them again" + (", --retry-errors the ones not graded" if errors else "")
         notes.append(f"kept {len(kept)} result(s) from an earlier run ({how})")
     return Plan(submissions, to_grade, kept, notes)

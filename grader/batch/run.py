@@ -10,6 +10,7 @@ from typing import Any
 
 from grader.reporters import overview
 from grader.reporters._common import fmt_num
+from grader.tempdirs import sweep_orphaned_tempdirs
 
 from .plan import BatchOptions, Plan, cap_jobs, plan
 from .store import collect_results
@@ -71,6 +72,7 @@ def run_batch(
         on_plan(the_plan)
     summary = BatchSummary(total=len(the_plan.submissions), kept=len(the_plan.kept))
     options.out.mkdir(parents=True, exist_ok=True)
+    sweep_orphaned_tempdirs()  # what an earlier grader killed with SIGKILL left (each child sweeps too)
     _grade_all(the_plan, options, summary, on_done)
     summary.gradebook, summary.index = write_overview(options.out)
     names = {s.name for s in the_plan.submissions}

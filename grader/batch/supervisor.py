@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import secrets
+import select
 import signal
 import subprocess
 import sys
@@ -19,18 +20,20 @@ import sysconfig
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from grader import procfs
 from grader.result import Submission, failed_to_grade
 from grader.sandbox import MARKER_VAR
 from grader.services import remove_orphaned_containers
+from grader.tempdirs import sweep_orphaned_tempdirs
 
+from .integrity import KEY_VAR
 from .plan import BatchOptions, SubmissionDir, grading_settings
 from .store import LOG, write_submission
 
-PARTIAL = ".check-result.json"  # where the child writes; renamed to RESULT only once it is complete
 BATCH_VAR = "REDIS_GRADER_BATCH"
+RESULT_CAP = 32 * 1024 * 1024  # a result document is a few hundred KiB; more is not one
 
 # The child runs `grader check` with SIGINT restored to Python's default handler: a shell that starts
 # the batch in the background sets SIGINT to "ignore", children inherit that, and then the graceful
@@ -43,8 +46,10 @@ _CHILD = (
 )
 
 
-def check_argv(sub: SubmissionDir, options: BatchOptions, json_path: Path) -> list[str]:
-    """The `grader check` command line for one submission (after the interpreter and -c)."""
+def check_argv(sub: SubmissionDir, options: BatchOptions, result_fd: int) -> list[str]:
+    """The `grader check` command line for one submission (after the interpreter and -c). The result comes
+    back through the inherited descriptor `result_fd`: no path of the results folder is on the command line,
+    which every process of the machine can read (the submission's app included)."""
     rubric = options.rubric
     if Path(rubric).suffix == ".toml" or Path(rubric).exists():
         rubric = str(Path(rubric).resolve())  # the child's cwd is the batch's, but be explicit
@@ -56,7 +61,7 @@ def check_argv(sub: SubmissionDir, options: BatchOptions, json_path: Path) -> li
         "--redis-image", options.redis_image,
         "--env", options.env,
         "--start-timeout", f"{options.start_timeout:g}",
-        "--json", str(json_path),
+        "--result-fd", str(result_fd),
     ]  # fmt: skip
     if options.docs_url:
         argv += ["--docs-url", options.docs_url]
@@ -68,6 +73,7 @@ def check_argv(sub: SubmissionDir, options: BatchOptions, json_path: Path) -> li
 def _child_env(token: str) -> dict[str, str]:
     env = dict(os.environ)
     env[BATCH_VAR] = token  # marks the child and whatever inherits its environment (see processes_of)
+    env.pop(KEY_VAR, None)  # where the signing key is: the child signs nothing, and its app must not learn it
     # The child must import this very grader, also when it runs from a source checkout and the batch's cwd
     # is elsewhere. An installed grader is importable anyway (and site-packages must not go before stdlib).
     package_root = str(Path(__file__).resolve().parents[2])
@@ -164,6 +170,7 @@ def kill_tree(proc: subprocess.Popen[bytes], token: str) -> None:
             os.kill(pid, signal.SIGKILL)
     proc.wait()
     remove_orphaned_containers()  # the child's Redis container, which it had no chance to remove
+    sweep_orphaned_tempdirs()  # and its workspace copy, homes and Redis folders
 
 
 # --------------------------------------------------------------------------------------------- one submission
@@ -184,33 +191,49 @@ class Grader:
 
     def grade(self, sub: SubmissionDir) -> dict[str, Any] | None:
         """Grade one submission and write its files; the result document, or None if the batch was
-        interrupted before it finished (then nothing is written, so a resumed run grades it)."""
+        interrupted before it finished (then nothing is written, so a resumed run grades it).
+
+        The child gets no path into the results folder, not even as an open file: its result document comes
+        back through a pipe and its output through another, and only this process writes the files."""
         if self._stop.is_set():
             return None
         folder = self.options.out / sub.name
         folder.mkdir(parents=True, exist_ok=True)
-        partial = folder / PARTIAL
-        partial.unlink(missing_ok=True)
         started = time.monotonic()
-        argv = [sys.executable, "-c", _CHILD, *check_argv(sub, self.options, partial)]
         token = secrets.token_hex(16)
         with open(folder / LOG, "wb") as log:
-            proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=_child_env(token),
-                start_new_session=True,  # its own process group: Ctrl-C on the terminal is the batch's to relay
-            )
+            proc, result, output = self._start(sub, token, log)
             try:
                 code, timed_out = self._wait(proc, started, token)
             finally:
                 sweep(token)
+                output.finish()
+                result.finish()
         duration = time.monotonic() - started
         if code is None and not timed_out:
-            partial.unlink(missing_ok=True)
             return None
-        doc = self._read_result(sub, partial, folder / LOG, code, timed_out, duration)
-        partial.unlink(missing_ok=True)
+        doc = self._read_result(sub, result, folder / LOG, code, timed_out, duration)
         write_submission(folder, doc, grading_settings(self.options))
         return doc
+
+    def _start(self, sub: SubmissionDir, token: str, log: BinaryIO) -> tuple[subprocess.Popen[bytes], Drain, Drain]:
+        result_read, result_write = os.pipe()
+        output_read, output_write = os.pipe()
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", _CHILD, *check_argv(sub, self.options, result_write)],
+                stdin=subprocess.DEVNULL, stdout=output_write, stderr=subprocess.STDOUT, pass_fds=(result_write,),
+                env=_child_env(token),
+                start_new_session=True,  # its own process group: Ctrl-C on the terminal is the batch's to relay
+            )
+        except BaseException:
+            os.close(result_read)
+            os.close(output_read)
+            raise
+        finally:  # the child holds the write ends now: EOF comes when it (and anything it passed them to) is gone
+            os.close(result_write)
+            os.close(output_write)
+        return proc, Drain(result_read, cap=RESULT_CAP), Drain(output_read, sink=log)
 
     def _wait(self, proc: subprocess.Popen[bytes], started: float, token: str) -> tuple[int | None, bool]:
         """(exit code, timed out). The code is None when the batch was interrupted."""
@@ -244,15 +267,17 @@ class Grader:
             kill_tree(proc, token)
 
     def _read_result(
-        self, sub: SubmissionDir, partial: Path, log: Path, code: int | None, timed_out: bool, duration: float
+        self, sub: SubmissionDir, result: Drain, log: Path, code: int | None, timed_out: bool, duration: float
     ) -> dict[str, Any]:
         if timed_out:
             return error_document(sub, f"grading did not finish within {self.options.timeout:g} s and was stopped", duration)
         doc: Any = None
-        if partial.is_file():
+        # Only a child that ended on its own said its last word; one killed by a signal may have been
+        # killed after something else wrote into its channel.
+        if result.data and code is not None and code >= 0:
             try:
-                doc = json.loads(partial.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, ValueError) as exc:
+                doc = json.loads(result.data.decode("utf-8")) if not result.overflowed else None
+            except (UnicodeDecodeError, ValueError) as exc:
                 return error_document(sub, f"the grader wrote an unreadable result: {exc}", duration)
         if isinstance(doc, dict) and doc.get("status") in ("graded", "error"):
             submission = doc.get("submission") if isinstance(doc.get("submission"), dict) else {}
@@ -263,3 +288,43 @@ class Grader:
         why = _last_error_line(log)
         reason = f"the grader {_exit_text(code if code is not None else -9)} without a result"
         return error_document(sub, f"{reason}: {why}" if why else reason, duration)
+
+
+class Drain:
+    """Reads a pipe to its end in a thread of its own (a child blocks once a pipe's buffer is full): into
+    `sink`, or into `data` up to `cap` bytes."""
+
+    def __init__(self, fd: int, *, sink: BinaryIO | None = None, cap: int = 0) -> None:
+        self.fd, self.sink, self.cap = fd, sink, cap
+        self.data = bytearray()
+        self.overflowed = False
+        self._abandon = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"grader-batch-drain-{fd}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        while not self._abandon.is_set():
+            if not poller.poll(100):
+                continue
+            try:
+                chunk = os.read(self.fd, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            if self.sink is not None:
+                self.sink.write(chunk)
+            elif len(self.data) + len(chunk) > self.cap:
+                self.overflowed = True
+            else:
+                self.data += chunk
+
+    def finish(self) -> None:
+        """Once the child is gone: wait for the end of the pipe, briefly (a grandchild that escaped with the
+        write end must not hold the batch), then close it."""
+        self._thread.join(timeout=5)
+        self._abandon.set()
+        self._thread.join()
+        os.close(self.fd)
