@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,18 @@ def require(condition: bool, why: str) -> None:
     if IN_CI:
         pytest.fail(f"CI=true but {why}", pytrace=False)
     pytest.skip(why)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def batch_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The tests sign stored results with a key of their own, never the user's (a batch a test starts
+    inherits it)."""
+    from grader.batch.integrity import KEY_VAR
+
+    path = tmp_path_factory.mktemp("state") / "batch.key"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(KEY_VAR, str(path))
+        yield path
 
 
 @pytest.fixture(scope="session")

@@ -19,11 +19,10 @@ from click.testing import CliRunner
 from conftest import ROOT, SUBMISSIONS, cmdline
 
 from grader import batch, procfs
-from grader.batch import BatchOptions, SubmissionDir, integrity, supervisor
+from grader.batch import BatchOptions, SubmissionDir, supervisor
 from grader.batch.integrity import KEY_VAR
 from grader.cli import main
 from grader.errors import UsageError
-from grader.reporters import overview
 
 APPS = ROOT / "tests" / "apps"
 RESULTS = ROOT / "tests" / "results"
@@ -52,14 +51,6 @@ sections = ["RA2.1"]
 [checks."ratelimit.threshold"]
 points = 10
 """
-
-
-@pytest.fixture(autouse=True)
-def signing_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test signs with a key of its own, never the user's (batches started by a test inherit it)."""
-    path = tmp_path / "state" / "batch.key"
-    monkeypatch.setenv(KEY_VAR, str(path))
-    return path
 
 
 def _doc(name: str) -> dict:
@@ -181,23 +172,6 @@ def test_a_forged_result_is_graded_again(tmp_path: Path) -> None:
     assert [name for name, _ in batch.collect_results(out)] == ["alice"]  # the overview leaves them out too
 
 
-def test_results_signed_with_another_key_are_not_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    subs, out = tmp_path / "subs", tmp_path / "out"
-    (subs / "alice").mkdir(parents=True)
-    _store(out, "alice", _doc("graded"))
-    assert batch.plan(subs, BatchOptions(out=out)).kept
-    monkeypatch.setenv(KEY_VAR, str(tmp_path / "other.key"))
-    assert [s.name for s in batch.plan(subs, BatchOptions(out=out)).to_grade] == ["alice"]
-
-
-def test_the_key_is_made_once_and_readable_only_by_its_owner(tmp_path: Path) -> None:
-    key = integrity.signing_key()
-    path = Path(os.environ[KEY_VAR])
-    assert key is not None and len(key) == integrity.KEY_BYTES and path.read_bytes() == key
-    assert path.stat().st_mode & 0o777 == 0o600
-    assert integrity.signing_key() == key
-
-
 def test_write_submission_writes_reports_and_an_atomic_result(tmp_path: Path) -> None:
     result = _store(tmp_path, "alice", _doc("graded"))
     folder = result.parent
@@ -240,58 +214,6 @@ def test_error_document_has_the_result_shape(tmp_path: Path) -> None:
     assert doc["status"] == "error" and doc["grade"] is None and doc["checks"] == []
     assert doc["error"] == "the grader was killed by SIGKILL"
     assert doc["submission"]["name"] == "zed"
-
-
-# --------------------------------------------------------------------------------------------- overview
-
-
-def _check(cid: str, outcome: str, applicable: bool = True) -> dict:
-    return {"id": cid, "title": cid.upper(), "category": cid.split(".")[0], "outcome": outcome,
-            "points": 0, "max_points": 5, "applicable": applicable}
-
-
-def test_overview_counts_grades_and_ranks_checks_hardest_first() -> None:
-    def graded(grade: str, score: float, *checks: dict) -> dict:
-        return {"status": "graded", "grade": grade, "score": score, "checks": list(checks)}
-
-    results = [
-        ("a", graded("S", 95, _check("x.one", "passed"), _check("x.two", "passed"), _check("x.three", "skipped", False))),
-        ("b", graded("C", 40, _check("x.one", "failed"), _check("x.two", "passed"), _check("x.three", "skipped", False))),
-        ("c", graded("C", 10, _check("x.one", "failed"), _check("x.two", "skipped"), _check("x.three", "skipped", False))),
-        ("d", _doc("error")),
-    ]
-    summary = overview.build_overview(results)
-    assert summary.distribution == [("S", 1), ("A", 0), ("B", 0), ("C", 2), ("not graded", 1)]
-    assert [c.id for c in summary.checks] == ["x.one", "x.two", "x.three"]
-    one, two, three = summary.checks
-    assert one.counts == {"passed": 1, "failed": 2, "error": 0, "skipped": 0} and one.percent == "33%"
-    assert two.rate == 1.0 and two.counts["skipped"] == 1  # a skip is not a failure of this check
-    assert three.rate is None and three.not_counted == 3
-    assert summary.mean == 48.33 and summary.median == 40
-    assert summary.graded == 3 and summary.share(2) == 50
-
-
-def test_index_escapes_names_and_links_each_report() -> None:
-    evil = "<script>alert(1)</script> & co"
-    results = [("alice smith", _doc("graded")), (evil, _doc("error"))]
-    html = overview.render_index(overview.build_overview(results))
-    assert 'href="alice%20smith/report.html"' in html
-    assert "<script>" not in html and "&lt;script&gt;" in html
-    assert "no Redis could be started" in html  # the error row says why
-    assert "ratelimit.threshold" in html  # a failed check of alice's, in her row and the pass-rate table
-    assert '<meta name="viewport"' in html and "http" not in html.replace("https://textbook", "")
-
-
-def test_write_overview_over_every_result(tmp_path: Path) -> None:
-    _store(tmp_path, "zoe", _doc("error"))
-    _store(tmp_path, "adam", _doc("graded"))
-    (tmp_path / "half").mkdir()
-    (tmp_path / "half" / batch.RESULT).write_text("{")
-    gradebook, index = batch.write_overview(tmp_path)
-    rows = list(csv.DictReader(gradebook.open(encoding="utf-8")))
-    assert [(r["name"], r["status"]) for r in rows] == [("alice", "graded"), ("bob", "error")]  # the documents' names
-    assert "adam/report.html" in index.read_text() and "zoe/report.html" in index.read_text()
-    assert not list(tmp_path.glob(".*.tmp"))
 
 
 # --------------------------------------------------------------------------------------------- the CLI, no grading
