@@ -454,8 +454,7 @@ def test_the_child_and_its_app_learn_nothing_of_where_results_go(hang_dir: Path,
         while not any("uvicorn" in p for p in _left_behind()):
             assert proc.poll() is None and time.monotonic() < deadline, "the batch did not get going"
             time.sleep(0.1)
-        child = [pid for pid in procfs.pids() if procfs.has_env_entry(pid, TAG_VAR, TAG)
-                 and b"from grader.cli import main" in cmdline(pid)]
+        child = [pid for pid in procfs.pids() if (info := procfs.stat(pid)) and info.ppid == proc.pid]
         app = [int(line.split(":")[0]) for line in _left_behind() if "uvicorn" in line]
         assert len(child) == 1 and app
         for pid in child + app:

@@ -38,9 +38,16 @@ RESULT_CAP = 32 * 1024 * 1024  # a result document is a few hundred KiB; more is
 # The child runs `grader check` with SIGINT restored to Python's default handler: a shell that starts
 # the batch in the background sets SIGINT to "ignore", children inherit that, and then the graceful
 # stop (KeyboardInterrupt -> every context manager cleans up) would silently turn into a hard kill.
+# It also makes itself not dumpable (PR_SET_DUMPABLE 0): then the submission's app, although it runs as
+# the same user, cannot open the child's descriptors through /proc/<pid>/fd to write into its result
+# pipe (root is not held back by this). Programs it execs are dumpable again.
 _CHILD = (
-    "import signal, sys\n"
+    "import ctypes, signal, sys\n"
     "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    "try:\n"
+    "    ctypes.CDLL(None).prctl(4, 0)\n"
+    "except Exception:\n"
+    "    pass\n"
     "from grader.cli import main\n"
     "main(['check', *sys.argv[1:]], prog_name='grader')\n"
 )
