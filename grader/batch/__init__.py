@@ -1,8 +1,8 @@
 """`grader batch`: grade every submission folder of a class, each in its own `grader check` subprocess.
 
-plan.py decides what to grade (and what an earlier run already did), store.py owns the results folder,
-supervisor.py runs and stops the `grader check` children, run.py ties them together; the class overview
-(index.html) is a reporter, grader/reporters/overview.py.
+plan.py decides what to grade (and what an earlier run already did), store.py owns the results folder and
+integrity.py the signatures that let a resumed run trust it, supervisor.py runs and stops the `grader check`
+children, run.py ties them together; the class overview (index.html) is a reporter, grader/reporters/overview.py.
 """
 
 from __future__ import annotations
