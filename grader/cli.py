@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import json
 import logging
+import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from grader import __version__
 from grader.errors import GraderError, UsageError
 from grader.rubric import GRADE_ORDER
+from grader.tempdirs import sweep_orphaned_tempdirs
+
+if TYPE_CHECKING:
+    from grader.runner import GradeOptions
 
 EXIT_OK, EXIT_BELOW, EXIT_USAGE, EXIT_HARNESS = 0, 1, 2, 3
 
@@ -51,23 +60,50 @@ def main() -> None:
     logging.basicConfig(format="grader: %(message)s", level=logging.WARNING)
 
 
+# The options `check` and `batch` share, declared once. Their values reach the command as one GradeOptions,
+# `grading`, so both commands read them the same way (the batch hands them on to each `grader check`).
+_GRADING_OPTIONS = [
+    click.option("--rubric", default="redis-module", show_default=True,
+                 help="Rubric name (shipped) or path to a TOML file."),
+    click.option("--redis", "redis_backend", type=click.Choice(["auto", "docker", "local"]), default="auto",
+                 show_default=True, help="Where each submission's fresh Redis runs: a container (Docker), a local "
+                 "redis-server, or docker when an engine answers."),
+    click.option("--redis-image", default="redis:7-alpine", show_default=True, help="Image for --redis docker."),
+    click.option("--env", "env_kind", type=click.Choice(["isolated", "current"]), default="isolated",
+                 show_default=True, help="isolated: a cached venv built from the submission's requirements (uv); "
+                 "current: this Python."),
+    click.option("--start-timeout", type=float, default=30.0, show_default=True,
+                 help="Seconds the app gets to answer HTTP."),
+    click.option("--docs-url", metavar="URL", help="Base URL of the textbook for remediation links."),
+    click.option("--only", multiple=True, metavar="ID", help="Run only these checks (ids or globs like 'cache.*'); "
+                 "the others are left out of the score."),
+]
+
+
+def grading_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Adds the shared grading options to a command, which receives them as `grading: GradeOptions`."""
+
+    @functools.wraps(command)
+    def with_grading(*args: Any, rubric: str, redis_backend: str, redis_image: str, env_kind: str,
+                     start_timeout: float, docs_url: str | None, only: tuple[str, ...], **kwargs: Any) -> None:
+        from grader.runner import GradeOptions
+
+        grading = GradeOptions(rubric=rubric, redis=redis_backend, redis_image=redis_image, env=env_kind,
+                               start_timeout=start_timeout, docs_url=docs_url, only=only)
+        command(*args, grading=grading, **kwargs)
+
+    for option in reversed(_GRADING_OPTIONS):
+        with_grading = option(with_grading)
+    return with_grading
+
+
 @main.command("check")
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--rubric", default="redis-module", show_default=True, help="Rubric name (shipped) or path to a TOML file.")
+@grading_options
 @click.option("--min-grade", type=click.Choice(GRADE_ORDER), default="C", show_default=True,
               help="Exit 1 when the grade is below this.")
-@click.option("--redis", "redis_backend", type=click.Choice(["auto", "docker", "local"]), default="auto",
-              show_default=True, help="Where the fresh Redis runs: a container (Docker), a local redis-server, or "
-              "docker when an engine answers.")
-@click.option("--redis-image", default="redis:7-alpine", show_default=True, help="Image for --redis docker.")
-@click.option("--env", "env_kind", type=click.Choice(["isolated", "current"]), default="isolated", show_default=True,
-              help="isolated: a cached venv built from the submission's requirements (uv); current: this Python.")
 @click.option("--app", "app_target", metavar="MODULE:ATTR", help="The FastAPI app, when detection picks the wrong one.")
 @click.option("--app-dir", metavar="DIR", help="Folder (inside the submission) to run the app from.")
-@click.option("--start-timeout", type=float, default=30.0, show_default=True, help="Seconds the app gets to answer HTTP.")
-@click.option("--docs-url", metavar="URL", help="Base URL of the textbook for remediation links.")
-@click.option("--only", multiple=True, metavar="ID", help="Run only these checks (ids or globs like 'cache.*'); "
-              "the others are left out of the score.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the result document here.")
 @click.option("--junit", type=click.Path(path_type=Path), help="Write JUnit XML here.")
 @click.option("--markdown", type=click.Path(path_type=Path), help="Write a Markdown report here.")
@@ -75,18 +111,20 @@ def main() -> None:
 @click.option("--gradescope", type=click.Path(path_type=Path), help="Write Gradescope's results.json here.")
 @click.option("--color/--no-color", default=None, help="Colour the summary (default: when the output is a terminal).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the grade line.")
-def check_command(path: Path, rubric: str, min_grade: str, redis_backend: str, redis_image: str, env_kind: str,
-                  app_target: str | None, app_dir: str | None, start_timeout: float, docs_url: str | None,
-                  only: tuple[str, ...], json_path: Path | None, junit: Path | None, markdown: Path | None,
-                  html: Path | None, gradescope: Path | None, color: bool | None, quiet: bool) -> None:
+@click.option("--result-fd", type=int, hidden=True, help="Write the result document to this inherited descriptor "
+              "(how `grader batch` gets it back).")
+def check_command(path: Path, grading: GradeOptions, min_grade: str, app_target: str | None, app_dir: str | None,
+                  json_path: Path | None, junit: Path | None, markdown: Path | None, html: Path | None,
+                  gradescope: Path | None, color: bool | None, quiet: bool, result_fd: int | None) -> None:
     """Grade the submission in PATH (a folder holding a FastAPI app)."""
     from grader.reporters import render_terminal, write_reports
-    from grader.runner import GradeOptions, grade
+    from grader.runner import grade
 
     _interrupt_on_sigterm()
-    options = GradeOptions(rubric=rubric, redis=redis_backend, redis_image=redis_image, env=env_kind,
-                           app=app_target, app_dir=app_dir, start_timeout=start_timeout, docs_url=docs_url,
-                           only=only)
+    if result_fd is not None:
+        os.set_inheritable(result_fd, False)  # for this process alone: nothing it starts gets the channel
+    sweep_orphaned_tempdirs()
+    options = dataclasses.replace(grading, app=app_target, app_dir=app_dir)
     try:
         if not path.exists():
             raise UsageError(f"path '{path}' does not exist")
@@ -99,6 +137,9 @@ def check_command(path: Path, rubric: str, min_grade: str, redis_backend: str, r
         click.echo("grader: interrupted; everything it started has been stopped", err=True)
         sys.exit(130)
     write_reports(result, json_path=json_path, junit=junit, markdown=markdown, html=html, gradescope=gradescope)
+    if result_fd is not None:
+        with os.fdopen(result_fd, "wb") as channel:
+            channel.write(json.dumps(result, ensure_ascii=False).encode())
     use_color = sys.stdout.isatty() if color is None else color
     if quiet:
         click.echo(f"{result['submission']['name']}: {result['grade'] or 'not graded'} "
@@ -137,19 +178,10 @@ def list_checks(rubric: str) -> None:
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=600.0, show_default=True,
               help="Seconds one submission may take in all (environment build included); then its grading is "
               "stopped and recorded as not graded.")
-@click.option("--rubric", default="redis-module", show_default=True, help="Rubric name (shipped) or path to a TOML file.")
-@click.option("--redis", "redis_backend", type=click.Choice(["auto", "docker", "local"]), default="auto",
-              show_default=True, help="Where each submission's fresh Redis runs (see `grader check --help`).")
-@click.option("--redis-image", default="redis:7-alpine", show_default=True, help="Image for --redis docker.")
-@click.option("--env", "env_kind", type=click.Choice(["isolated", "current"]), default="isolated", show_default=True,
-              help="isolated: a cached venv per requirements (uv); current: this Python.")
-@click.option("--start-timeout", type=float, default=30.0, show_default=True, help="Seconds each app gets to answer HTTP.")
-@click.option("--docs-url", metavar="URL", help="Base URL of the textbook for remediation links.")
-@click.option("--only", multiple=True, metavar="ID", help="Run only these checks (ids or globs like 'cache.*').")
+@grading_options
 @click.option("--retry-errors", is_flag=True, help="Grade again the submissions an earlier run could not grade.")
 @click.option("--fresh", is_flag=True, help="Grade every submission again, ignoring earlier results.")
-def batch_command(submissions_dir: Path, out_dir: Path, jobs: int, timeout: float, rubric: str, redis_backend: str,
-                  redis_image: str, env_kind: str, start_timeout: float, docs_url: str | None, only: tuple[str, ...],
+def batch_command(submissions_dir: Path, out_dir: Path, jobs: int, timeout: float, grading: GradeOptions,
                   retry_errors: bool, fresh: bool) -> None:
     """Grade a whole class: every sub-folder of SUBMISSIONS_DIR is one submission.
 
@@ -166,9 +198,8 @@ def batch_command(submissions_dir: Path, out_dir: Path, jobs: int, timeout: floa
     from grader.checking import load_checks
 
     _interrupt_on_sigterm()  # a cancelled CI job stops the children cleanly, as Ctrl-C does
-    options = batch.BatchOptions(out=out_dir, jobs=jobs, timeout=timeout, rubric=rubric, redis=redis_backend,
-                                 redis_image=redis_image, env=env_kind, start_timeout=start_timeout,
-                                 docs_url=docs_url, only=only, retry_errors=retry_errors, fresh=fresh)
+    options = batch.BatchOptions.of(grading, out=out_dir, jobs=jobs, timeout=timeout, retry_errors=retry_errors,
+                                    fresh=fresh)
     interactive = sys.stdout.isatty()
     bar: Any = None
 
@@ -190,7 +221,7 @@ def batch_command(submissions_dir: Path, out_dir: Path, jobs: int, timeout: floa
             click.echo(done.line)
 
     try:
-        rubrics.load(rubric, set(load_checks()))  # a bad rubric is one error now, not one per submission
+        rubrics.load(grading.rubric, set(load_checks()))  # a bad rubric is one error now, not one per submission
         summary = batch.run_batch(submissions_dir, options, on_plan=on_plan, on_done=on_done)
     except GraderError as exc:
         _fail(exc)

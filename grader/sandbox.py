@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from grader import procfs
 from grader.errors import GraderError
 from grader.lifeline import bound_to_grader
 
@@ -41,6 +42,9 @@ MARKER_VAR = "REDIS_GRADER_RUN"
 DEFAULT_LOG_CAP = 256 * 1024
 ADDRESS_SPACE_LIMIT = 4 * 1024**3  # generous: uvicorn + FastAPI + redis-py use ~100 MiB of virtual memory
 NOFILE_LIMIT = 4096
+FILE_SIZE_LIMIT = 256 * 1024**2  # no single file larger: a runaway log or dump cannot fill the disk
+CPU_SECONDS_LIMIT = 600  # per process; a whole grading takes a fraction of that, a busy loop never ends alone
+PROCESS_LIMIT = 4096  # of the user, all processes counted: generous for a grader, a wall for a fork bomb
 
 # Runs in the child between fork and the student's program (after lifeline's PRELUDE, before its exec): the rlimits.
 # A wrapper instead of Popen(preexec_fn=...) because preexec_fn can deadlock a forked child when the
@@ -58,6 +62,13 @@ def cap(which, value):
 cap(resource.RLIMIT_CORE, 0)
 cap(resource.RLIMIT_AS, int(sys.argv.pop(1)))
 cap(resource.RLIMIT_NOFILE, int(sys.argv.pop(1)))
+""" + f"""
+cap(resource.RLIMIT_FSIZE, {FILE_SIZE_LIMIT})
+cap(resource.RLIMIT_CPU, {CPU_SECONDS_LIMIT})
+# RLIMIT_NPROC counts every process of the user and the kernel ignores it for root (CAP_SYS_RESOURCE), so it
+# is set only for another user, where it stops a fork bomb before it takes the machine.
+if os.getuid() != 0:
+    cap(resource.RLIMIT_NPROC, {PROCESS_LIMIT})
 """
 
 
@@ -79,60 +90,21 @@ def sandbox_env(extra: dict[str, str] | None, home: str, marker: str) -> dict[st
 # --------------------------------------------------------------------------------------------- /proc scan
 
 
-@dataclass(frozen=True)
-class _ProcInfo:
-    pid: int
-    state: str
-    pgid: int
-    sid: int
-
-
-def _proc_info(pid: int) -> _ProcInfo | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read().decode(errors="replace")
-    except OSError:
-        return None
-    # "pid (comm) state ppid pgrp session ..."; comm may contain spaces and parentheses.
-    fields = stat[stat.rfind(")") + 2 :].split()
-    try:
-        return _ProcInfo(pid=pid, state=fields[0], pgid=int(fields[2]), sid=int(fields[3]))
-    except (IndexError, ValueError):
-        return None
-
-
-def _has_marker(pid: int, needle: bytes) -> bool:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as fh:
-            return needle in b"\0" + fh.read()
-    except OSError:  # gone, or not ours to read
-        return False
-
-
-def _needle(marker: str) -> bytes:
-    return f"\0{MARKER_VAR}={marker}\0".encode()
-
-
-def _is_ours(pid: int, needle: bytes, group: int | None) -> bool:
+def _is_ours(pid: int, marker: str, group: int | None) -> bool:
     """Alive (not a zombie) and either in our process group/session or carrying our marker."""
-    info = _proc_info(pid)
-    if info is None or info.state in ("Z", "X"):
+    info = procfs.stat(pid)
+    if info is None or not info.alive:
         return False
     if group is not None and group in (info.pgid, info.sid):
         return True
-    return _has_marker(pid, needle)
+    return procfs.has_env_entry(pid, MARKER_VAR, marker)
 
 
 def processes_with_marker(marker: str, group: int | None = None) -> list[int]:
     """Live (non-zombie) processes whose environment carries `marker`, or whose process group or session
     is `group`. Zombies are already dead; they are left for their parent to reap."""
-    needle = _needle(marker)
     me = os.getpid()
-    return [
-        int(entry)
-        for entry in os.listdir("/proc")
-        if entry.isdigit() and int(entry) != me and _is_ours(int(entry), needle, group)
-    ]
+    return [pid for pid in procfs.pids() if pid != me and _is_ours(pid, marker, group)]
 
 
 def _signal(pid: int, sig: int, marker: str, group: int) -> None:
@@ -145,7 +117,7 @@ def _signal(pid: int, sig: int, marker: str, group: int) -> None:
             os.kill(pid, sig)
         return
     try:
-        if _is_ours(pid, _needle(marker), group):
+        if _is_ours(pid, marker, group):
             signal.pidfd_send_signal(fd, sig)
     except OSError:
         pass

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from grader import procfs
+from grader.sandbox import MARKER_VAR
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBMISSIONS = ROOT / "fixtures" / "submissions"
@@ -22,6 +26,18 @@ def require(condition: bool, why: str) -> None:
     pytest.skip(why)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def batch_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The tests sign stored results with a key of their own, never the user's (a batch a test starts
+    inherits it)."""
+    from grader.batch.integrity import KEY_VAR
+
+    path = tmp_path_factory.mktemp("state") / "batch.key"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(KEY_VAR, str(path))
+        yield path
+
+
 @pytest.fixture(scope="session")
 def docker_engine() -> None:
     from grader.services import docker_available
@@ -31,28 +47,28 @@ def docker_engine() -> None:
 
 def alive(pid: int) -> bool:
     """Running or stopped, not a zombie (a zombie is dead, waiting for its parent to reap it)."""
+    info = procfs.stat(pid)
+    return info is not None and info.alive
+
+
+def cmdline(pid: int) -> bytes:
+    """The process's command line, NUL-separated; b"" when it is gone."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def grader_processes() -> set[int]:
     """Processes started by a grading run (they carry its marker in their environment) or a local Redis."""
     found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
+    for pid in procfs.pids():
+        if pid == os.getpid():
             continue
         # redis-server rewrites its command line ("/usr/bin/redis-server 127.0.0.1:6390"): read the program's name.
-        program = cmdline.split(b"\0", 1)[0].split(b" ", 1)[0].rsplit(b"/", 1)[-1]
-        if b"REDIS_GRADER_RUN=" in environ or program == b"redis-server":
-            found.add(int(entry.name))
+        program = cmdline(pid).split(b"\0", 1)[0].split(b" ", 1)[0].rsplit(b"/", 1)[-1]
+        if f"\0{MARKER_VAR}=".encode() in procfs.environ(pid) or program == b"redis-server":
+            found.add(pid)
     return found
 
 

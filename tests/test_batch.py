@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, SUBMISSIONS
+from conftest import ROOT, SUBMISSIONS, cmdline
 
-from grader import batch
-from grader.batch import BatchOptions, SubmissionDir
+from grader import batch, procfs
+from grader.batch import BatchOptions, SubmissionDir, supervisor
+from grader.batch.integrity import KEY_VAR
 from grader.cli import main
 from grader.errors import UsageError
 
@@ -151,6 +152,26 @@ def test_plan_grades_again_what_other_settings_made(tmp_path: Path) -> None:
     assert to_grade(graded_with) == ["alice"]
 
 
+def test_a_forged_result_is_graded_again(tmp_path: Path) -> None:
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    for name in ("alice", "bob", "carol"):
+        (subs / name).mkdir(parents=True)
+    for name in ("alice", "bob", "carol"):
+        _store(out, name, _doc("graded"))
+    forged = json.loads((out / "bob" / batch.RESULT).read_text())
+    forged["grade"], forged["score"] = "S", 100
+    (out / "bob" / batch.RESULT).write_text(json.dumps(forged, indent=2, ensure_ascii=False) + "\n")
+    settings = json.loads((out / "carol" / batch.GRADED_WITH).read_text())
+    del settings["result_hmac_sha256"]  # a result stored without its signature
+    (out / "carol" / batch.GRADED_WITH).write_text(json.dumps(settings))
+
+    the_plan = batch.plan(subs, BatchOptions(out=out))
+    assert [s.name for s in the_plan.to_grade] == ["bob", "carol"]
+    assert [s.name for s in the_plan.kept] == ["alice"]
+    assert "grading 2 stored result(s) again: their signature is missing or does not match" in " ".join(the_plan.notes)
+    assert [name for name, _ in batch.collect_results(out)] == ["alice"]  # the overview leaves them out too
+
+
 def test_write_submission_writes_reports_and_an_atomic_result(tmp_path: Path) -> None:
     result = _store(tmp_path, "alice", _doc("graded"))
     folder = result.parent
@@ -162,15 +183,24 @@ def test_write_submission_writes_reports_and_an_atomic_result(tmp_path: Path) ->
 def test_check_argv_passes_the_options_through(tmp_path: Path) -> None:
     rubric = tmp_path / "r.toml"
     rubric.write_text(RUBRIC)
-    options = BatchOptions(out=tmp_path, rubric=str(rubric), redis="local", env="current", start_timeout=7,
-                           docs_url="https://docs.example", only=("cache.*", "app.starts"))
-    argv = batch.check_argv(SubmissionDir("alice", tmp_path), options, tmp_path / "x.json")
-    assert argv[:2] == [str(tmp_path.resolve()), "--no-color"]
+    options = BatchOptions(out=tmp_path / "results", rubric=str(rubric), redis="local", env="current",
+                           start_timeout=7, docs_url="https://docs.example", only=("cache.*", "app.starts"))
+    argv = batch.check_argv(SubmissionDir("alice", tmp_path / "alice"), options, 7)
+    assert argv[:2] == [str((tmp_path / "alice").resolve()), "--no-color"]
     pairs = dict(zip(argv[2::2], argv[3::2]))
     assert pairs["--rubric"] == str(rubric.resolve())
     assert pairs["--redis"] == "local" and pairs["--env"] == "current" and pairs["--start-timeout"] == "7"
     assert pairs["--docs-url"] == "https://docs.example"
     assert [argv[i + 1] for i, a in enumerate(argv) if a == "--only"] == ["cache.*", "app.starts"]
+    # The result comes back through a descriptor: no word of the command line names the results folder.
+    assert pairs["--result-fd"] == "7" and "--json" not in argv
+    assert not [a for a in argv if "results" in a]
+
+
+def test_the_child_environment_names_neither_the_results_nor_the_key(tmp_path: Path) -> None:
+    env = supervisor._child_env("token")
+    assert env[batch.BATCH_VAR] == "token"
+    assert KEY_VAR not in env and os.environ[KEY_VAR] not in env.values()
 
 
 def test_cap_jobs_never_exceeds_the_cores() -> None:
@@ -184,58 +214,6 @@ def test_error_document_has_the_result_shape(tmp_path: Path) -> None:
     assert doc["status"] == "error" and doc["grade"] is None and doc["checks"] == []
     assert doc["error"] == "the grader was killed by SIGKILL"
     assert doc["submission"]["name"] == "zed"
-
-
-# --------------------------------------------------------------------------------------------- overview
-
-
-def _check(cid: str, outcome: str, applicable: bool = True) -> dict:
-    return {"id": cid, "title": cid.upper(), "category": cid.split(".")[0], "outcome": outcome,
-            "points": 0, "max_points": 5, "applicable": applicable}
-
-
-def test_overview_counts_grades_and_ranks_checks_hardest_first() -> None:
-    def graded(grade: str, score: float, *checks: dict) -> dict:
-        return {"status": "graded", "grade": grade, "score": score, "checks": list(checks)}
-
-    results = [
-        ("a", graded("S", 95, _check("x.one", "passed"), _check("x.two", "passed"), _check("x.three", "skipped", False))),
-        ("b", graded("C", 40, _check("x.one", "failed"), _check("x.two", "passed"), _check("x.three", "skipped", False))),
-        ("c", graded("C", 10, _check("x.one", "failed"), _check("x.two", "skipped"), _check("x.three", "skipped", False))),
-        ("d", _doc("error")),
-    ]
-    overview = batch.build_overview(results)
-    assert overview.distribution == [("S", 1), ("A", 0), ("B", 0), ("C", 2), ("not graded", 1)]
-    assert [c.id for c in overview.checks] == ["x.one", "x.two", "x.three"]
-    one, two, three = overview.checks
-    assert one.counts == {"passed": 1, "failed": 2, "error": 0, "skipped": 0} and one.percent == "33%"
-    assert two.rate == 1.0 and two.counts["skipped"] == 1  # a skip is not a failure of this check
-    assert three.rate is None and three.not_counted == 3
-    assert overview.mean == 48.33 and overview.median == 40
-    assert overview.graded == 3 and overview.share(2) == 50
-
-
-def test_index_escapes_names_and_links_each_report() -> None:
-    evil = "<script>alert(1)</script> & co"
-    results = [("alice smith", _doc("graded")), (evil, _doc("error"))]
-    html = batch.render_index(batch.build_overview(results))
-    assert 'href="alice%20smith/report.html"' in html
-    assert "<script>" not in html and "&lt;script&gt;" in html
-    assert "no Redis could be started" in html  # the error row says why
-    assert "ratelimit.threshold" in html  # a failed check of alice's, in her row and the pass-rate table
-    assert '<meta name="viewport"' in html and "http" not in html.replace("https://textbook", "")
-
-
-def test_write_overview_over_every_result(tmp_path: Path) -> None:
-    _store(tmp_path, "zoe", _doc("error"))
-    _store(tmp_path, "adam", _doc("graded"))
-    (tmp_path / "half").mkdir()
-    (tmp_path / "half" / batch.RESULT).write_text("{")
-    gradebook, index = batch.write_overview(tmp_path)
-    rows = list(csv.DictReader(gradebook.open(encoding="utf-8")))
-    assert [(r["name"], r["status"]) for r in rows] == [("alice", "graded"), ("bob", "error")]  # the documents' names
-    assert "adam/report.html" in index.read_text() and "zoe/report.html" in index.read_text()
-    assert not list(tmp_path.glob(".*.tmp"))
 
 
 # --------------------------------------------------------------------------------------------- the CLI, no grading
@@ -277,17 +255,16 @@ def _left_behind() -> list[str]:
     (the tag), and apps, whose environment the sandbox scrubs, by their working directory (the workspace copy
     is named after the submission)."""
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+    for pid in procfs.pids():
+        if pid == os.getpid():
             continue
         try:
-            environ = (entry / "environ").read_bytes()
-            cwd = os.readlink(entry / "cwd")
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = os.readlink(f"/proc/{pid}/cwd")
         except OSError:
             continue
-        if f"{TAG_VAR}={TAG}".encode() in environ or ("redis-grader-ws-" in cwd and TAG in cwd):
-            found.append(f"{entry.name}: {cmdline[:120]}")
+        if procfs.has_env_entry(pid, TAG_VAR, TAG) or ("redis-grader-ws-" in cwd and TAG in cwd):
+            command = cmdline(pid).replace(b"\0", b" ").decode(errors="replace")
+            found.append(f"{pid}: {command[:120]}")
     return found
 
 
@@ -371,6 +348,17 @@ def test_batch_grades_a_class_then_resumes_then_starts_fresh(class_dir: Path, no
     assert _mtimes(out) == before
     assert (out / "gradebook.csv").is_file() and (out / "index.html").is_file()
 
+    # A result.json rewritten by anything but the batch (here: a better grade) is graded again on resume.
+    forged_path = out / n("noapp") / "result.json"
+    forged = json.loads(forged_path.read_text())
+    forged["grade"], forged["score"] = "S", 100
+    forged_path.write_text(json.dumps(forged, indent=2))
+    regraded = _run(class_dir, out)
+    assert regraded.returncode == 0, regraded.stdout + regraded.stderr
+    assert "grading 1 stored result(s) again: their signature is missing or does not match" in regraded.stderr
+    assert "1 graded now" in regraded.stdout and f"{n('noapp')}: C" in regraded.stdout
+    assert json.loads(forged_path.read_text())["grade"] == "C"
+
     # --fresh grades every submission again.
     third = _run(class_dir, out, "--fresh")
     assert third.returncode == 0, third.stdout + third.stderr
@@ -451,3 +439,50 @@ def test_ctrl_c_stops_the_running_children_and_keeps_what_is_done(
     with (out / "gradebook.csv").open(encoding="utf-8") as fh:
         assert [r["name"] for r in csv.DictReader(fh)] == [n("alice")]
     assert not _left_behind()
+
+
+@pytest.mark.slow
+def test_the_child_and_its_app_learn_nothing_of_where_results_go(hang_dir: Path, no_leftovers: None) -> None:
+    # While the hanging app is up, read what the `grader check` child and the app got: their command lines,
+    # environments and open files. None names the results folder or the signing key.
+    out = hang_dir.parent / "results"
+    proc = subprocess.Popen(_argv(hang_dir, out, "--start-timeout", "120"), cwd=ROOT, env=_env(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any("uvicorn" in p for p in _left_behind()):
+            assert proc.poll() is None and time.monotonic() < deadline, "the batch did not get going"
+            time.sleep(0.1)
+        child = [pid for pid in procfs.pids() if (info := procfs.stat(pid)) and info.ppid == proc.pid]
+        app = [int(line.split(":")[0]) for line in _left_behind() if "uvicorn" in line]
+        assert len(child) == 1 and app
+        for pid in child + app:
+            seen = cmdline(pid) + procfs.environ(pid) + "\0".join(_open_files(pid)).encode()
+            for secret in (str(out), str(out.resolve()), os.environ[KEY_VAR]):
+                assert secret.encode() not in seen, f"process {pid} can learn {secret}"
+        assert b"--result-fd" in cmdline(child[0])
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, output
+    assert not (out / n("hang") / "result.json").exists()
+    assert not _left_behind()
+
+
+def _open_files(pid: int) -> list[str]:
+    """Where each of the process's open descriptors points ("pipe:[123]" for a pipe)."""
+    targets = []
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return []
+    for fd in fds:
+        try:
+            targets.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            continue
+    return targets

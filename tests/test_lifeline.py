@@ -11,10 +11,10 @@ import sys
 import time
 
 import pytest
-from conftest import REDIS_IMAGE, ROOT, SUBMISSIONS, grader_processes
+from conftest import REDIS_IMAGE, ROOT, SUBMISSIONS, alive, cmdline, grader_processes
 
-from grader import services
-from grader.services import OWNER_LABEL, owner_identity, remove_orphaned_containers
+from grader import procfs
+from grader.services import OWNER_LABEL, remove_orphaned_containers
 
 BOUND_S = 60  # a bound against a broken harness, not a measurement
 
@@ -26,14 +26,6 @@ def _grader(*args: str) -> subprocess.Popen[str]:
          "--start-timeout", "300", *args],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
     )
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return fh.read()
-    except OSError:
-        return b""
 
 
 def _wait_until(condition, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -48,19 +40,19 @@ def _kill(proc: subprocess.Popen[str]) -> None:
     proc.wait()
 
 
-def test_owner_identity_names_a_live_process_and_not_a_dead_one() -> None:
-    me = owner_identity(os.getpid())
+def test_an_identity_names_a_live_process_and_not_a_dead_one() -> None:
+    me = procfs.identity(os.getpid())
     assert me is not None and me.startswith(f"{socket.gethostname()}/") and f"/{os.getpid()}/" in me
-    assert not services._owner_gone(me)
+    assert not procfs.identity_gone(me)
     child = subprocess.Popen([sys.executable, "-c", "pass"])
-    label = owner_identity(child.pid)
+    label = procfs.identity(child.pid)
     child.wait()
-    assert label is not None and services._owner_gone(label)
+    assert label is not None and procfs.identity_gone(label)
 
 
 @pytest.mark.parametrize("label", ["", "garbage", "other-host/boot/1/1", f"{socket.gethostname()}/other-boot/1/1"])
 def test_a_container_of_another_machine_or_an_odd_label_is_never_ours(label: str) -> None:
-    assert not services._owner_gone(label)
+    assert not procfs.identity_gone(label)
 
 
 @pytest.mark.slow
@@ -68,13 +60,19 @@ def test_a_killed_grader_takes_its_app_and_local_redis_with_it(no_leftovers: Non
     before = grader_processes()
     proc = _grader("--redis", "local")
     try:
+        # The grader's own: its children (other grading runs may share the machine and start theirs meanwhile).
+        def mine() -> set[int]:
+            return {pid for pid in grader_processes() - before if (info := procfs.stat(pid)) and info.ppid == proc.pid}
+
         def started() -> bool:
-            mine = [_cmdline(pid) for pid in grader_processes() - before]
-            return any(b"uvicorn" in c for c in mine) and any(b"redis-server" in c for c in mine)
+            commands = [cmdline(pid) for pid in mine()]
+            return any(b"uvicorn" in c for c in commands) and any(b"redis-server" in c for c in commands)
 
         _wait_until(started, "the app and its redis-server never started")
+        children = mine()
         _kill(proc)
-        _wait_until(lambda: not grader_processes() - before, "the app or redis-server outlived the killed grader")
+        _wait_until(lambda: not [pid for pid in children if alive(pid)],
+                    "the app or redis-server outlived the killed grader")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -91,7 +89,7 @@ def test_the_container_of_a_killed_grader_is_removed_by_the_next(docker_engine: 
     try:
         def mine() -> list[str]:
             return [c.id for c in client.containers.list(all=True, filters={"label": OWNER_LABEL})
-                    if c.labels[OWNER_LABEL] == owner_identity(proc.pid)]
+                    if c.labels[OWNER_LABEL] == procfs.identity(proc.pid)]
 
         _wait_until(mine, "the grader's container never started")
         container_id = mine()[0]

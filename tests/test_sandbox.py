@@ -14,7 +14,10 @@ from conftest import alive
 
 from grader.errors import GraderError
 from grader.sandbox import (
+    CPU_SECONDS_LIMIT,
+    FILE_SIZE_LIMIT,
     MARKER_VAR,
+    PROCESS_LIMIT,
     CompletedRun,
     SandboxedProcess,
     processes_with_marker,
@@ -84,6 +87,37 @@ def test_resource_limits_are_set(tmp_path: Path) -> None:
     assert core == [0, 0]
     assert nofile[0] <= 4096
     assert 0 < address_space[0] <= 4 * 1024**3
+
+
+def test_a_sandboxed_process_cannot_write_a_file_larger_than_the_cap(tmp_path: Path) -> None:
+    # Sparse writes: the file reaches the cap's size without the disk holding it. With SIGXFSZ ignored, a
+    # write past the cap fails with EFBIG instead of killing the process, so it can say what happened.
+    script = (
+        "import errno, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "cap = int(sys.argv[1])\n"
+        "with open('big', 'wb', buffering=0) as f:\n"
+        "    f.seek(cap - 1); f.write(b'x')\n"
+        "    try:\n"
+        "        f.write(b'y')\n"
+        "    except OSError as exc:\n"
+        "        print('refused', errno.errorcode[exc.errno])\n"
+        "    else:\n"
+        "        print('written')\n"
+    )
+    run = _run([PY, "-c", script, str(FILE_SIZE_LIMIT)], tmp_path, timeout=60)
+    assert run.returncode == 0, run.output
+    assert run.output.strip() == "refused EFBIG"
+    assert (tmp_path / "big").stat().st_size == FILE_SIZE_LIMIT
+
+
+def test_cpu_time_and_processes_are_capped(tmp_path: Path) -> None:
+    script = "import resource as r, json; print(json.dumps([r.getrlimit(r.RLIMIT_CPU), r.getrlimit(r.RLIMIT_NPROC)]))"
+    run = _run([PY, "-c", script], tmp_path, timeout=60)
+    cpu, nproc = json.loads(run.output)
+    assert 0 < cpu[0] <= CPU_SECONDS_LIMIT
+    if os.getuid() != 0:  # root is not held by RLIMIT_NPROC, so it is not set there
+        assert 0 < nproc[0] <= PROCESS_LIMIT
 
 
 def test_stdin_is_empty(tmp_path: Path) -> None:

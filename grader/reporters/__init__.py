@@ -16,15 +16,19 @@ from .gradescope import gradescope_results
 from .html import render_html
 from .junit import write_junit
 from .markdown import render_markdown
+from .overview import build_overview, render_index, write_overview
 from .terminal import render_terminal
 
 __all__ = [
+    "build_overview",
     "gradescope_results",
     "render_html",
+    "render_index",
     "render_markdown",
     "render_terminal",
     "write_gradebook",
     "write_junit",
+    "write_overview",
     "write_reports",
 ]
 

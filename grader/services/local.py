@@ -10,7 +10,6 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,6 +22,7 @@ from grader.errors import GraderError
 from grader.lifeline import bound_to_grader
 from grader.ports import free_port
 from grader.services.base import BUSY_AFTER_MS, RedisServer, one_line, server_version
+from grader.tempdirs import make_owned_tempdir
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ class LocalRedis:
         self._replacer: ThreadPoolExecutor | None = None
 
     def __enter__(self) -> RedisServer:
-        self._workdir = Path(tempfile.mkdtemp(prefix="redis-grader-redis-"))
+        self._workdir = make_owned_tempdir("redis-grader-redis-")
         try:
             for attempt in range(_PORT_ATTEMPTS):
                 port = free_port()

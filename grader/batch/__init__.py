@@ -1,0 +1,41 @@
+"""`grader batch`: grade every submission folder of a class, each in its own `grader check` subprocess.
+
+plan.py decides what to grade (and what an earlier run already did), store.py owns the results folder and
+integrity.py the signatures that let a resumed run trust it, supervisor.py runs and stops the `grader check`
+children, run.py ties them together; the class overview (index.html) is a reporter, grader/reporters/overview.py.
+"""
+
+from __future__ import annotations
+
+from .plan import BatchOptions, Plan, SubmissionDir, cap_jobs, find_submissions, grading_settings, plan
+from .run import BatchSummary, Finished, run_batch, write_overview
+from .store import GRADED_WITH, LOG, REPORTS, RESULT, collect_results, graded_with, stored_status, write_submission
+from .supervisor import BATCH_VAR, Grader, check_argv, error_document, kill_tree, processes_of
+
+__all__ = [
+    "BATCH_VAR",
+    "GRADED_WITH",
+    "LOG",
+    "REPORTS",
+    "RESULT",
+    "BatchOptions",
+    "BatchSummary",
+    "Finished",
+    "Grader",
+    "Plan",
+    "SubmissionDir",
+    "cap_jobs",
+    "check_argv",
+    "collect_results",
+    "error_document",
+    "find_submissions",
+    "graded_with",
+    "grading_settings",
+    "kill_tree",
+    "plan",
+    "processes_of",
+    "run_batch",
+    "stored_status",
+    "write_overview",
+    "write_submission",
+]

@@ -1,0 +1,133 @@
+"""What a batch grades: the submission folders, and which of them an earlier run already did."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from grader import __version__
+from grader import rubric as rubrics
+from grader.errors import UsageError
+
+from .integrity import signing_key
+from .store import read_stored
+
+if TYPE_CHECKING:
+    from grader.runner import GradeOptions
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    out: Path
+    jobs: int = 1
+    timeout: float = 600.0  # wall clock for one submission, environment build included
+    grace: float = 20.0  # a stopped child gets this long to clean up before SIGKILL
+    rubric: str = "redis-module"
+    redis: str = "auto"
+    redis_image: str = "redis:7-alpine"
+    env: str = "isolated"
+    start_timeout: float = 30.0
+    docs_url: str | None = None
+    only: tuple[str, ...] = ()
+    retry_errors: bool = False
+    fresh: bool = False
+
+    @classmethod
+    def of(cls, grading: GradeOptions, **batch: Any) -> BatchOptions:
+        """The batch's options around the ones every `grader check` child gets (the CLI declares them once)."""
+        return cls(rubric=grading.rubric, redis=grading.redis, redis_image=grading.redis_image, env=grading.env,
+                   start_timeout=grading.start_timeout, docs_url=grading.docs_url, only=grading.only, **batch)
+
+
+@dataclass(frozen=True)
+class SubmissionDir:
+    name: str  # the folder's name: also the name of its results folder and its gradebook row
+    path: Path
+
+
+@dataclass
+class Plan:
+    submissions: list[SubmissionDir]
+    to_grade: list[SubmissionDir]
+    kept: list[SubmissionDir]  # already done by an earlier run
+    notes: list[str] = field(default_factory=list)
+
+
+def find_submissions(root: Path, out: Path) -> tuple[list[SubmissionDir], list[str]]:
+    """Every immediate, non-hidden sub-folder of `root`, by name; notes for what was passed over."""
+    if not root.exists():
+        raise UsageError(f"submissions folder '{root}' does not exist")
+    if not root.is_dir():
+        raise UsageError(f"'{root}' is not a folder")
+    root_resolved, out_resolved = root.resolve(), out.resolve()
+    if out_resolved == root_resolved:
+        raise UsageError("--out must not be the submissions folder itself")
+    found: list[SubmissionDir] = []
+    notes: list[str] = []
+    for entry in sorted(root.iterdir(), key=lambda p: p.name):
+        if entry.name.startswith("."):
+            continue
+        if not entry.is_dir():
+            notes.append(f"ignored {entry.name}: not a folder")
+            continue
+        if entry.resolve() == out_resolved:
+            notes.append(f"ignored {entry.name}: it is the results folder")
+            continue
+        found.append(SubmissionDir(entry.name, entry))
+    if not found:
+        raise UsageError(f"no submission folders in '{root}' (each sub-folder is one submission)")
+    return found, notes
+
+
+def grading_settings(options: BatchOptions) -> dict[str, Any]:
+    """Everything besides the submission that a result depends on. The rubric counts by its content, so an
+    edited rubric file is a change too; --redis and --env are not here, as they must not change a grade."""
+    try:
+        rubric = hashlib.sha256(rubrics.resolve(options.rubric).read_bytes()).hexdigest()
+    except (UsageError, OSError):  # grading will say what is wrong with it
+        rubric = options.rubric
+    return {"grader": __version__, "rubric_sha256": rubric, "only": sorted(options.only),
+            "docs_url": options.docs_url}
+
+
+def plan(submissions_dir: Path, options: BatchOptions) -> Plan:
+    submissions, notes = find_submissions(submissions_dir, options.out)
+    to_grade, kept = [], []
+    settings = grading_settings(options)
+    key = signing_key()
+    unsigned = stale = errors = 0
+    for sub in submissions:
+        stored = read_stored(options.out / sub.name, key)
+        status = None if options.fresh else stored.status
+        if status is not None and not stored.trusted:
+            unsigned += 1
+            status = None
+        elif status is not None and stored.settings != settings:
+            stale += 1
+            status = None
+        if status == "graded" or (status == "error" and not options.retry_errors):
+            kept.append(sub)
+            errors += status == "error"
+        else:
+            to_grade.append(sub)
+    if unsigned:
+        notes.append(f"grading {unsigned} stored result(s) again: their signature is missing or does not match "
+                     "(written by something other than this batch, or with another key)")
+    if stale:
+        notes.append(f"grading {stale} stored result(s) again: they were made with another rubric, --only, "
+                     "--docs-url or grader version")
+    if kept:
+        how = "--fresh grades them again" + (", --retry-errors the ones not graded" if errors else "")
+        notes.append(f"kept {len(kept)} result(s) from an earlier run ({how})")
+    return Plan(submissions, to_grade, kept, notes)
+
+
+def cap_jobs(jobs: int) -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(jobs, cores))

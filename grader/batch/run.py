@@ -1,0 +1,132 @@
+"""`run_batch`: the plan, the supervisor running it `--jobs` at a time, and the class overview at the end."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grader.reporters import overview
+from grader.reporters._common import fmt_num
+from grader.tempdirs import sweep_orphaned_tempdirs
+
+from .plan import BatchOptions, Plan, cap_jobs, plan
+from .store import collect_results
+from .supervisor import Grader
+
+
+@dataclass(frozen=True)
+class Finished:
+    """One submission the batch has just finished (for the progress display)."""
+
+    name: str
+    status: str  # "graded" | "error"
+    grade: str | None
+    score: float | None
+    error: str | None
+
+    @property
+    def line(self) -> str:
+        if self.status == "graded":
+            return f"{self.name}: {self.grade} ({fmt_num(self.score) or '-'})"
+        return f"{self.name}: not graded - {self.error}"
+
+
+@dataclass
+class BatchSummary:
+    total: int  # submissions in SUBMISSIONS_DIR
+    graded_now: int = 0
+    errors_now: int = 0
+    kept: int = 0
+    interrupted: bool = False
+    not_graded: list[str] = field(default_factory=list)  # names whose stored result is status "error"
+    gradebook: Path | None = None
+    index: Path | None = None
+
+    @property
+    def done(self) -> int:
+        return self.graded_now + self.errors_now + self.kept
+
+
+def write_overview(out: Path) -> tuple[Path, Path]:
+    """gradebook.csv and index.html over every result.json in `out`."""
+    return overview.write_overview(out, collect_results(out))
+
+
+def run_batch(
+    submissions_dir: Path,
+    options: BatchOptions,
+    *,
+    on_plan: Callable[[Plan], None] | None = None,
+    on_done: Callable[[Finished], None] | None = None,
+) -> BatchSummary:
+    """Grade what the plan says, `options.jobs` at a time, then write the gradebook and index.html.
+
+    Ctrl-C (KeyboardInterrupt in the calling thread) stops every running child cleanly and returns a
+    summary with interrupted=True; the overview is still written from what is done.
+    """
+    the_plan = plan(submissions_dir, options)
+    if on_plan:
+        on_plan(the_plan)
+    summary = BatchSummary(total=len(the_plan.submissions), kept=len(the_plan.kept))
+    options.out.mkdir(parents=True, exist_ok=True)
+    sweep_orphaned_tempdirs()  # what an earlier grader killed with SIGKILL left (each child sweeps too)
+    _grade_all(the_plan, options, summary, on_done)
+    summary.gradebook, summary.index = write_overview(options.out)
+    names = {s.name for s in the_plan.submissions}
+    summary.not_graded = [name for name, doc in collect_results(options.out)
+                          if name in names and doc.get("status") != "graded"]
+    return summary
+
+
+def _grade_all(
+    the_plan: Plan, options: BatchOptions, summary: BatchSummary, on_done: Callable[[Finished], None] | None
+) -> None:
+    grader = Grader(options)
+    pool = ThreadPoolExecutor(max_workers=cap_jobs(options.jobs), thread_name_prefix="grader-batch")
+    pending: set[Future[dict[str, Any] | None]] = set()
+    try:
+        for sub in the_plan.to_grade:
+            pending.add(pool.submit(grader.grade, sub))
+        while pending:
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for future in done:
+                _count(future.result(), summary, on_done)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        grader.stop()
+        for future in pending:
+            future.cancel()
+        # Children are stopping (each gets the grace to clean up); a second Ctrl-C kills them at once.
+        while True:
+            try:
+                pool.shutdown(wait=True)
+                break
+            except KeyboardInterrupt:
+                grader.stop(hurry=True)
+        for future in pending:
+            if not future.cancelled():
+                _count(future.result(), summary, on_done)
+    except BaseException:  # e.g. the results folder became unwritable: stop the others, then report it
+        grader.stop()
+        for future in pending:
+            future.cancel()
+        raise
+    finally:
+        pool.shutdown(wait=True)
+
+
+def _count(doc: dict[str, Any] | None, summary: BatchSummary, on_done: Callable[[Finished], None] | None) -> None:
+    if doc is None:  # interrupted before it finished: nothing written
+        return
+    graded = doc.get("status") == "graded"
+    if graded:
+        summary.graded_now += 1
+    else:
+        summary.errors_now += 1
+    if on_done:
+        sub = doc.get("submission") or {}
+        on_done(Finished(str(sub.get("name")), "graded" if graded else "error", doc.get("grade"), doc.get("score"),
+                         doc.get("error")))

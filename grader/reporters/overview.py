@@ -1,0 +1,139 @@
+"""The class overview, index.html: every submission's row, the grade distribution, and the checks the class
+finds hardest. Like every reporter it reads result documents and nothing else (the batch collects them)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from ..rubric import GRADE_ORDER
+from ._common import Report, read_result
+from ._templates import environment as template_environment
+from .gradebook import write_gradebook
+
+GRADEBOOK = "gradebook.csv"
+INDEX = "index.html"
+REPORT_HTML = "report.html"  # each submission's own report, linked from its row
+NOT_GRADED = "not graded"
+
+
+@dataclass
+class Row:
+    folder: str
+    report: Report
+    href: str  # relative link to its report.html ("" when there is none)
+
+
+@dataclass
+class CheckStats:
+    id: str
+    title: str
+    category: str
+    order: int  # first-seen (rubric) position, the tie-breaker
+    counts: dict[str, int] = field(default_factory=lambda: {"passed": 0, "failed": 0, "error": 0, "skipped": 0})
+    not_counted: int = 0  # skipped as not applicable (--only, no such endpoint): left out of the rate
+
+    @property
+    def ran(self) -> int:
+        """Submissions where the check ran and decided. Skips (the app did not start, a check it needs
+        failed) are left out: they say nothing about this check, and would rank every check alike."""
+        return self.counts["passed"] + self.counts["failed"] + self.counts["error"]
+
+    @property
+    def rate(self) -> float | None:
+        return self.counts["passed"] / self.ran if self.ran else None
+
+    @property
+    def percent(self) -> str:
+        return "-" if self.rate is None else f"{round(100 * self.rate)}%"
+
+
+@dataclass
+class Overview:
+    title: str
+    rows: list[Row]
+    distribution: list[tuple[str, int]]  # (grade or "not graded", count), every band even when 0
+    checks: list[CheckStats]  # hardest first: what the class struggles with
+    mean: float | None
+    median: float | None
+    generated: str
+
+    @property
+    def graded(self) -> int:
+        return sum(1 for r in self.rows if r.report.graded)
+
+    def share(self, count: int) -> int:
+        """A count as a whole percentage of all submissions (for the distribution bars)."""
+        return round(100 * count / len(self.rows)) if self.rows else 0
+
+
+def build_overview(results: list[tuple[str, dict[str, Any]]], out: Path | None = None) -> Overview:
+    """The overview of (folder name, result document) pairs; with `out`, a row links its report only when
+    `out/<folder>/report.html` exists."""
+    rows: list[Row] = []
+    stats: dict[str, CheckStats] = {}
+    grades: dict[str, int] = {g: 0 for g in GRADE_ORDER}
+    titles: set[str] = set()
+    for folder, doc in results:
+        report = read_result(doc)
+        report.name = folder
+        has_report = out is None or (out / folder / REPORT_HTML).is_file()
+        rows.append(Row(folder, report, f"{quote(folder)}/{REPORT_HTML}" if has_report else ""))
+        if not report.graded:
+            grades[NOT_GRADED] = grades.get(NOT_GRADED, 0) + 1
+            continue
+        titles.add(report.rubric_title)
+        grades[report.grade or "?"] = grades.get(report.grade or "?", 0) + 1
+        _count_checks(report, stats)
+    grades.setdefault(NOT_GRADED, 0)
+    scores = [r.report.score for r in rows if r.report.graded and r.report.score is not None]
+    ordered = sorted(stats.values(), key=lambda s: (s.rate is None, s.rate if s.rate is not None else 0.0, s.order))
+    return Overview(
+        title=" / ".join(sorted(titles)) or "redis-grader",
+        rows=rows,
+        distribution=list(grades.items()),
+        checks=ordered,
+        mean=round(statistics.fmean(scores), 2) if scores else None,
+        median=round(statistics.median(scores), 2) if scores else None,
+        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+
+
+def _count_checks(report: Report, stats: dict[str, CheckStats]) -> None:
+    for check in report.checks:
+        entry = stats.setdefault(check.id, CheckStats(check.id, check.title, check.category, len(stats)))
+        if check.outcome == "skipped" and not check.applicable:
+            entry.not_counted += 1
+        else:
+            entry.counts[check.outcome] += 1
+
+
+def render_index(overview: Overview) -> str:
+    return template_environment().get_template("batch.html.j2").render(batch=overview)
+
+
+def write_overview(out: Path, results: list[tuple[str, dict[str, Any]]]) -> tuple[Path, Path]:
+    """out/gradebook.csv and out/index.html over `results` (tmp + rename: a reader never sees half a file)."""
+    gradebook, index = out / GRADEBOOK, out / INDEX
+    with _atomic(gradebook) as tmp:
+        write_gradebook([doc for _, doc in results], tmp)
+    with _atomic(index) as tmp:
+        tmp.write_text(render_index(build_overview(results, out)), encoding="utf-8")
+    return gradebook, index
+
+
+@contextlib.contextmanager
+def _atomic(target: Path) -> Iterator[Path]:
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,75 @@
+"""grader.reporters.overview: the class overview (index.html) as pure logic over result documents."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from conftest import ROOT
+
+from grader import batch
+from grader.batch import BatchOptions
+from grader.reporters import overview
+
+RESULTS = ROOT / "tests" / "results"
+
+
+def _doc(name: str) -> dict:
+    return json.loads((RESULTS / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def _store(out: Path, name: str, doc: dict) -> None:
+    (out / name).mkdir(parents=True, exist_ok=True)
+    batch.write_submission(out / name, doc, batch.grading_settings(BatchOptions(out=out)))
+
+
+def _check(cid: str, outcome: str, applicable: bool = True) -> dict:
+    return {"id": cid, "title": cid.upper(), "category": cid.split(".")[0], "outcome": outcome,
+            "points": 0, "max_points": 5, "applicable": applicable}
+
+
+def test_overview_counts_grades_and_ranks_checks_hardest_first() -> None:
+    def graded(grade: str, score: float, *checks: dict) -> dict:
+        return {"status": "graded", "grade": grade, "score": score, "checks": list(checks)}
+
+    results = [
+        ("a", graded("S", 95, _check("x.one", "passed"), _check("x.two", "passed"), _check("x.three", "skipped", False))),
+        ("b", graded("C", 40, _check("x.one", "failed"), _check("x.two", "passed"), _check("x.three", "skipped", False))),
+        ("c", graded("C", 10, _check("x.one", "failed"), _check("x.two", "skipped"), _check("x.three", "skipped", False))),
+        ("d", _doc("error")),
+    ]
+    summary = overview.build_overview(results)
+    assert summary.distribution == [("S", 1), ("A", 0), ("B", 0), ("C", 2), ("not graded", 1)]
+    assert [c.id for c in summary.checks] == ["x.one", "x.two", "x.three"]
+    one, two, three = summary.checks
+    assert one.counts == {"passed": 1, "failed": 2, "error": 0, "skipped": 0} and one.percent == "33%"
+    assert two.rate == 1.0 and two.counts["skipped"] == 1  # a skip is not a failure of this check
+    assert three.rate is None and three.not_counted == 3
+    assert summary.mean == 48.33 and summary.median == 40
+    assert summary.graded == 3 and summary.share(2) == 50
+
+
+def test_index_escapes_names_and_links_each_report() -> None:
+    evil = "<script>alert(1)</script> & co"
+    results = [("alice smith", _doc("graded")), (evil, _doc("error"))]
+    html = overview.render_index(overview.build_overview(results))
+    assert 'href="alice%20smith/report.html"' in html
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "no Redis could be started" in html  # the error row says why
+    assert "ratelimit.threshold" in html  # a failed check of alice's, in her row and the pass-rate table
+    assert '<meta name="viewport"' in html and "http" not in html.replace("https://textbook", "")
+
+
+def test_write_overview_over_every_result(tmp_path: Path) -> None:
+    _store(tmp_path, "zoe", _doc("error"))
+    _store(tmp_path, "adam", _doc("graded"))
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / batch.RESULT).write_text("{")
+    gradebook, index = batch.write_overview(tmp_path)
+    rows = list(csv.DictReader(gradebook.open(encoding="utf-8")))
+    assert [(r["name"], r["status"]) for r in rows] == [("alice", "graded"), ("bob", "error")]  # the documents' names
+    assert "adam/report.html" in index.read_text() and "zoe/report.html" in index.read_text()
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
