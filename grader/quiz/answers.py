@@ -33,7 +33,8 @@ def load_answers(path: Path, bank: Bank, student: str | None = None) -> Answers:
         qid = str(raw_id)
         question = bank.question(qid)
         if question is None:
-            raise QuizInputError(path, f"not a question of the bank '{bank.name}' (its ids: {', '.join(bank.ids)})", qid)
+            ids = ", ".join(bank.ids)
+            raise QuizInputError(path, f"not a question of the bank '{bank.name}' (its ids: {ids})", qid)
         given[qid] = parse_given(question, value, path)
     return Answers(student or student_name(path), given, str(path))
 
@@ -43,7 +44,8 @@ def parse_given(question: Question, value: Any, source: Path | str) -> Given:
     if value is None or value == "" or value == []:
         return Given()
     if isinstance(value, bool):
-        raise QuizInputError(source, "the answer is a YAML boolean (yes/no/true/false/on/off): put it in quotes", question.id)
+        problem = "the answer is a YAML boolean (yes/no/true/false/on/off): put it in quotes"
+        raise QuizInputError(source, problem, question.id)
     if question.kind == "short":
         if not isinstance(value, (str, int, float)):
             raise QuizInputError(source, "the answer of a short question is one text", question.id)

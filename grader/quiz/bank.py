@@ -33,7 +33,8 @@ def resolve(name_or_path: str | Path) -> Path:
         if shipped.is_file():
             return shipped
     known = ", ".join(sorted({p.stem for p in quizzes_dir().iterdir() if p.suffix in SUFFIXES}))
-    raise QuizInputError(name_or_path, f"no such quiz bank (shipped: {known}; or pass a path to a .yaml, .json or .md file)")
+    problem = f"no such quiz bank (shipped: {known}; or pass a path to a .yaml, .json or .md file)"
+    raise QuizInputError(name_or_path, problem)
 
 
 def load_bank(name_or_path: str | Path, rubric: Rubric | None = None) -> Bank:
@@ -52,7 +53,8 @@ def parse_bank(data: Any, source: Path) -> Bank:
         raise QuizInputError(source, "a bank is a mapping with title, pass_ratio and questions")
     unknown = sorted(str(k) for k in data if k not in TOP_KEYS)
     if unknown:
-        raise QuizInputError(source, f"unknown top-level key(s) {', '.join(unknown)} (known: {', '.join(sorted(TOP_KEYS))})")
+        known = ", ".join(sorted(TOP_KEYS))
+        raise QuizInputError(source, f"unknown top-level key(s) {', '.join(unknown)} (known: {known})")
     title = data.get("title")
     if not isinstance(title, str) or not title.strip():
         raise QuizInputError(source, "'title' is missing or not a text")
@@ -99,10 +101,12 @@ def parse_question(raw: Any, source: Path, index: int) -> Question:
         raise QuizInputError(source, f"question #{index} is not a mapping")
     qid = raw.get("id")
     if not isinstance(qid, str) or not ID_PATTERN.fullmatch(qid):
-        raise QuizInputError(source, f"question #{index} needs an 'id' of letters, digits, '.', '_' or '-' (got {qid!r})")
+        problem = f"question #{index} needs an 'id' of letters, digits, '.', '_' or '-' (got {qid!r})"
+        raise QuizInputError(source, problem)
     unknown = sorted(str(k) for k in raw if k not in QUESTION_KEYS)
     if unknown:
-        raise QuizInputError(source, f"unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(QUESTION_KEYS))})", qid)
+        known = ", ".join(sorted(QUESTION_KEYS))
+        raise QuizInputError(source, f"unknown key(s) {', '.join(unknown)} (known: {known})", qid)
     text = raw.get("text")
     if not isinstance(text, str) or not text.strip():
         raise QuizInputError(source, "'text' is missing or empty", qid)
@@ -153,7 +157,8 @@ def _choice_answer(value: Any, kind: str, choices: dict[str, str], source: Path,
         raw_keys = [value]
     else:
         if not isinstance(value, list) or not value:
-            raise QuizInputError(source, "the answer of a multiple-choice question is a non-empty list of choice keys", qid)
+            problem = "the answer of a multiple-choice question is a non-empty list of choice keys"
+            raise QuizInputError(source, problem, qid)
         raw_keys = value
     keys = []
     for raw_key in raw_keys:
@@ -177,7 +182,8 @@ def _short_answers(value: Any, source: Path, qid: str) -> tuple[ShortAnswer, ...
             try:
                 pattern = re.compile(text[1:-1], re.IGNORECASE)
             except re.error as exc:
-                raise QuizInputError(source, f"accepted answer {text} is not a valid regular expression: {exc}", qid) from None
+                problem = f"accepted answer {text} is not a valid regular expression: {exc}"
+                raise QuizInputError(source, problem, qid) from None
             accepted.append(ShortAnswer(text, pattern))
         else:
             accepted.append(ShortAnswer(text))
@@ -192,6 +198,7 @@ def check_sections(bank: Bank, rubric: Rubric) -> None:
             if section_id not in rubric.sections and section_id not in bank.sections:
                 raise QuizInputError(
                     bank.source,
-                    f"section '{section_id}' is neither in the [sections] of rubric '{rubric.name}' nor in the bank's sections",
+                    f"section '{section_id}' is neither in the [sections] of rubric '{rubric.name}' "
+                    "nor in the bank's sections",
                     question.id,
                 )

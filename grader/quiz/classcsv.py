@@ -55,7 +55,8 @@ def _columns(header: list[str], bank: Bank, path: Path) -> dict[int, Question]:
             continue
         question = bank.question(name)
         if question is None:
-            raise QuizInputError(path, f"column '{name}' is not a question of the bank '{bank.name}' (its ids: {', '.join(bank.ids)})")
+            ids = ", ".join(bank.ids)
+            raise QuizInputError(path, f"column '{name}' is not a question of the bank '{bank.name}' (its ids: {ids})")
         if question in columns.values():
             raise QuizInputError(path, "two columns answer the same question", question.id)
         columns[index] = question

@@ -47,7 +47,9 @@ def quiz_section(
     }
 
 
-def quiz_error(bank_name: str, message: str, settings: QuizSettings = DEFAULT_SETTINGS, status: str = "error") -> dict[str, Any]:
+def quiz_error(
+    bank_name: str, message: str, settings: QuizSettings = DEFAULT_SETTINGS, status: str = "error"
+) -> dict[str, Any]:
     """A quiz that could not be graded ("error": a broken bank or answers file; "missing": no answers file
     while the quiz counts). It says why, and earns nothing."""
     return {
@@ -100,7 +102,9 @@ def _questions(result: QuizResult, rubric: Rubric, docs_url: str | None) -> list
 
 
 def find_answers(root: Path) -> Path | None:
-    return next((root / name for name in ANSWER_FILE_NAMES if (root / name).exists() or (root / name).is_symlink()), None)
+    # A dangling symbolic link is found too, so the report can say why it is refused.
+    candidates = (root / name for name in ANSWER_FILE_NAMES)
+    return next((path for path in candidates if path.exists() or path.is_symlink()), None)
 
 
 def submission_quiz(

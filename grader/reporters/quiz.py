@@ -146,12 +146,14 @@ def terminal_lines(result: dict[str, Any], style: Any) -> list[str]:
     if quiz is None:
         return []
     mark_colour = "green" if quiz.passed else ("yellow" if quiz.status == "error" else "red")
-    points = f"  {quiz.points_text}" if quiz.points_text else ("" if not quiz.graded else "  (not counted in the grade)")
-    lines = ["", style("quiz", bold=True) + f"  {quiz.title}", f"  {style(quiz.summary, fg=mark_colour, bold=True)}{points}"]
+    points = f"  {quiz.points_text}" if quiz.points_text else ("  (not counted in the grade)" if quiz.graded else "")
+    summary = style(quiz.summary, fg=mark_colour, bold=True)
+    lines = ["", style("quiz", bold=True) + f"  {quiz.title}", f"  {summary}{points}"]
     width = max((len(q.id) for q in quiz.questions), default=0)
     for question in quiz.questions:
         mark = style("✓", fg="green", bold=True) if question.correct else style("✗", fg="red", bold=True)
-        lines.append(f"  {mark} {question.id:<{width}}  {_clip(question.text, 100) if not question.correct else ''}".rstrip())
+        text = "" if question.correct else _clip(question.text, 100)
+        lines.append(f"  {mark} {question.id:<{width}}  {text}".rstrip())
         if question.correct:
             continue
         lines.append(f"      {style('given:', fg='red')} {_clip(question.given_text, LINE_WIDTH)}")
