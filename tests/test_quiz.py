@@ -335,6 +335,16 @@ def test_answers_file_size_is_capped(tmp_path: Path, bank: Bank) -> None:
         load_answers(path, bank)
 
 
+def test_yaml_aliases_cannot_blow_up_a_message(bank: Bank, tmp_path: Path) -> None:
+    """Nested aliases make a few hundred bytes stand for 10^9 items; the error names the type, not the text."""
+    lines = ["cache-stampede:", "  - &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"  - &a{n} [{', '.join([f'*a{n - 1}'] * 10)}]" for n in range(1, 9)]
+    path = tmp_path / "quiz.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(QuizInputError, match="question 'cache-stampede': a list is not one of its choices"):
+        load_answers(path, bank)
+
+
 # --- the class CSV -----------------------------------------------------------------------------------------
 
 

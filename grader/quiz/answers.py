@@ -9,7 +9,7 @@ from typing import Any
 
 from .bank import choice_key
 from .files import ANSWERS_MAX_BYTES, parse_data, read_text
-from .model import Answers, Bank, Given, Question, QuizInputError
+from .model import Answers, Bank, Given, Question, QuizInputError, brief
 
 ANSWER_FILE_NAMES = ("quiz.yaml", "quiz.yml", "quiz.json")
 # Longer than any sensible short answer; it also bounds the work a bank's regular expression can be made to do.
@@ -85,5 +85,5 @@ def resolve_key(question: Question, value: Any, source: Path | str) -> str:
         folded = [k for k in question.choices if k.casefold() == key.casefold()]
         if len(folded) == 1:
             return folded[0]
-    shown = str(value) if len(str(value)) <= 60 else str(value)[:59] + "…"
-    raise QuizInputError(source, f"'{shown}' is not one of its choices ({', '.join(question.choices)})", question.id)
+    shown = f"'{value}'" if isinstance(value, str) and len(value) <= 60 else brief(value)
+    raise QuizInputError(source, f"{shown} is not one of its choices ({', '.join(question.choices)})", question.id)

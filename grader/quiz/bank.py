@@ -13,7 +13,7 @@ from grader.rubric import Rubric, Section
 
 from .files import BANK_MAX_BYTES, parse_data, read_text
 from .markdown_bank import parse_markdown_bank
-from .model import DEFAULT_PASS_RATIO, KINDS, Bank, Question, QuizInputError, ShortAnswer
+from .model import DEFAULT_PASS_RATIO, KINDS, Bank, Question, QuizInputError, ShortAnswer, brief
 
 SUFFIXES = (".yaml", ".yml", ".json", ".md")
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -79,7 +79,7 @@ def parse_bank(data: Any, source: Path) -> Bank:
 
 def _pass_ratio(value: Any, source: Path) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise QuizInputError(source, f"'pass_ratio' must be a number between 0 and 1 (got {value!r})")
+        raise QuizInputError(source, f"'pass_ratio' must be a number between 0 and 1 (got {brief(value)})")
     if not 0 < value <= 1:
         raise QuizInputError(source, f"'pass_ratio' must be above 0 and at most 1 (got {value}; 0.8 means 80 %)")
     return float(value)
@@ -101,7 +101,7 @@ def parse_question(raw: Any, source: Path, index: int) -> Question:
         raise QuizInputError(source, f"question #{index} is not a mapping")
     qid = raw.get("id")
     if not isinstance(qid, str) or not ID_PATTERN.fullmatch(qid):
-        problem = f"question #{index} needs an 'id' of letters, digits, '.', '_' or '-' (got {qid!r})"
+        problem = f"question #{index} needs an 'id' of letters, digits, '.', '_' or '-' (got {brief(qid)})"
         raise QuizInputError(source, problem)
     unknown = sorted(str(k) for k in raw if k not in QUESTION_KEYS)
     if unknown:
@@ -112,7 +112,7 @@ def parse_question(raw: Any, source: Path, index: int) -> Question:
         raise QuizInputError(source, "'text' is missing or empty", qid)
     kind = raw.get("kind")
     if kind not in KINDS:
-        raise QuizInputError(source, f"'kind' must be one of {', '.join(KINDS)} (got {kind!r})", qid)
+        raise QuizInputError(source, f"'kind' must be one of {', '.join(KINDS)} (got {brief(kind)})", qid)
     sections = raw.get("sections", [])
     if not isinstance(sections, list) or not all(isinstance(s, str) and s for s in sections):
         raise QuizInputError(source, "'sections' must be a list of section ids", qid)
@@ -141,7 +141,8 @@ def _choices(value: Any, source: Path, qid: str) -> dict[str, str]:
     for raw_key, text in value.items():
         key = choice_key(raw_key)
         if key is None:
-            raise QuizInputError(source, f"choice key {raw_key!r} is not a text (quote keys like yes/no/on/off)", qid)
+            problem = f"choice key {brief(raw_key)} is not a text (quote keys like yes/no/on/off)"
+            raise QuizInputError(source, problem, qid)
         if not isinstance(text, (str, int, float)) or isinstance(text, bool) or not str(text).strip():
             raise QuizInputError(source, f"choice '{key}' has no text", qid)
         choices[key] = str(text).strip()
@@ -164,7 +165,8 @@ def _choice_answer(value: Any, kind: str, choices: dict[str, str], source: Path,
     for raw_key in raw_keys:
         key = choice_key(raw_key)
         if key not in choices:
-            raise QuizInputError(source, f"answer {raw_key!r} is not one of its choices ({', '.join(choices)})", qid)
+            problem = f"answer {brief(raw_key)} is not one of its choices ({', '.join(choices)})"
+            raise QuizInputError(source, problem, qid)
         if key in keys:
             raise QuizInputError(source, f"answer '{key}' is listed twice", qid)
         keys.append(key)

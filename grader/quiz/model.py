@@ -41,6 +41,15 @@ class ShortAnswer:
         return squash(self.text) == squash(given)
 
 
+def brief(value: object, width: int = 60) -> str:
+    """A value for an error message. Only scalars are shown: YAML aliases can make a small file hold a list
+    whose text is gigabytes long, so a list or mapping is named by its type alone."""
+    if isinstance(value, (list, tuple, dict, set)):
+        return f"a {type(value).__name__}"
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def squash(text: str) -> str:
     """Case- and whitespace-insensitive form: "decode_responses = True" and "DECODE_RESPONSES=true" agree."""
     return "".join(text.split()).casefold()
