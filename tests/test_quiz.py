@@ -457,7 +457,15 @@ def test_broken_quiz_yaml_never_stops_grading(rubric: rubrics.Rubric, tmp_path: 
     (tmp_path / "quiz.yaml").unlink()
     (tmp_path / "quiz.yaml").symlink_to("/etc/hostname")
     section = submission_quiz(tmp_path, "alice", rubric, QuizSettings())
-    assert section is not None and section["status"] == "error" and "symbolic link" in section["error"]
+    assert section is not None and section["status"] == "error"
+    assert section["error"] == "quiz.yaml: a symbolic link out of the repository; the answers must be a file in it"
+    # A link that stays inside the repository is read like the file it names.
+    (tmp_path / "quiz.yaml").unlink()
+    (tmp_path / "answers").mkdir()
+    (tmp_path / "answers" / "theory.yaml").write_text("ttl-setex: d\n", encoding="utf-8")
+    (tmp_path / "quiz.yaml").symlink_to("answers/theory.yaml")
+    section = submission_quiz(tmp_path, "alice", rubric, QuizSettings())
+    assert section is not None and section["status"] == "graded" and section["correct"] == 1
 
 
 def test_rubric_quiz_table(tmp_path: Path, rubric: rubrics.Rubric) -> None:

@@ -7,7 +7,7 @@ from .classcsv import load_class_csv
 from .grading import QuestionResult, QuizResult, grade_answers
 from .model import Answers, Bank, Given, Question, QuizInputError
 from .paper import render_paper
-from .result import attach_quiz, quiz_error, quiz_section, submission_quiz
+from .result import add_quiz, attach_quiz, quiz_error, quiz_section, submission_quiz
 from .settings import QuizSettings, load_settings
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "QuizInputError",
     "QuizResult",
     "QuizSettings",
+    "add_quiz",
     "attach_quiz",
     "check_sections",
     "grade_answers",

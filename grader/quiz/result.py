@@ -122,8 +122,8 @@ def submission_quiz(
     except QuizInputError as exc:
         return quiz_error(Path(settings.bank).stem, f"the quiz bank is broken: {exc}", settings)
     try:
-        if path.is_symlink():
-            raise QuizInputError(path, "a symbolic link; the answers must be a plain file in the repository")
+        if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
+            raise QuizInputError(path, "a symbolic link out of the repository; the answers must be a file in it")
         answers = load_answers(path, bank, student=student)
     except QuizInputError as exc:
         # The workspace is a temporary copy: name the file as the student knows it.
@@ -136,11 +136,15 @@ def submission_quiz(
 def attach_quiz(
     result: dict[str, Any], root: Path, rubric: Rubric, settings: QuizSettings, docs_url: str | None = None
 ) -> None:
-    """Add the `quiz` section to a result document (when there is one), and when the rubric counts the quiz,
-    its points: max_points grows by [quiz] points, points by what the quiz earned, then score and grade are
-    computed again from them. A result that could not be graded gets the section but no score."""
+    """submission_quiz() then add_quiz(), for a caller that has the result document and the submission."""
     student = str((result.get("submission") or {}).get("name") or root.name)
-    section = submission_quiz(root, student, rubric, settings, docs_url)
+    add_quiz(result, submission_quiz(root, student, rubric, settings, docs_url), rubric, settings)
+
+
+def add_quiz(result: dict[str, Any], section: dict[str, Any] | None, rubric: Rubric, settings: QuizSettings) -> None:
+    """Put the `quiz` section into a result document (nothing when there is none), and when the rubric counts
+    the quiz, its points: max_points grows by [quiz] points, points by what the quiz earned, then score and
+    grade are computed again from them. A result that could not be graded gets the section but no score."""
     if section is None:
         return
     result["quiz"] = section
