@@ -435,6 +435,20 @@ def test_seeded_papers_shuffle_choices_without_changing_grading(
     assert quiz_section(bank, load_answers(path, bank), rubric)["passed"] is True
 
 
+def test_paper_and_grade_from_the_command_line(bank: Bank, tmp_path: Path) -> None:
+    result = run("paper", "redis-module", "--seed", "alice", "--out", str(tmp_path / "paper" / "alice.md"))
+    assert result.exit_code == 0 and result.output == ""
+    assert (tmp_path / "paper" / "alice.md").read_text(encoding="utf-8") == render_paper(bank, "alice")
+    submission = tmp_path / "alice"
+    submission.mkdir()
+    result = run("grade", "redis-module", str(submission))
+    assert result.exit_code == 2 and "no quiz.yaml, quiz.yml or quiz.json in this folder" in result.output
+    (submission / "quiz.json").write_text(json.dumps(key_answers(bank)), encoding="utf-8")
+    result = run("grade", "redis-module", str(submission), "--json", str(tmp_path / "alice.json"))
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "alice.json").read_text(encoding="utf-8"))["student"] == "alice"
+
+
 # --- the submission's quiz.yaml and the rubric's [quiz] table ----------------------------------------------
 
 

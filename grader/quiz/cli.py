@@ -24,9 +24,9 @@ from grader.rubric import Rubric
 from .answers import load_answers
 from .bank import load_bank
 from .classcsv import load_class_csv
-from .model import Bank
+from .model import Bank, QuizInputError
 from .paper import render_paper
-from .result import quiz_section
+from .result import find_answers, quiz_section
 
 EXIT_OK, EXIT_BELOW = 0, 1
 
@@ -76,12 +76,18 @@ RUBRIC_OPTION = click.option("--rubric", default="redis-module", show_default=Tr
 @click.option("--color/--no-color", default=None, help="Colour the output (default: when it is a terminal).")
 def grade_command(bank_name: str, answers_path: Path, rubric: str, docs_url: str | None, json_path: Path | None,
                   csv_path: Path | None, color: bool | None) -> None:
-    """Grade ANSWERS against BANK: one student's quiz.yaml / .json, or a class CSV (student,<question id>,...)."""
+    """Grade ANSWERS against BANK: one student's quiz.yaml / .json (or a submission folder holding one), or a
+    class CSV (student,<question id>,...)."""
     from grader.reporters.quiz import terminal_lines
 
     try:
         loaded_rubric = _rubric(rubric)
         bank = load_bank(bank_name, loaded_rubric)
+        if answers_path.is_dir():
+            found = find_answers(answers_path)
+            if found is None:
+                raise QuizInputError(answers_path, "no quiz.yaml, quiz.yml or quiz.json in this folder")
+            answers_path = found
         if answers_path.suffix.lower() == ".csv":
             sections = [quiz_section(bank, a, loaded_rubric, docs_url) for a in load_class_csv(answers_path, bank)]
         else:
