@@ -10,7 +10,7 @@ _CHECKOUT = _PACKAGE.parent
 
 
 def data_dir(name: str) -> Path:
-    """`rubrics`, `templates` or `fixtures`: the installed copy if there is one, else the checkout's."""
+    """`rubrics`, `templates`, `quizzes` or `fixtures`: the installed copy if there is one, else the checkout's."""
     for candidate in (_PACKAGE / "_data" / name, _CHECKOUT / name):
         if candidate.is_dir():
             return candidate
@@ -27,3 +27,7 @@ def templates_dir() -> Path:
 
 def reference_submission() -> Path:
     return data_dir("fixtures") / "submissions" / "reference"
+
+
+def quizzes_dir() -> Path:
+    return data_dir("quizzes")

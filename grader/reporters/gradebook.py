@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ._common import fmt_num, read_result
+from .quiz import add_gradebook_columns as add_quiz_columns
 
 FIXED_HEAD = ["name", "status", "grade", "score", "max_score"]
 FIXED_TAIL = ["duration_s", "error"]
@@ -37,6 +38,7 @@ def gradebook_rows(results: list[dict[str, Any]]) -> tuple[list[str], list[dict[
         for check in report.checks:
             row.setdefault(check.id, check.outcome)
         rows.append(row)
+    add_quiz_columns(results, header, rows)
     return header, rows
 
 

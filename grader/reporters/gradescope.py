@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._common import Check, Report, evidence_text, join_nonempty, read_result
+from .quiz import gradescope_tests as quiz_gradescope_tests
 
 MAX_EVIDENCE_ITEMS = 50
 
@@ -21,7 +22,7 @@ def gradescope_results(result: dict[str, Any]) -> dict[str, Any]:
     report = read_result(result)
     raw_max = report.max_points if report.max_points else sum(c.max_points for c in report.checks if c.applicable)
     factor = report.max_score / raw_max if raw_max else 0.0
-    tests = [_test(check, factor) for check in report.checks]
+    tests = [_test(check, factor) for check in report.checks] + quiz_gradescope_tests(result)
     if not report.graded:
         # Gradescope shows a failed test far more prominently than the top-level output.
         tests.insert(0, {"name": "grader: could not grade this submission", "score": 0.0, "max_score": 0.0,

@@ -11,6 +11,7 @@ from typing import Any
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
 from ._common import Check, Report, evidence_text, fmt_num, read_result
+from .quiz import add_junit_suite as add_quiz_suite
 
 # CI viewers show the body in full; a trace of hundreds of commands would bury the point.
 MAX_EVIDENCE_ITEMS = 50
@@ -30,6 +31,7 @@ def build_junit(result: dict[str, Any]) -> JUnitXml:
         suite = _suite(category.name, report)
         suite.add_testcases([_case(check) for check in category.checks])
         xml.add_testsuite(suite)
+    add_quiz_suite(xml, result, _suite("quiz", report))
     xml.update_statistics()
     if report.duration_s is not None:
         xml.time = report.duration_s

@@ -16,6 +16,7 @@ from ._common import (
     join_nonempty,
     read_result,
 )
+from .quiz import terminal_lines as quiz_terminal_lines
 
 MARKS = {"passed": ("✓", "green"), "failed": ("✗", "red"), "error": ("!", "yellow"), "skipped": ("-", None)}
 GRADE_COLOURS = {"S": "green", "A": "green", "B": "yellow", "C": "red"}
@@ -48,6 +49,7 @@ def render_terminal(result: dict[str, Any], color: bool) -> str:
         out.append(style(category.name, bold=True) + f"  {total}")
         for check in category.checks:
             out.extend(_check_lines(check, style, width))
+    out.extend(quiz_terminal_lines(result, style))
     out.append("")
     counts = join_nonempty(
         (f"{report.count(o)} {o}" if report.count(o) else "" for o in ("passed", "failed", "error", "skipped")), ", "
