@@ -17,6 +17,7 @@ import click
 
 from grader import __version__
 from grader.errors import GraderError, UsageError
+from grader.quiz.cli import quiz
 from grader.rubric import GRADE_ORDER
 from grader.tempdirs import sweep_orphaned_tempdirs
 
@@ -243,6 +244,8 @@ def batch_command(submissions_dir: Path, out_dir: Path, jobs: int, timeout: floa
         sys.exit(130)
     sys.exit(EXIT_HARNESS if summary.not_graded else EXIT_OK)
 
+
+main.add_command(quiz)
 
 if __name__ == "__main__":
     main()

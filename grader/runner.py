@@ -25,6 +25,8 @@ from grader.environment import prepare_environment
 from grader.errors import GraderError
 from grader.outcome import CheckOutcome, failed, passed, skipped
 from grader.proxy import RedisProxy
+from grader.quiz import add_quiz, submission_quiz
+from grader.quiz import load_settings as load_quiz_settings
 from grader.result import Submission, failed_to_grade, graded
 from grader.services import RedisServer, start_redis, start_redis_in_background
 from grader.static import StaticFacts, analyze
@@ -54,8 +56,11 @@ def grade(path: Path, options: GradeOptions = GradeOptions()) -> dict[str, Any]:
     _raise_open_files_limit()
     checks = load_checks()
     rubric = rubrics.load(options.rubric, set(checks))
+    quiz_settings = load_quiz_settings(rubric.source)  # a broken [quiz] table is a usage error before anything runs
     with open_workspace(path, app=options.app, app_dir=options.app_dir) as workspace:
         submission = Submission(workspace.name, str(workspace.source), workspace.commit)
+        # Read before the app runs, so nothing the app does can change the answers.
+        quiz = submission_quiz(workspace.root, workspace.name, rubric, quiz_settings, options.docs_url)
         environment: dict[str, Any] = {"runtime": "local", "redis": None}
         timings: dict[str, float] = {"workspace": time.monotonic() - started}
         try:
@@ -74,6 +79,7 @@ def grade(path: Path, options: GradeOptions = GradeOptions()) -> dict[str, Any]:
                 environment=environment,
                 docs_url=options.docs_url,
             )
+        add_quiz(result, quiz, rubric, quiz_settings)
     result["timings_s"] = {stage: round(seconds, 3) for stage, seconds in timings.items()}
     return result
 

@@ -11,6 +11,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from ..resources import templates_dir
 from ._common import Link, fmt_num, head_tail, read_result
+from .quiz import template_context
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~#])")
 
@@ -71,4 +72,4 @@ def environment() -> Environment:
 
 
 def render(template: str, result: dict[str, Any]) -> str:
-    return environment().get_template(template).render(report=read_result(result))
+    return environment().get_template(template).render(report=read_result(result), **template_context(result))
