@@ -379,7 +379,7 @@ def test_markdown_for_an_ungraded_submission(errored: dict) -> None:
 def test_gradescope_results(graded: dict) -> None:
     gs = gradescope_results(graded)
     json.dumps(gs)  # serialisable as is
-    assert gs["score"] == graded["score"] and gs["max_score"] == graded["max_score"]
+    assert gs["score"] == graded["score"] and gs["extra_data"]["max_score"] == graded["max_score"]
     assert gs["execution_time"] == 4.2 and "Grade B" in gs["output"]
     assert len(gs["tests"]) == len(graded["checks"])
     for test in gs["tests"]:
@@ -398,7 +398,7 @@ def test_gradescope_results(graded: dict) -> None:
 
 def test_gradescope_for_an_ungraded_submission(errored: dict) -> None:
     gs = gradescope_results(errored)
-    assert gs["score"] == 0 and gs["max_score"] == 100
+    assert gs["score"] == 0 and gs["extra_data"]["max_score"] == 100
     assert "no Redis could be started" in gs["output"]
     assert gs["tests"][0]["status"] == "failed"
 

@@ -52,13 +52,14 @@ def gradescope_results(result: dict[str, Any]) -> dict[str, Any]:
                          "status": "failed", "output": report.error, "visibility": "visible"})
     out: dict[str, Any] = {
         "score": round(report.score, 2) if report.graded and report.score is not None else 0.0,
-        "max_score": report.max_score,
         "output": _summary(report),
         # A result the grader could not produce is always shown: the student has to know to ask.
         "visibility": visibility(result.get("visibility")) if report.graded and isinstance(result, dict) else "visible",
         "stdout_visibility": "hidden",
         "tests": tests,
-        "extra_data": {"grade": report.grade or None, "status": report.status, "rubric": report.rubric},
+        # The results.json format has no top-level max_score (the assignment's total is set on Gradescope).
+        "extra_data": {"grade": report.grade or None, "status": report.status, "rubric": report.rubric,
+                       "max_score": report.max_score},
     }
     if report.duration_s is not None:
         out["execution_time"] = round(report.duration_s, 2)
