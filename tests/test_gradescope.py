@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 from conftest import SUBMISSIONS
+from jsonschema import Draft202012Validator
 
 from grader.reporters import gradescope_results
 from grader.reporters.gradescope import VISIBILITIES
+from grader.schemas import result_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "gradescope"
@@ -85,6 +87,16 @@ def test_visibility_per_check_and_for_the_whole_result() -> None:
     assert seen["ratelimit.threshold"] == "after_published"
     assert seen["app.starts"] == "visible" and seen["health.redis_ping"] == "visible"
     assert gs["visibility"] == "after_published"
+
+
+def test_the_result_schema_allows_visibility_keys() -> None:
+    validator = Draft202012Validator(result_schema())
+    doc = copy.deepcopy(load("graded.json"))
+    doc["visibility"] = "after_due_date"
+    doc["checks"][0]["visibility"] = "hidden"
+    assert list(validator.iter_errors(doc)) == []
+    doc["checks"][0]["visibility"] = "secret"
+    assert [e.message for e in validator.iter_errors(doc)]
 
 
 def test_visibility_defaults_to_visible() -> None:
