@@ -41,6 +41,7 @@ def check_record(check: Check, outcome: CheckOutcome, rubric: Rubric, docs_url: 
         "hint": entry.hint if outcome.outcome in ("failed", "error") else "",
         "remediation": rubric.remediation(entry, docs_url) if outcome.outcome in ("failed", "error") else [],
         "duration_s": outcome.duration_s,
+        "visibility": entry.visibility,
     }
 
 
@@ -64,6 +65,7 @@ def graded(
         "grade": total.grade,
         "points": total.points,
         "max_points": total.max_points,
+        "visibility": rubric.visibility,
         "checks": [
             check_record(checks[e.check_id], outcomes[e.check_id], rubric, docs_url) for e in rubric.entries
         ],

@@ -1,7 +1,8 @@
 """Rubrics: points per check, grade bands and remediation links, read from TOML.
 
-A rubric names checks in the order they run. Each check's table holds its points, the textbook sections that
-teach it (links are built from the rubric's docs_url, which --docs-url overrides), an offline hint, and any
+A rubric names checks in the order they run. Each check's table holds its points, the official pages that
+teach its fix (`links`), the textbook sections that teach it (linked when a textbook URL is configured: the
+rubric's optional docs_url, which --docs-url overrides; otherwise named by title), an offline hint, and any
 options of the check's own (e.g. the seed command of leaderboard.pipeline).
 """
 
@@ -22,6 +23,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 GRADE_ORDER = ("S", "A", "B", "C")
+VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")  # Gradescope's
 
 
 @dataclass(frozen=True)
@@ -38,17 +40,20 @@ class RubricEntry:
     sections: tuple[str, ...]
     hint: str
     settings: dict[str, Any]
+    links: tuple[tuple[str, str], ...] = ()  # (title, url) of the official pages that teach the fix
+    visibility: str = "visible"  # who sees the check on Gradescope
 
 
 @dataclass
 class Rubric:
     name: str
     title: str
-    docs_url: str
+    docs_url: str  # the textbook's base URL; "" when the course has none online
     bands: dict[str, float]  # grade -> lowest score (out of 100) that earns it
     sections: dict[str, Section]
     entries: list[RubricEntry]
     source: Path = field(default_factory=Path)
+    visibility: str = "visible"  # who sees the whole result on Gradescope
 
     def entry(self, check_id: str) -> RubricEntry | None:
         return next((e for e in self.entries if e.check_id == check_id), None)
@@ -60,11 +65,14 @@ class Rubric:
         return GRADE_ORDER[-1]
 
     def remediation(self, entry: RubricEntry, docs_url: str | None = None) -> list[dict[str, str]]:
+        """The official pages first, then the textbook sections: linked when a textbook URL is configured,
+        otherwise by title only (url "") rather than a link that leads nowhere."""
+        links = [{"title": title, "url": url} for title, url in entry.links]
         base = (docs_url or self.docs_url).rstrip("/")
-        links = []
         for section_id in entry.sections:
             section = self.sections[section_id]
-            links.append({"id": section.id, "title": f"{section.id} {section.title}", "url": f"{base}/{section.path}"})
+            url = f"{base}/{section.path}" if base else ""
+            links.append({"id": section.id, "title": f"{section.id} {section.title}", "url": url})
         return links
 
 
@@ -149,17 +157,36 @@ def _parse(data: dict[str, Any], path: Path, known_checks: set[str]) -> Rubric:
         for section_id in section_ids:
             if section_id not in sections:
                 raise ValueError(f"{where}.sections names '{section_id}', which [sections] does not define")
-        settings = {k: v for k, v in table.items() if k not in ("points", "sections", "hint")}
-        entries.append(RubricEntry(check_id, float(points), section_ids, str(table.get("hint", "")), settings))
+        settings = {k: v for k, v in table.items() if k not in ("points", "sections", "hint", "links", "visibility")}
+        links = tuple(_link(link, f"{where}.links") for link in table.get("links", ()))
+        entries.append(RubricEntry(check_id, float(points), section_ids, str(table.get("hint", "")), settings, links,
+                                   _visibility(table, where)))
     if not entries:
         raise ValueError("[checks] is empty")
 
     return Rubric(
         name=need(data, "name", str, "the rubric"),
         title=str(data.get("title", data["name"])),
-        docs_url=need(data, "docs_url", str, "the rubric"),
+        docs_url=str(data.get("docs_url", "")),
         bands=bands,
         sections=sections,
         entries=entries,
         source=path,
+        visibility=_visibility(data, "the rubric"),
     )
+
+
+def _link(value: Any, where: str) -> tuple[str, str]:
+    """One `{title = ..., url = ...}` of a check's links: an http(s) page a student can open."""
+    if not isinstance(value, dict) or not isinstance(value.get("title"), str) or not isinstance(value.get("url"), str):
+        raise TypeError(f"{where} entries must be tables with a title and a url")
+    if not value["url"].startswith(("https://", "http://")):
+        raise ValueError(f"{where}: {value['url']!r} is not an http(s) URL")
+    return value["title"], value["url"]
+
+
+def _visibility(table: dict[str, Any], where: str) -> str:
+    value = table.get("visibility", "visible")
+    if value not in VISIBILITIES:
+        raise ValueError(f"{where}.visibility must be one of {', '.join(VISIBILITIES)}")
+    return value

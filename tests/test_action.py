@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -17,7 +18,7 @@ STEP = ROOT / "scripts" / "action-step.sh"
 SAMPLE = Path(__file__).parent / "results" / "graded.json"
 
 # Records its argv, then behaves as FAKE_MODE says: "graded" writes the reports given by --json/--junit/
-# --markdown and exits FAKE_EXIT; "crash" writes nothing and exits 3.
+# --markdown/--html and exits FAKE_EXIT; "crash" writes nothing and exits 3.
 FAKE_GRADER = """\
 import json, os, sys
 args = sys.argv[1:]
@@ -36,6 +37,8 @@ with open(option("--markdown"), "w", encoding="utf-8") as handle:
     handle.write("## fake report: grade **%s**\\n" % result["grade"])
 with open(option("--junit"), "w", encoding="utf-8") as handle:
     handle.write("<testsuites/>")
+with open(option("--html"), "w", encoding="utf-8") as handle:
+    handle.write("<!doctype html><title>report</title>")
 sys.exit(int(os.environ.get("FAKE_EXIT", "0")))
 """
 
@@ -92,9 +95,13 @@ def test_graded_run_publishes_summary_outputs_and_exit_code(run_step, tmp_path: 
     assert run.argv == [
         "check", "sub", "--min-grade", "B", "--rubric", "redis-module",
         "--json", f"{out}/r.json", "--junit", f"{out}/junit.xml", "--markdown", f"{out}/summary.md",
+        "--html", f"{out}/report.html",
     ]
     assert run.summary == "earlier step\n## fake report: grade **B**\n"  # appended, not overwritten
-    assert run.outputs.splitlines() == ["grade=B", "score=73.33"]
+    assert run.outputs.splitlines() == [
+        "grade=B", "score=73.33", f"json-path={out}/r.json", f"junit-path={out}/junit.xml",
+        f"markdown-path={out}/summary.md", f"html-path={out}/report.html",
+    ]
     assert "::notice title=redis-grader::grade B" in run.stdout
     assert (out / "junit.xml").is_file()
 
@@ -102,7 +109,7 @@ def test_graded_run_publishes_summary_outputs_and_exit_code(run_step, tmp_path: 
 def test_below_min_grade_keeps_exit_code_one_and_still_sets_outputs(run_step) -> None:
     run = run_step({"INPUT_MIN_GRADE": "A"}, exit_code=1)
     assert run.code == 1
-    assert run.outputs.splitlines() == ["grade=B", "score=73.33"]
+    assert run.outputs.splitlines()[:2] == ["grade=B", "score=73.33"]
     assert "::error title=redis-grader::grade B is below the required A" in run.stdout
 
 
@@ -124,7 +131,7 @@ def test_grader_failure_without_reports(run_step, tmp_path: Path) -> None:
     assert run.code == 3
     assert "stale" not in run.summary
     assert "could not grade this submission" in run.summary and "exited with code 3" in run.summary
-    assert run.outputs == ""
+    assert run.outputs.splitlines() == ["json-path=", "junit-path=", "markdown-path=", "html-path="]
     assert "::error title=redis-grader::grader check failed with exit code 3" in run.stdout
 
 
@@ -132,7 +139,8 @@ def test_ungraded_result_gives_empty_outputs(run_step) -> None:
     result = json.loads((Path(__file__).parent / "results" / "error.json").read_text(encoding="utf-8"))
     run = run_step(result=result, exit_code=3)
     assert run.code == 3
-    assert run.outputs.splitlines() == ["grade=", "score="]
+    assert run.outputs.splitlines()[:2] == ["grade=", "score="]
+    assert [line for line in run.stdout.splitlines() if line.startswith("::error file=")] == []
 
 
 def test_inputs_are_data_not_shell_code(run_step, tmp_path: Path) -> None:
@@ -155,22 +163,85 @@ def test_action_yml_wires_the_step_script() -> None:
     }
     assert action["runs"]["using"] == "composite"
     steps = action["runs"]["steps"]
-    assert steps[0]["uses"].startswith("actions/setup-python@")
-    assert "pip install" in steps[1]["run"] and steps[1]["env"]["ACTION_PATH"] == "${{ github.action_path }}"
+    by_action = {s["uses"].split("@")[0]: s for s in steps if "uses" in s}
+    assert set(by_action) == {"actions/setup-python", "actions/cache", "actions/upload-artifact"}
+
+    # The caller's Python is left alone: the grader gets its own venv from setup-python's interpreter.
+    python = by_action["actions/setup-python"]
+    assert python["with"]["update-environment"] is False
+    install = next(s for s in steps if s.get("name") == "Install redis-grader")
+    assert install["env"]["GRADER_PYTHON"] == f"${{{{ steps.{python['id']}.outputs.python-path }}}}"
+    assert install["env"]["ACTION_PATH"] == "${{ github.action_path }}"
+    venv = install["env"]["GRADER_VENV"]
+    assert venv.startswith("${{ runner.temp }}/") and '"$GRADER_PYTHON" -m venv "$GRADER_VENV"' in install["run"]
+    assert '"$GRADER_VENV/bin/python" -m pip install' in install["run"]
+
+    # One cache for pip, uv and the grader's environments, keyed on the submission's requirements.
+    cache = by_action["actions/cache"]
+    cache_dir = cache["with"]["path"]
+    assert install["env"]["XDG_CACHE_HOME"] == cache_dir
+    key = cache["with"]["key"]
+    assert "hashFiles(" in key and "requirements.txt" in key and "inputs.path" in key and "inputs.python-version" in key
+
     grade = next(s for s in steps if s.get("id") == "grade")
     assert "scripts/action-step.sh" in grade["run"] and "${{ github.action_path }}" in grade["run"]
     assert grade["env"]["INPUT_PATH"] == "${{ inputs.path }}"
     assert grade["env"]["INPUT_MIN_GRADE"] == "${{ inputs.min-grade }}"
     assert grade["env"]["INPUT_RUBRIC"] == "${{ inputs.rubric }}"
+    assert grade["env"]["GRADER_BIN_DIR"] == f"{venv}/bin" and grade["env"]["XDG_CACHE_HOME"] == cache_dir
     assert "${{ inputs." not in grade["run"]  # inputs never spliced into shell code
     upload = steps[-1]
-    assert upload["uses"].startswith("actions/upload-artifact@") and upload["if"] == "always()"
-    assert "junit.xml" in upload["with"]["path"]
+    assert upload is by_action["actions/upload-artifact"] and upload["if"] == "always()"
     out_dir = grade["env"]["INPUT_OUTPUT_DIR"]
-    assert f"{out_dir}/junit.xml" in upload["with"]["path"]
-    assert action["outputs"]["grade"]["value"] == "${{ steps.grade.outputs.grade }}"
-    assert action["outputs"]["score"]["value"] == "${{ steps.grade.outputs.score }}"
+    for name in ("junit.xml", "r.json", "summary.md", "report.html"):
+        assert f"{out_dir}/{name}" in upload["with"]["path"]
+    outputs = {name: spec["value"] for name, spec in action["outputs"].items()}
+    assert outputs == {name: f"${{{{ steps.grade.outputs.{name} }}}}" for name in
+                       ("grade", "score", "json-path", "junit-path", "markdown-path", "html-path")}
     assert os.access(STEP, os.X_OK)
+
+
+def test_third_party_actions_are_pinned_by_commit_sha() -> None:
+    pinned = re.compile(r"^\s*(?:-\s*)?uses:\s*(?P<action>[\w.-]+/[\w.-]+)@(?P<sha>[0-9a-f]{40}) # v\d+\.\d+\.\d+$")
+    lines = [line for line in (ROOT / "action.yml").read_text(encoding="utf-8").splitlines() if "uses:" in line]
+    assert len(lines) == 3
+    for line in lines:
+        assert pinned.match(line), line
+
+
+def test_the_grader_venv_comes_first_on_path_for_this_step_only(run_step, tmp_path: Path) -> None:
+    # The fake grader is only in GRADER_BIN_DIR, as the real one is only in the action's own venv.
+    run = run_step({"GRADER_BIN_DIR": str(tmp_path / "bin"), "PATH": os.environ["PATH"]})
+    assert run.code == 0, run.stderr
+    assert run.argv[0] == "check"
+
+
+# --- annotations ---------------------------------------------------------------------------------------------
+
+
+def _annotations(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines() if line.startswith("::error") and "title=redis-grader" not in line]
+
+
+def test_one_annotation_per_failed_check(run_step) -> None:
+    run = run_step()
+    assert [line.split("::")[1] for line in _annotations(run.stdout)] == [
+        "error title=cache.stampede", "error title=ratelimit.threshold", "error title=ratelimit.lua",
+    ]
+    assert "::error title=ratelimit.threshold::request 11 from 127.0.1.9 got 500, expected 429" in run.stdout
+
+
+def test_annotations_point_at_the_evidence_file_and_line(run_step) -> None:
+    result = json.loads(SAMPLE.read_text(encoding="utf-8"))
+    checks = {c["id"]: c for c in result["checks"]}
+    checks["ratelimit.lua"]["evidence"] = {"findings": ["app/limiter.py:12: redis.incr(key)"]}
+    checks["ratelimit.lua"]["message"] = "two commands,\nnot one: 100% separate"
+    checks["quality.tests"].update(applicable=True, message="no pytest")  # a skip that cost points
+    run = run_step({"INPUT_PATH": "students/alice"}, result=result)
+    found = _annotations(run.stdout)
+    assert "::error file=students/alice/app/limiter.py,line=12,title=ratelimit.lua::two commands,%0Anot one: 100%25 separate" in found
+    assert "::error title=quality.tests::no pytest" in found
+    assert len(found) == 4
 
 
 def test_example_workflow_uses_the_action() -> None:

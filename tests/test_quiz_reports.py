@@ -111,7 +111,7 @@ def with_quiz(bank: Bank, rubric: rubrics.Rubric, tmp_path: Path) -> dict[str, A
     del answers["incr-race"]
     write_yaml(tmp_path / "quiz.yaml", answers)
     doc = graded_doc()
-    attach_quiz(doc, tmp_path, rubric, QuizSettings())
+    attach_quiz(doc, tmp_path, rubric, QuizSettings(), docs_url="https://textbook.example.org/redis")
     assert doc["quiz"]["correct"] == 13 and doc["score"] == 73.33  # reported beside the grade
     return doc
 
@@ -158,7 +158,7 @@ def test_gradescope_has_quiz_tests(
     out = gradescope_results(counted)
     summary = next(t for t in out["tests"] if t["name"].startswith("quiz: "))
     assert summary["max_score"] == 25.0 and summary["score"] == 25.0
-    assert sum(t["max_score"] for t in out["tests"]) == pytest.approx(out["max_score"], abs=0.05)
+    assert sum(t["max_score"] for t in out["tests"]) == pytest.approx(out["extra_data"]["max_score"], abs=0.05)
     assert out["score"] == counted["score"] == 80.0
 
 

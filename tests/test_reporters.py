@@ -240,6 +240,101 @@ def test_junit_for_an_ungraded_submission_is_one_error(errored: dict, tmp_path: 
     assert "no Redis could be started" in case.result[0].message
 
 
+def _timed(doc: dict) -> dict:
+    """A copy of doc whose check records carry durations, and two of them a code location."""
+    doc = copy.deepcopy(doc)
+    for index, check in enumerate(doc["checks"]):
+        check["duration_s"] = round(0.1234 * (index + 1), 4)
+    by_id = {c["id"]: c for c in doc["checks"]}
+    if not by_id:
+        return doc
+    by_id["ratelimit.lua"]["evidence"]["findings"] = ["backend/app/limiter.py:12: redis.incr(key) then redis.expire(key)"]
+    by_id["app.starts"]["evidence"] = {"log": "INFO:     127.0.0.1:5000 - GET /", "hardcoded": ["app/main.py:3:5: F401"]}
+    return doc
+
+
+def _xsd():
+    import xmlschema  # the test extra's; a skip here would hide an invalid file
+
+    return xmlschema.XMLSchema(str(Path(__file__).parent / "resources" / "junit-10.xsd"))
+
+
+@pytest.mark.parametrize("name", ["graded.json", "error.json"])
+def test_junit_validates_against_junit_10_xsd(name: str, tmp_path: Path) -> None:
+    path = tmp_path / "junit.xml"
+    write_junit(_timed(load(name)), path)
+    _xsd().validate(str(path))  # raises with the offending element when the file does not conform
+
+
+def test_junit_odd_documents_still_validate(tmp_path: Path) -> None:
+    schema = _xsd()
+    for doc in ({}, {"status": "graded", "checks": [None, {"id": "x", "duration_s": "slow"}, {"duration_s": True}]}):
+        path = tmp_path / "j.xml"
+        write_junit(doc, path)
+        schema.validate(str(path))
+
+
+def test_junit_times_are_the_checks_durations_and_add_up(graded: dict, tmp_path: Path) -> None:
+    doc = _timed(graded)
+    path = tmp_path / "junit.xml"
+    write_junit(doc, path)
+    xml = JUnitXml.fromfile(str(path))
+    cases = {case.name: case for suite in xml for case in suite}
+    for check in doc["checks"]:
+        assert cases[check["id"]].time == pytest.approx(check["duration_s"], abs=0.0005)
+    for suite in xml:
+        assert suite.time == pytest.approx(sum(case.time for case in suite), abs=1e-9)
+    assert xml.time == pytest.approx(sum(suite.time for suite in xml), abs=1e-9)
+    assert xml.time == pytest.approx(sum(c["duration_s"] for c in doc["checks"]), abs=0.001 * len(doc["checks"]))
+    assert 'skipped="' not in path.read_text(encoding="utf-8").split("<testsuite ", 1)[0]  # not on <testsuites>
+
+
+def test_junit_case_without_a_duration_has_time_zero(graded: dict, tmp_path: Path) -> None:
+    path = tmp_path / "junit.xml"
+    write_junit(graded, path)  # the sample has no duration_s in its check records
+    xml = JUnitXml.fromfile(str(path))
+    assert all(case.time == 0 for suite in xml for case in suite)
+
+
+def test_junit_names_the_code_location_from_the_evidence(graded: dict, tmp_path: Path) -> None:
+    path = tmp_path / "junit.xml"
+    write_junit(_timed(graded), path)
+    from xml.etree import ElementTree
+
+    cases = {c.get("name"): c for c in ElementTree.parse(path).iter("testcase")}
+    assert (cases["ratelimit.lua"].get("file"), cases["ratelimit.lua"].get("line")) == ("backend/app/limiter.py", "12")
+    # A log line with host:port is not a location; the next evidence item (ruff's path:line:col) is.
+    assert (cases["app.starts"].get("file"), cases["app.starts"].get("line")) == ("app/main.py", "3")
+    assert cases["ratelimit.threshold"].get("file") is None and cases["ratelimit.threshold"].get("line") is None
+
+
+def test_code_location_shapes() -> None:
+    from grader.reporters.junit import code_location
+
+    assert code_location({"findings": ["app/main.py:12: r = redis.Redis()"]}) == ("app/main.py", 12)
+    assert code_location({"first": "main.py:7:1: F401 unused"}) == ("main.py", 7)
+    assert code_location({"log": "INFO:     127.0.0.1:5000 - x", "n": 3, "d": {"a": 1}}) is None
+    assert code_location({"requests": ["GET /products from 127.0.1.9 -> 500"]}) is None
+    assert code_location(None) is None and code_location("x.py:1: y") == ("x.py", 1)
+
+
+def test_junit_skip_that_cost_points_is_a_failure(graded: dict, tmp_path: Path) -> None:
+    doc = copy.deepcopy(graded)
+    by_id = {c["id"]: c for c in doc["checks"]}
+    by_id["quality.tests"].update(applicable=True, message="pytest is not installed in the submission")
+    by_id["cache.invalidation"].update(applicable=True, max_points=0)  # counted, but worth nothing
+    path = tmp_path / "junit.xml"
+    write_junit(doc, path)
+    cases = {case.name: case for suite in JUnitXml.fromfile(str(path)) for case in suite}
+    [failure] = cases["quality.tests"].result
+    assert isinstance(failure, Failure) and failure.type == "skipped"
+    assert failure.message == "pytest is not installed in the submission" and "points: 0/5" in failure.text
+    assert isinstance(cases["cache.invalidation"].result[0], Skipped)
+    # Gradescope decides the same way.
+    tests = {t["name"].split(":")[0]: t for t in gradescope_results(doc)["tests"]}
+    assert tests["quality.tests"]["status"] == "failed" and tests["cache.invalidation"]["status"] == "passed"
+
+
 # --- Markdown ----------------------------------------------------------------------------------------------
 
 
@@ -284,7 +379,7 @@ def test_markdown_for_an_ungraded_submission(errored: dict) -> None:
 def test_gradescope_results(graded: dict) -> None:
     gs = gradescope_results(graded)
     json.dumps(gs)  # serialisable as is
-    assert gs["score"] == graded["score"] and gs["max_score"] == graded["max_score"]
+    assert gs["score"] == graded["score"] and gs["extra_data"]["max_score"] == graded["max_score"]
     assert gs["execution_time"] == 4.2 and "Grade B" in gs["output"]
     assert len(gs["tests"]) == len(graded["checks"])
     for test in gs["tests"]:
@@ -303,7 +398,7 @@ def test_gradescope_results(graded: dict) -> None:
 
 def test_gradescope_for_an_ungraded_submission(errored: dict) -> None:
     gs = gradescope_results(errored)
-    assert gs["score"] == 0 and gs["max_score"] == 100
+    assert gs["score"] == 0 and gs["extra_data"]["max_score"] == 100
     assert "no Redis could be started" in gs["output"]
     assert gs["tests"][0]["status"] == "failed"
 

@@ -62,7 +62,7 @@ def test_not_applicable_skip_leaves_the_max():
 
 def test_remediation_links_follow_docs_url():
     entry = SHIPPED.entry("cache.ttl")
-    links = SHIPPED.remediation(entry, "https://course.example/book/")
+    links = [link for link in SHIPPED.remediation(entry, "https://course.example/book/") if "id" in link]
     assert links[0]["url"] == "https://course.example/book/r2-ttl#expiration"
     assert links[0]["title"].startswith("R2.1 ")
 
