@@ -126,7 +126,6 @@ def _grade_workspace(
             gate = _app_starts(start, app, workspace)
             if gate.outcome != "passed":
                 return _gate_closed(rubric, gate)
-            outcomes = {APP_STARTS: gate}
             # The isolated checks get a Redis of their own (grader/schedule.py); it starts while the first
             # checks run, and they wait for it only if they get there first.
             own_redis = (
@@ -135,23 +134,23 @@ def _grade_workspace(
                 else contextlib.nullcontext(None)
             )
             with own_redis as own_server:
-                _run_interruptibly(
+                outcomes = _run_interruptibly(
                     run_checks(
-                        rubric, checks, options, outcomes, app, start, proxy, server, own_server, workspace, facts,
-                        python_env,
+                        rubric, checks, options, {APP_STARTS: gate}, app, start, proxy, server, own_server, workspace,
+                        facts, python_env,
                     )
                 )
             lap("checks", mark)
             return outcomes
 
 
-def _run_interruptibly(checks: Coroutine[Any, Any, None]) -> None:
+def _run_interruptibly(checks: Coroutine[Any, Any, dict[str, CheckOutcome]]) -> dict[str, CheckOutcome]:
     """asyncio.run, where Ctrl-C and SIGTERM cancel the checks, so that every `finally` (the student's test run,
     the clients) runs inside the loop; then they surface as KeyboardInterrupt, as anywhere else in the grader.
     (A signal handler that raises in the middle of the event loop would leave tasks half-finished.)"""
     signals: list[int] = []
 
-    async def main() -> None:
+    async def main() -> dict[str, CheckOutcome]:
         task = asyncio.current_task()
         assert task is not None
         loop = asyncio.get_running_loop()
@@ -164,14 +163,14 @@ def _run_interruptibly(checks: Coroutine[Any, Any, None]) -> None:
                 loop.add_signal_handler(signum, lambda signum=signum: (signals.append(signum), task.cancel()))
                 installed.append((signum, previous))
         try:
-            await checks
+            return await checks
         finally:
             for signum, previous in installed:
                 loop.remove_signal_handler(signum)
                 signal.signal(signum, previous)
 
     try:
-        asyncio.run(main())
+        return asyncio.run(main())
     except asyncio.CancelledError:
         if signals:
             raise KeyboardInterrupt from None
