@@ -289,6 +289,8 @@ class Unavailable:
         self._what = what
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # copy, pickle and friends probing for hooks
+            raise AttributeError(name)
         raise RuntimeError(f"{self._what} is not available to an isolated check")
 
 
