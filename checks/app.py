@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from checks.support import commands_text, requests_text
-from grader.checking import CheckContext, check, register_static
-from grader.outcome import CheckOutcome, failed, passed
+from grader.api import (
+    CheckContext,
+    CheckOutcome,
+    check,
+    commands_text,
+    decided_by_runner,
+    failed,
+    passed,
+    requests_text,
+)
 
 # Decided by the runner: when the app never answers HTTP, every other check is skipped.
-register_static("app.starts", title="The app starts and answers HTTP", level="basic")
+starts = decided_by_runner("app.starts", title="The app starts and answers HTTP", level="basic")
 
 
 @check("app.uses_redis_url", title="The app talks to the Redis given in REDIS_URL", level="basic")
@@ -15,7 +22,7 @@ async def uses_redis_url(ctx: CheckContext) -> CheckOutcome:
     client = ctx.probe.client()
     replies = [await client.get("/health"), await client.get("/products")]
     # Everything since the app started counts: startup work (SCRIPT LOAD, PING) reaches Redis too.
-    seen = ctx.proxy.trace.all()
+    seen = ctx.trace.all()
     if seen:
         return passed(
             f"{len(seen)} Redis commands reached the harness's Redis through REDIS_URL",

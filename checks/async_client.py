@@ -6,11 +6,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from checks.support import requests_text
-from grader.checking import CheckContext, check
-from grader.outcome import CheckOutcome, error, failed, passed
-from grader.probe import Reply
-from grader.static import Finding
+from grader.api import CheckContext, CheckOutcome, Finding, Reply, check, error, failed, passed, requests_text
 
 # Code outside the request path may use a synchronous client (a one-off seed script, the test suite).
 NOT_REQUEST_PATH = ("tests/", "test_", "seed", "scripts/", "conftest")
@@ -79,9 +75,8 @@ async def _round_trip_route(ctx: CheckContext) -> tuple[str | None, list[str]]:
     for route in CANDIDATE_ROUTES:
         client = ctx.probe.client()
         await client.get(route)
-        mark = ctx.proxy.trace.mark()
-        reply = await client.get(route)
-        sent = ctx.proxy.trace.since(mark)
+        with ctx.trace.recording() as sent:
+            reply = await client.get(route)
         tried.append(f"{reply} with {len(sent)} Redis commands")
         if reply.ok and sent:
             return route, tried
@@ -128,14 +123,11 @@ async def event_loop(ctx: CheckContext) -> CheckOutcome:
     best: float | None = None
     for _ in range(ATTEMPTS):
         baseline = await _timing(ctx, route)  # no latency: what 10 requests cost this machine's CPU
-        try:
-            if not runs:
-                ctx.proxy.latency = WARM_UP_LATENCY_S
+        if not runs:
+            with ctx.proxy.latency(WARM_UP_LATENCY_S):
                 await _timing(ctx, route, samples=0)
-            ctx.proxy.latency = LATENCY_S
+        with ctx.proxy.latency(LATENCY_S):
             timed = await _timing(ctx, route)
-        finally:
-            ctx.proxy.latency = 0.0
         bad = next((r for r in timed.replies + baseline.replies if not _answered(r)), None)
         if bad is not None:
             return failed(f"concurrent GET {route} failed: {bad}", route=route, runs=runs,
@@ -143,7 +135,8 @@ async def event_loop(ctx: CheckContext) -> CheckOutcome:
         serialized = max(0.0, timed.excess_s - max(0.0, baseline.excess_s)) / LATENCY_S
         runs.append({"single_s": round(timed.single_s, 3), "concurrent_s": round(timed.concurrent_s, 3),
                      "ratio": round(timed.concurrent_s / timed.single_s, 2),
-                     "no_latency_excess_s": round(baseline.excess_s, 3), "serialized_round_trips": round(serialized, 2)})
+                     "no_latency_excess_s": round(baseline.excess_s, 3),
+                     "serialized_round_trips": round(serialized, 2)})
         best = serialized if best is None else min(best, serialized)
         if serialized < PASS_BELOW or serialized > FAIL_ABOVE:
             break  # clearly on one side; repeat only in the gap between the bands

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from checks.support import commands_text, requests_text
-from grader.checking import CheckContext, check
-from grader.outcome import CheckOutcome, failed, passed
+from grader.api import CheckContext, CheckOutcome, check, commands_text, failed, passed, requests_text
 
 # How long /health may take to answer while Redis is unreachable before it counts as hanging.
 DOWN_ANSWER_TIMEOUT = 8.0
@@ -20,9 +18,8 @@ DOWN_ANSWER_TIMEOUT = 8.0
 )
 async def redis_ping(ctx: CheckContext) -> CheckOutcome:
     client = ctx.probe.client()
-    mark = ctx.proxy.trace.mark()
-    up = await client.get("/health")
-    commands = ctx.proxy.trace.since(mark)
+    with ctx.trace.recording() as commands:
+        up = await client.get("/health")
     if up.status != 200:
         return failed(
             f"GET /health answered {up.status if up.error is None else up.error} while Redis was up, expected 200",
@@ -34,13 +31,11 @@ async def redis_ping(ctx: CheckContext) -> CheckOutcome:
             requests=[str(up)], redis=commands_text(commands) or ["(no command)"],
         )
 
-    ctx.proxy.set_reachable(False)
-    try:
-        down = await asyncio.wait_for(client.get("/health"), DOWN_ANSWER_TIMEOUT + 2)
-    except asyncio.TimeoutError:
-        down = None
-    finally:
-        ctx.proxy.set_reachable(True)
+    with ctx.proxy.unreachable():
+        try:
+            down = await asyncio.wait_for(client.get("/health"), DOWN_ANSWER_TIMEOUT + 2)
+        except asyncio.TimeoutError:
+            down = None
     evidence = {"requests": requests_text([up] + ([down] if down else [])), "healthy_body": up.text[:300]}
     if down is None or down.error is not None or down.elapsed > DOWN_ANSWER_TIMEOUT:
         return failed(

@@ -7,9 +7,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from checks.support import WRITES, commands_text, requests_text
-from grader.checking import CheckContext, check
-from grader.outcome import CheckOutcome, failed, passed
+from grader.api import (
+    WRITES,
+    CheckContext,
+    CheckOutcome,
+    CheckSettings,
+    check,
+    commands_text,
+    failed,
+    passed,
+    requests_text,
+    resolve,
+)
 
 SCORE = "/score"
 TOP = "/top"
@@ -25,24 +34,17 @@ class ScoreFields:
     how: str  # where the names came from, for the evidence
 
 
-def _resolve(schema: dict[str, Any], openapi: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in schema:
-        name = schema["$ref"].rsplit("/", 1)[-1]
-        schema = openapi.get("components", {}).get("schemas", {}).get(name, {})
-    return schema
-
-
 def score_fields(openapi: dict[str, Any]) -> ScoreFields:
     """The JSON field names of POST /score, read from the app's own /openapi.json."""
     try:
         body = openapi["paths"][SCORE]["post"]["requestBody"]["content"]["application/json"]["schema"]
-        properties = _resolve(body, openapi).get("properties", {})
+        properties = resolve(body, openapi).get("properties", {})
     except (KeyError, TypeError):
         return ScoreFields("user", "score", "defaults (POST /score has no JSON body schema in /openapi.json)")
 
     def kind(name: str) -> str:
-        prop = _resolve(properties[name], openapi)
-        types = [prop.get("type")] + [_resolve(p, openapi).get("type") for p in prop.get("anyOf", [])]
+        prop = resolve(properties[name], openapi)
+        types = [prop.get("type")] + [resolve(p, openapi).get("type") for p in prop.get("anyOf", [])]
         return "number" if {"number", "integer"} & set(types) else "string" if "string" in types else "other"
 
     def pick(names: tuple[str, ...], wanted: str) -> str | None:
@@ -93,9 +95,8 @@ async def score(ctx: CheckContext) -> CheckOutcome:
     fields = score_fields(ctx.openapi)
     client = ctx.probe.client()
     user = _player("alice")
-    mark = ctx.proxy.trace.mark()
-    reply = await client.post(SCORE, json={fields.user: user, fields.score: 42})
-    commands = ctx.proxy.trace.since(mark)
+    with ctx.trace.recording() as commands:
+        reply = await client.post(SCORE, json={fields.user: user, fields.score: 42})
     evidence = {"requests": [str(reply)], "redis": commands_text(commands) or ["(no command)"], "fields": fields.how}
     if not reply.ok:
         return failed(f"POST {SCORE} with {{{fields.user!r}: ..., {fields.score!r}: 42}} answered "
@@ -196,10 +197,19 @@ def _tail(output: str, lines: int = 15) -> list[str]:
     return output.strip().splitlines()[-lines:]
 
 
+@dataclass(frozen=True, kw_only=True)
+class PipelineSettings(CheckSettings):
+    """How the harness runs the submission's seeding when it has one (from the app's folder, REDIS_URL set)."""
+
+    seed_modules: tuple[str, ...] = ()  # tried in order; the first that exists is run with `python -m`
+    seed_timeout: float = 30.0
+
+
 @check("leaderboard.pipeline", title="The test data is bulk-inserted with a pipeline", level="advanced",
-       requires=("app.uses_redis_url",), timeout=90.0)
-async def pipeline(ctx: CheckContext) -> CheckOutcome:
-    found = {m: _module_file(ctx.app_dir, m) for m in ctx.settings.get("seed_modules", [])}
+       requires=("app.uses_redis_url",), timeout=90.0, settings=PipelineSettings)
+async def pipeline(ctx: CheckContext[PipelineSettings]) -> CheckOutcome:
+    settings = ctx.settings
+    found = {m: _module_file(ctx.app_dir, m) for m in settings.seed_modules}
     modules = [m for m, path in found.items() if path is not None]
     seed_files = [path.relative_to(ctx.workspace.root).as_posix() for path in found.values()
                   if path is not None and ctx.workspace.root in path.parents]
@@ -207,9 +217,8 @@ async def pipeline(ctx: CheckContext) -> CheckOutcome:
     evidence: dict[str, Any] = {"pipelines_in_code": static or ["(none where scores are added or seeded)"]}
     if modules:
         module = modules[0]
-        mark = ctx.proxy.trace.mark()
-        run = await ctx.run([ctx.python, "-m", module], timeout=float(ctx.settings.get("seed_timeout", 30)))
-        commands = ctx.proxy.trace.since(mark)
+        with ctx.trace.recording() as commands:
+            run = await ctx.run([ctx.python, "-m", module], timeout=settings.seed_timeout)
         # The bulk insert is judged on every write the seeding sends (ZADD normally; another structure is
         # leaderboard.score's business, not this check's).
         bulk = [c for c in commands if c.name in WRITES]
@@ -229,7 +238,7 @@ async def pipeline(ctx: CheckContext) -> CheckOutcome:
                               "a pipeline", **evidence)
             return failed(f"python -m {module} sent {len(bulk)} {names}, {len(alone)} of them each in its own "
                           "round trip: batch them in one pipeline", **evidence)
-        problem = (f"timed out after {ctx.settings.get('seed_timeout', 30)} s" if run.timed_out
+        problem = (f"timed out after {settings.seed_timeout:g} s" if run.timed_out
                    else f"exited with code {run.returncode}" if run.returncode else "wrote nothing to Redis")
         # The seeding could not be observed: the code decides, and the evidence says why.
         evidence["seed_problem"] = problem
@@ -237,7 +246,7 @@ async def pipeline(ctx: CheckContext) -> CheckOutcome:
             return passed(f"python -m {module} {problem}, but the code uses a pipeline where it adds scores "
                           f"({static[0]})", **evidence)
         return failed(f"python -m {module} {problem}, and no pipeline is used where scores are added", **evidence)
-    searched = ", ".join(ctx.settings.get("seed_modules", [])) or "(none configured)"
+    searched = ", ".join(settings.seed_modules) or "(none configured)"
     evidence["seed_modules_searched"] = searched
     if static:
         return passed(f"no seed module to run ({searched}); the code uses a pipeline where it adds scores "

@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from checks.support import (
+from grader.api import (
     EXPIRES,
     SCRIPTS,
     WRITES,
+    CheckContext,
+    CheckOutcome,
+    Command,
+    Fault,
+    Reply,
+    VirtualClient,
     all_keys,
+    check,
     commands_text,
     crossed_minute,
+    failed,
     first_status,
     keys_of,
+    passed,
     requests_text,
 )
-from grader.checking import CheckContext, check
-from grader.outcome import CheckOutcome, failed, passed
-from grader.probe import Reply, VirtualClient
-from grader.proxy import Command, Fault
 
 LIMIT = 10
 ROUTE = "/products"  # the limiter guards every route; one route is enough, and a per-route limiter guards this one
@@ -44,11 +50,11 @@ async def blocked_burst(ctx: CheckContext, count: int = LIMIT + 1) -> Burst:
     for _ in range(3):
         client = ctx.probe.client()
         started = time.time()
-        mark = ctx.proxy.trace.mark()
-        replies = [await client.get(ROUTE) for _ in range(count)]
+        with ctx.trace.recording() as commands:
+            replies = [await client.get(ROUTE) for _ in range(count)]
         if not crossed_minute(started):
             break
-    return Burst(client, replies, ctx.proxy.trace.since(mark))
+    return Burst(client, replies, list(commands))
 
 
 def _threshold_problem(burst: Burst) -> str | None:
@@ -68,7 +74,7 @@ def _burst_evidence(burst: Burst) -> dict[str, object]:
     return {"requests": requests_text(burst.replies), "redis": commands_text(burst.commands)}
 
 
-async def counter_keys(ctx: CheckContext, ip: str, commands: list[Command]) -> list[str]:
+async def counter_keys(ctx: CheckContext, ip: str, commands: Sequence[Command]) -> list[str]:
     """The limiter's keys for client `ip`: keys that name the address, else the keys the limiter's commands
     touched (a counter shared by every client names none)."""
     named = [k for k in await all_keys(ctx.redis) if ip in k]
@@ -118,15 +124,20 @@ async def per_ip(ctx: CheckContext) -> CheckOutcome:
        level="basic", requires=("ratelimit.threshold",))
 async def window(ctx: CheckContext) -> CheckOutcome:
     client = ctx.probe.client()
-    mark = ctx.proxy.trace.mark()
-    first = await client.get(ROUTE)
-    keys = await counter_keys(ctx, client.ip, ctx.proxy.trace.since(mark))
+    with ctx.trace.recording() as seen:
+        return await _judge_window(ctx, client, seen, await client.get(ROUTE))
+
+
+async def _judge_window(ctx: CheckContext, client: VirtualClient, seen: Sequence[Command],
+                        first: Reply) -> CheckOutcome:
+    """`seen`: the Redis commands since the first request, still recording (each read sees what has arrived)."""
+    keys = await counter_keys(ctx, client.ip, list(seen))
     if not keys:
         return failed(f"after a request from {client.ip} no counter key could be found in Redis",
-                      requests=[str(first)], redis=commands_text(ctx.proxy.trace.since(mark)))
+                      requests=[str(first)], redis=commands_text(seen))
     ttls = {k: await ctx.redis.ttl(k) for k in keys}
     endless = [k for k, t in ttls.items() if t == -1]
-    evidence: dict[str, object] = {"counter_ttls": ttls, "redis": commands_text(ctx.proxy.trace.since(mark))}
+    evidence: dict[str, object] = {"counter_ttls": ttls, "redis": commands_text(seen)}
     if endless:
         return failed(f"counter key '{endless[0]}' has no TTL after the first request from {client.ip}: the window "
                       "never ends, a blocked client stays blocked forever", **evidence)
@@ -136,7 +147,7 @@ async def window(ctx: CheckContext) -> CheckOutcome:
     if rest[-1].status != TOO_MANY:
         return failed(f"request {LIMIT + 1} from {client.ip} was not refused, so the window cannot be tested",
                       requests=requests_text([first] + rest), **evidence)
-    for key in await counter_keys(ctx, client.ip, ctx.proxy.trace.since(mark)):
+    for key in await counter_keys(ctx, client.ip, list(seen)):
         await ctx.redis.pexpire(key, 1)  # the harness ends the window now instead of waiting a minute
     await asyncio.sleep(0.05)
     after = await client.get(ROUTE)
@@ -151,9 +162,8 @@ async def window(ctx: CheckContext) -> CheckOutcome:
        requires=("app.uses_redis_url",))
 async def key_format(ctx: CheckContext) -> CheckOutcome:
     client = ctx.probe.client()
-    mark = ctx.proxy.trace.mark()
-    reply = await client.get(ROUTE)
-    commands = ctx.proxy.trace.since(mark)
+    with ctx.trace.recording() as commands:
+        reply = await client.get(ROUTE)
     expected = f"rate:ip:{client.ip}"
     touched = {k for c in commands for k in keys_of(c)}
     if expected in touched or await ctx.redis.exists(expected):
@@ -195,9 +205,9 @@ async def lua(ctx: CheckContext) -> CheckOutcome:
     client = ctx.probe.client()
     per_request: list[tuple[Reply, list[Command]]] = []
     for _ in range(SCRIPT_PROBES):
-        mark = ctx.proxy.trace.mark()
-        reply = await client.get(ROUTE)
-        per_request.append((reply, ctx.proxy.trace.since(mark)))
+        with ctx.trace.recording() as commands:
+            reply = await client.get(ROUTE)
+        per_request.append((reply, list(commands)))
     everything = [c for _, commands in per_request for c in commands]
     keys = await counter_keys(ctx, client.ip, everything)
     evidence: dict[str, object] = {
@@ -247,16 +257,13 @@ async def atomic_under_load(ctx: CheckContext) -> CheckOutcome:
     for _ in range(3):
         client = ctx.probe.client()
         ctx.probe.peak_in_flight = ctx.probe.in_flight
-        ctx.proxy.latency = LOAD_LATENCY_S
-        started = time.time()
-        mark = ctx.proxy.trace.mark()
-        try:
-            replies = list(await asyncio.gather(*(client.get(ROUTE) for _ in range(LOAD_REQUESTS))))
-        finally:
-            ctx.proxy.latency = 0.0
+        with ctx.proxy.latency(LOAD_LATENCY_S):
+            started = time.time()
+            with ctx.trace.recording() as seen:
+                replies = list(await asyncio.gather(*(client.get(ROUTE) for _ in range(LOAD_REQUESTS))))
         if not crossed_minute(started):
             break
-    commands = ctx.proxy.trace.since(mark)
+    commands = list(seen)
     refused = sum(1 for r in replies if r.status == TOO_MANY)
     served = sum(1 for r in replies if r.ok)
     statuses: dict[str, int] = {}
@@ -287,6 +294,14 @@ async def atomic_under_load(ctx: CheckContext) -> CheckOutcome:
     return failed(message, **evidence)
 
 
+async def _with_lost_expiry(ctx: CheckContext, client: VirtualClient,
+                            fault: Fault) -> tuple[list[Reply], list[Command]]:
+    """CRASH_PROBES requests from `client` while `fault` drops the expiry it matches."""
+    with ctx.proxy.fault(fault), ctx.trace.recording() as commands:
+        replies = [await client.get(ROUTE) for _ in range(CRASH_PROBES)]
+    return replies, list(commands)
+
+
 @check("ratelimit.crash_safe", title="A lost EXPIRE never leaves a counter without a TTL", level="advanced",
        requires=("app.uses_redis_url",))
 async def crash_safe(ctx: CheckContext) -> CheckOutcome:
@@ -295,22 +310,16 @@ async def crash_safe(ctx: CheckContext) -> CheckOutcome:
     # The fault: the first EXPIRE-family command on this client's counter, sent on its own (inside MULTI the
     # proxy never drops), is answered with an error and never reaches Redis - as if the app died between
     # the increment and the expiry. Later requests may repair the TTL: a limiter that does is crash safe.
-    ctx.proxy.add_fault(Fault(lambda c: c.name in EXPIRES and bool(c.args) and ip in c.args[0], times=1))
-    mark = ctx.proxy.trace.mark()
-    replies = [await client.get(ROUTE) for _ in range(CRASH_PROBES)]
-    commands = ctx.proxy.trace.since(mark)
-    ctx.proxy.clear_faults()
+    replies, commands = await _with_lost_expiry(
+        ctx, client, Fault(lambda c: c.name in EXPIRES and bool(c.args) and ip in c.args[0], times=1))
     keys = await counter_keys(ctx, ip, commands)
     if keys and not any(ip in k for k in keys):
         # The counter does not name the address (hashed or shared): drop the first expiry of those keys instead.
         await ctx.redis.flushall()
         client = ctx.probe.client()
         named = set(keys)
-        ctx.proxy.add_fault(Fault(lambda c: c.name in EXPIRES and bool(c.args) and c.args[0] in named, times=1))
-        mark = ctx.proxy.trace.mark()
-        replies = [await client.get(ROUTE) for _ in range(CRASH_PROBES)]
-        commands = ctx.proxy.trace.since(mark)
-        ctx.proxy.clear_faults()
+        replies, commands = await _with_lost_expiry(
+            ctx, client, Fault(lambda c: c.name in EXPIRES and bool(c.args) and c.args[0] in named, times=1))
         keys = await counter_keys(ctx, client.ip, commands)
     dropped = [c for c in commands if c.dropped]
     evidence: dict[str, object] = {

@@ -1,24 +1,29 @@
-"""The check plugin API: how a check declares itself and what it is handed when it runs.
+"""The check plugin API: how a check declares itself, its settings, and what it is handed when it runs.
 
 A check is an async function decorated with @check. It reads the app over HTTP (ctx.probe), Redis directly
-(ctx.redis), the app's Redis commands (ctx.proxy.trace) and the code's static facts (ctx.facts), and returns a
+(ctx.redis), the app's Redis commands (ctx.trace) and the code's static facts (ctx.facts), and returns a
 CheckOutcome. It never starts processes itself: anything that must run the submission's code goes through ctx.run.
+What it changes in the harness (latency, faults, reachability of Redis) it changes inside a scope of ctx.proxy,
+which undoes it on the way out, whatever way that is (a return, an exception, a timeout).
 
 Two flags tell the runner how a check may be scheduled (grader/schedule.py):
-- `isolated`: it needs neither the app nor the Redis the app uses (ctx.probe and ctx.proxy are off limits); the
-  runner runs it in the background, beside the others, with ctx.redis and ctx.run pointing at a Redis of its own.
+- `isolated`: it needs neither the app nor the Redis the app uses (ctx.probe, ctx.proxy and ctx.trace are off
+  limits); the runner runs it in the background, beside the others, with ctx.redis and ctx.run pointing at a
+  Redis of its own.
 - `timing`: its verdict rests on time or concurrency; the runner runs it last, with nothing running beside it.
+
+Check authors import all of this from grader.api.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from collections.abc import Awaitable, Callable
+import dataclasses
+import typing
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from grader.outcome import CheckOutcome
 
@@ -26,36 +31,83 @@ if TYPE_CHECKING:
     import redis.asyncio
 
     from grader.probe import Probe
-    from grader.proxy import RedisProxy
+    from grader.proxy import Command, Fault, RedisProxy, Trace
+    from grader.registry import Registry
     from grader.sandbox import CompletedRun
-    from grader.services import RedisServer
     from grader.static import StaticFacts
-    from grader.workspace import Workspace
 
 LEVELS = ("basic", "advanced")
-PLUGIN_GROUP = "redis_grader.checks"
-
+DEFAULT_TIMEOUT = 60.0
 
 RunCommand = Callable[..., Awaitable["CompletedRun"]]
 
 
-@dataclass
-class CheckContext:
-    probe: Probe
-    redis: redis.asyncio.Redis  # the harness's own connection, straight to Redis: never in the trace
-    proxy: RedisProxy
-    server: RedisServer
-    facts: StaticFacts
-    workspace: Workspace
-    openapi: dict[str, Any]
-    settings: dict[str, Any]  # this check's table in the rubric (points, sections, and any options of its own)
-    # Runs a command in the submission's environment (its Python first on PATH, REDIS_URL set), sandboxed.
-    run: RunCommand
-    python: str  # the submission environment's interpreter
-    app_dir: Path  # where the app runs from
+# ---- settings ------------------------------------------------------------------------------------------------
 
 
-CheckFunction = Callable[[CheckContext], Awaitable[CheckOutcome]]
+@dataclass(frozen=True, kw_only=True)
+class CheckSettings:
+    """A check's settings: its table in the rubric, less what the rubric itself reads (points, sections, hint).
+
+    Every check has a `timeout` (seconds; the check declares its default, a rubric may change it). A check with
+    options of its own declares them in a subclass (`@check(..., settings=MySettings)`): the rubric's values are
+    then checked against the fields' types when the rubric is loaded, and an option no field declares is an
+    error. A check that declares no class finds any other option of its table, unchecked, in `options`."""
+
+    timeout: float = DEFAULT_TIMEOUT
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """A declared field, else an undeclared option, else `default`."""
+        if name in {f.name for f in dataclasses.fields(self)} - {"options"}:
+            return getattr(self, name)
+        return self.options.get(name, default)
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """`value` as the field's type says (a TOML array becomes a tuple), or ValueError naming `where`."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint in (int, str, bool):
+        if isinstance(value, hint) and (hint is bool or not isinstance(value, bool)):
+            return value
+    elif origin in (tuple, list):
+        if isinstance(value, (list, tuple)):
+            item = args[0] if args else Any
+            items = [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+            return tuple(items) if origin is tuple else items
+    else:
+        return value  # a type this parser does not know: passed on as TOML gave it
+    name = getattr(hint, "__name__", None) or str(hint)
+    raise ValueError(f"{where} must be {'a list' if origin in (tuple, list) else name}, not {value!r}")
+
+
+def build_settings(kind: type[CheckSettings], table: Mapping[str, Any], default_timeout: float,
+                   where: str) -> CheckSettings:
+    """The settings of one check from its rubric table (points/sections/hint already removed)."""
+    hints = typing.get_type_hints(kind)
+    declared = {f.name: f for f in dataclasses.fields(kind) if f.name != "options"}
+    values: dict[str, Any] = {"timeout": default_timeout}
+    undeclared = {}
+    for name, value in table.items():
+        if name in declared:
+            values[name] = _coerce(value, hints[name], f"{where}.{name}")
+        else:
+            undeclared[name] = value
+    if undeclared and kind is not CheckSettings:
+        known = ", ".join(sorted(declared))
+        raise ValueError(f"{where} has an option the check does not take: {min(undeclared)} (it takes: {known})")
+    if values["timeout"] <= 0:
+        raise ValueError(f"{where}.timeout must be positive")
+    try:
+        return kind(**values, options=undeclared)
+    except TypeError as exc:  # a field without a default that the table does not set
+        raise ValueError(f"{where}: {exc}") from None
+
+
+# ---- the check's declaration ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -65,16 +117,25 @@ class Check:
     level: str
     func: CheckFunction
     requires: tuple[str, ...] = field(default=())
-    timeout: float = 60.0
+    timeout: float = DEFAULT_TIMEOUT  # the default of settings.timeout
     isolated: bool = False
     timing: bool = False
+    settings: type[CheckSettings] = CheckSettings
+    decided_by_runner: bool = False  # app.starts: the runner's gate, never run as a function
+
+    def __post_init__(self) -> None:
+        if self.level not in LEVELS:
+            raise ValueError(f"check {self.id}: level must be one of {LEVELS}")
 
     @property
     def category(self) -> str:
         return self.id.split(".", 1)[0]
 
+    def settings_for(self, table: Mapping[str, Any]) -> CheckSettings:
+        return build_settings(self.settings, table, self.timeout, f'[checks."{self.id}"]')
 
-_REGISTRY: dict[str, Check] = {}
+
+CheckFunction = Callable[["CheckContext"], Awaitable[CheckOutcome]]
 
 
 def check(
@@ -83,37 +144,193 @@ def check(
     title: str,
     level: str,
     requires: tuple[str, ...] = (),
-    timeout: float = 60.0,
+    timeout: float = DEFAULT_TIMEOUT,
     isolated: bool = False,
     timing: bool = False,
+    settings: type[CheckSettings] = CheckSettings,
 ) -> Callable[[CheckFunction], CheckFunction]:
-    """Register a check. `requires`: checks that must pass first, or this one is skipped saying which failed.
-    `isolated` and `timing`: how the runner may schedule it (see the module's docstring)."""
-    if level not in LEVELS:
-        raise ValueError(f"check {id}: level must be one of {LEVELS}")
+    """Declare a check. The function stays a plain function; its declaration rides on it as `__check__`, where a
+    Registry finds it when it loads the function's module.
 
-    def register(func: CheckFunction) -> CheckFunction:
-        _REGISTRY[id] = Check(id, title, level, func, tuple(requires), timeout, isolated, timing)
+    `requires`: checks that must pass first, or this one is skipped saying which failed. `timeout`: the default
+    of settings.timeout. `isolated` and `timing`: how the runner may schedule it (see the module's docstring).
+    `settings`: the dataclass (a CheckSettings) its rubric table fills."""
+    declared = Check(id, title, level, _not_yet, tuple(requires), float(timeout), isolated, timing, settings)
+
+    def declare(func: CheckFunction) -> CheckFunction:
+        func.__check__ = dataclasses.replace(declared, func=func)  # type: ignore[attr-defined]
         return func
 
-    return register
+    return declare
 
 
-def register_static(id: str, *, title: str, level: str) -> None:
-    """A catalogue entry that the runner decides itself (app.starts), so rubrics and reports know its title."""
-    _REGISTRY[id] = Check(id, title, level, _decided_by_runner)
+def decided_by_runner(id: str, *, title: str, level: str) -> Check:
+    """A check the runner decides itself (app.starts, its gate), declared so rubrics and reports know its title.
+    Assign it to a module-level name: the Registry collects it like a decorated function."""
+    return Check(id, title, level, _never_run, decided_by_runner=True)
 
 
-async def _decided_by_runner(ctx: CheckContext) -> CheckOutcome:
+async def _not_yet(ctx: CheckContext) -> CheckOutcome:
+    raise RuntimeError("@check's placeholder: replaced by the decorated function")
+
+
+async def _never_run(ctx: CheckContext) -> CheckOutcome:
     raise RuntimeError("this check is decided by the runner")
 
 
-def load_checks() -> dict[str, Check]:
-    """The built-in checks (every module of the `checks` package) plus any installed plugin modules."""
-    import checks
+def declared_check(item: object) -> Check | None:
+    """The Check an object declares: a Check itself, or a function decorated with @check."""
+    if isinstance(item, Check):
+        return item
+    found = getattr(item, "__check__", None) if callable(item) else None
+    return found if isinstance(found, Check) else None
 
-    for module in pkgutil.iter_modules(checks.__path__):
-        importlib.import_module(f"checks.{module.name}")
-    for plugin in entry_points(group=PLUGIN_GROUP):
-        plugin.load()
-    return dict(_REGISTRY)
+
+# ---- what a check may change, in scopes that undo it ---------------------------------------------------------
+
+
+class ProxyControl:
+    """The part of the Redis proxy (in front of the app's Redis) a check may use. Every change is a scope:
+
+        with ctx.proxy.latency(0.1): ...        # every round trip delayed by 0.1 s
+        with ctx.proxy.fault(Fault(...)): ...   # matching commands answered with an error, never forwarded
+        with ctx.proxy.unreachable(): ...       # connections closed and refused: Redis is down for the app
+
+    Leaving the block undoes the change, also when the check is cancelled (its timeout) or raises."""
+
+    def __init__(self, proxy: RedisProxy) -> None:
+        self._proxy = proxy
+
+    @contextmanager
+    def latency(self, seconds: float) -> Iterator[None]:
+        previous = self._proxy.latency
+        self._proxy.latency = seconds
+        try:
+            yield
+        finally:
+            self._proxy.latency = previous
+
+    @contextmanager
+    def fault(self, fault: Fault) -> Iterator[None]:
+        handle = self._proxy.add_fault(fault)
+        try:
+            yield
+        finally:
+            self._proxy.remove_fault(handle)  # a no-op when the fault used up its `times` already
+
+    @contextmanager
+    def unreachable(self) -> Iterator[None]:
+        self._proxy.set_reachable(False)
+        try:
+            yield
+        finally:
+            self._proxy.set_reachable(True)
+
+
+class Recording(Sequence["Command"]):
+    """The commands the app sent Redis since the recording began: live inside the `with` block (each read sees
+    what has arrived so far), fixed once the block is left."""
+
+    def __init__(self, trace: Trace) -> None:
+        self._trace = trace
+        self._mark = trace.mark()
+        self._fixed: list[Command] | None = None
+
+    def _commands(self) -> list[Command]:
+        return self._fixed if self._fixed is not None else self._trace.since(self._mark)
+
+    def stop(self) -> None:
+        if self._fixed is None:
+            self._fixed = self._trace.since(self._mark)
+
+    @overload
+    def __getitem__(self, index: int) -> Command: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Command]: ...
+
+    def __getitem__(self, index: int | slice) -> Command | list[Command]:
+        return self._commands()[index]
+
+    def __len__(self) -> int:
+        return len(self._commands())
+
+    def __iter__(self) -> Iterator[Command]:
+        return iter(self._commands())  # one copy, read at the start of the iteration
+
+    def __repr__(self) -> str:
+        return f"Recording({len(self)} commands{'' if self._fixed is not None else ', live'})"
+
+
+class TraceView:
+    """Read-only: the commands the app sent its Redis (through the proxy), in the order they arrived."""
+
+    def __init__(self, trace: Trace) -> None:
+        self._trace = trace
+
+    def all(self) -> list[Command]:
+        """Everything since the app started (its startup work included)."""
+        return self._trace.all()
+
+    @contextmanager
+    def recording(self) -> Iterator[Recording]:
+        """`with ctx.trace.recording() as seen:` - `seen` holds the commands sent inside the block."""
+        recording = Recording(self._trace)
+        try:
+            yield recording
+        finally:
+            recording.stop()
+
+
+class Unavailable:
+    """Stands for what an isolated check must not use (the app, its Redis): any use says so."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # copy, pickle and friends probing for hooks
+            raise AttributeError(name)
+        raise RuntimeError(f"{self._what} is not available to an isolated check")
+
+
+# ---- what a check is handed ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubmissionFiles:
+    root: Path  # the grader's private copy of the submission (read it; never import or run it from here)
+    app_dir: Path  # where the app runs from (its imports resolve from here)
+
+
+SettingsT = TypeVar("SettingsT", bound=CheckSettings)
+
+
+@dataclass(frozen=True)
+class CheckContext(Generic[SettingsT]):
+    """What a check is handed. A check with a settings class of its own types its parameter with it,
+    `ctx: CheckContext[MySettings]`, so that `ctx.settings.my_option` is typed."""
+
+    probe: Probe  # HTTP to the app, each VirtualClient from its own address
+    redis: redis.asyncio.Redis  # the harness's own connection, straight to Redis: never in the trace
+    proxy: ProxyControl  # latency, faults and reachability of the app's Redis, in scopes
+    trace: TraceView  # the commands the app sent its Redis
+    facts: StaticFacts  # what the code says, read with ast
+    workspace: SubmissionFiles
+    openapi: dict[str, Any]  # the app's own /openapi.json ({} when it has none)
+    settings: SettingsT  # this check's table in the rubric, typed by the check's settings class
+    # Runs a command in the submission's environment (its Python first on PATH, REDIS_URL set), sandboxed:
+    # await ctx.run(argv, timeout=..., env=None, cwd=None) -> CompletedRun.
+    run: RunCommand
+    python: str  # the submission environment's interpreter, for ctx.run([ctx.python, "-m", ...])
+
+    @property
+    def app_dir(self) -> Path:
+        return self.workspace.app_dir
+
+
+def load_checks() -> Registry:
+    """The built-in checks plus any installed plugin's (a grader.registry.Registry)."""
+    from grader.registry import Registry
+
+    return Registry.load()

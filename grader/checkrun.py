@@ -9,31 +9,46 @@ import fnmatch
 import logging
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import redis.asyncio
 
 from grader import rubric as rubrics
 from grader import schedule
 from grader.app import AppStart, RunningApp
-from grader.checking import Check, CheckContext, RunCommand
+from grader.checking import (
+    Check,
+    CheckContext,
+    CheckSettings,
+    ProxyControl,
+    RunCommand,
+    SubmissionFiles,
+    TraceView,
+    Unavailable,
+)
 from grader.environment import Environment
-from grader.errors import GraderError
-from grader.outcome import CheckOutcome, error, skipped
+from grader.errors import GraderError, UsageError
+from grader.outcome import CheckOutcome, Outcome, error, skipped
 from grader.probe import Probe
 from grader.proxy import RedisProxy
 from grader.sandbox import CompletedRun, run_sandboxed
 from grader.services import RedisServer
-from grader.services.guard import restore
+from grader.services.guard import ANSWER_TIMEOUT, restore
 from grader.static import StaticFacts
 from grader.workspace import Workspace
 
 if TYPE_CHECKING:
     from grader.runner import GradeOptions
+
+# A check whose own work is bounded by its timeout (the submission's test suite, given settings.timeout) gets
+# this long past it to report what it saw, rather than being cut off as the harness's error.
+REPORT_GRACE_S = 10.0
+
+log = logging.getLogger(__name__)
 
 
 def redis_env(endpoint: RedisProxy | RedisServer) -> dict[str, str]:
@@ -47,9 +62,9 @@ def selected(check_id: str, only: tuple[str, ...]) -> bool:
 
 async def run_checks(
     rubric: rubrics.Rubric,
-    checks: dict[str, Check],
+    checks: Mapping[str, Check],
     options: GradeOptions,
-    outcomes: dict[str, CheckOutcome],
+    decided: Mapping[str, CheckOutcome],
     app: RunningApp,
     start: AppStart,
     proxy: RedisProxy,
@@ -58,42 +73,44 @@ async def run_checks(
     workspace: Workspace,
     facts: StaticFacts,
     python_env: Environment,
-) -> None:
-    """Runs every check not decided yet, in the order and phases of grader/schedule.py."""
+) -> dict[str, CheckOutcome]:
+    """Runs every check of the rubric not `decided` yet, in the order and phases of grader/schedule.py; returns
+    every outcome (the decided ones too), in the rubric's order."""
     assert workspace.entrypoint is not None
+    todo = [entry.check_id for entry in rubric.entries if entry.check_id not in decided]
+    settings = _settings(rubric, checks, todo)
     probe = Probe(start.base_url, timeout=options.request_timeout)
     direct = redis.asyncio.from_url(server.url, decode_responses=True)
+    files = SubmissionFiles(workspace.root, workspace.entrypoint.app_dir)
     base = CheckContext(
         probe=probe,
         redis=direct,
-        proxy=proxy,
-        server=server,
+        proxy=ProxyControl(proxy),
+        trace=TraceView(proxy.trace),
         facts=facts,
-        workspace=workspace,
+        workspace=files,
         openapi={},
-        settings={},
-        run=_runner_for(proxy, python_env.python, workspace.entrypoint.app_dir),
+        settings=CheckSettings(),
+        run=_runner_for(proxy, python_env.python, files.app_dir),
         python=python_env.python,
-        app_dir=workspace.entrypoint.app_dir,
     )
     isolated = _IsolatedContext(base, own_server)
-    todo = [entry.check_id for entry in rubric.entries if entry.check_id not in outcomes]
-    settings = {entry.check_id: entry.settings for entry in rubric.entries}
-    decided = {check_id: asyncio.Event() for check_id in todo}
+    outcomes = dict(decided)
+    finished = {check_id: asyncio.Event() for check_id in todo}
 
     async def run_in_order(check_ids: list[str]) -> None:
         for check_id in check_ids:
             check = checks[check_id]
             for needed in check.requires:
-                if needed in decided:
-                    await decided[needed].wait()  # only a background check ever waits here
+                if needed in finished:
+                    await finished[needed].wait()  # only a background check ever waits here
             outcome = _not_to_run(check, outcomes, options)
             if outcome is None and check.isolated:
                 outcome = await _run_isolated(check, isolated, settings[check_id])
             elif outcome is None:
-                outcome = await _run_one(check, replace(context, settings=settings[check_id]), app)
+                outcome = await _run_one(check, replace(context, settings=settings[check_id]), app, server)
             outcomes[check_id] = outcome
-            decided[check_id].set()
+            finished[check_id].set()
 
     try:
         context = replace(base, openapi=await _openapi(probe))
@@ -112,9 +129,20 @@ async def run_checks(
         await isolated.aclose()
         await probe.aclose()
         await direct.aclose()
+    in_order = {entry.check_id: outcomes[entry.check_id] for entry in rubric.entries}
+    return {**in_order, **{k: v for k, v in outcomes.items() if k not in in_order}}
 
 
-def in_rubric(rubric: rubrics.Rubric, checks: dict[str, Check]) -> list[Check]:
+def _settings(rubric: rubrics.Rubric, checks: Mapping[str, Check], check_ids: list[str]) -> dict[str, CheckSettings]:
+    """Each check's typed settings from its rubric table (a rubric loaded with the checks was checked already)."""
+    try:
+        return {check_id: checks[check_id].settings_for(rubric.entry(check_id).options)  # type: ignore[union-attr]
+                for check_id in check_ids}
+    except ValueError as exc:
+        raise UsageError(f"rubric {rubric.source}: {exc}") from None
+
+
+def in_rubric(rubric: rubrics.Rubric, checks: Mapping[str, Check]) -> list[Check]:
     return [checks[entry.check_id] for entry in rubric.entries]
 
 
@@ -140,16 +168,19 @@ class _IsolatedContext:
         self._base = base
         self._own_server = own_server
         self._context: CheckContext | None = None
+        self.server: RedisServer | None = None
 
     async def get(self) -> CheckContext:
         if self._context is None:
             if self._own_server is None:
                 raise GraderError("no Redis was started for the isolated checks")
-            server = await asyncio.wrap_future(self._own_server)
+            server = self.server = await asyncio.wrap_future(self._own_server)
             self._context = replace(
                 self._base,
+                probe=cast(Probe, Unavailable("ctx.probe (the app)")),
+                proxy=cast(ProxyControl, Unavailable("ctx.proxy (the app's Redis)")),
+                trace=cast(TraceView, Unavailable("ctx.trace (the app's Redis commands)")),
                 redis=redis.asyncio.from_url(server.url, decode_responses=True),
-                server=server,
                 run=_runner_for(server, self._base.python, self._base.app_dir),
             )
         return self._context
@@ -159,7 +190,7 @@ class _IsolatedContext:
             await self._context.redis.aclose()
 
 
-def _not_to_run(check: Check, outcomes: dict[str, CheckOutcome], options: GradeOptions) -> CheckOutcome | None:
+def _not_to_run(check: Check, outcomes: Mapping[str, CheckOutcome], options: GradeOptions) -> CheckOutcome | None:
     """Why `check` is skipped without running (left out by --only, or a requirement did not pass), or None."""
     if not selected(check.id, options.only):
         return skipped("not selected (--only)", applicable=False)
@@ -169,64 +200,78 @@ def _not_to_run(check: Check, outcomes: dict[str, CheckOutcome], options: GradeO
     return None
 
 
-async def _run_one(check: Check, ctx: CheckContext, app: RunningApp) -> CheckOutcome:
+async def _run_one(check: Check, ctx: CheckContext, app: RunningApp, server: RedisServer) -> CheckOutcome:
     exit_code = app.poll()
     if exit_code is not None:
         return error(f"the app exited (code {exit_code}) during grading", log_tail=app.log_tail(30).splitlines())
-    return await _timed(check, ctx, _fresh_state, app.log_tail)
+    return await _timed(check, ctx, server, app.log_tail)
 
 
-async def _run_isolated(check: Check, isolated: _IsolatedContext, settings: dict[str, Any]) -> CheckOutcome:
+async def _run_isolated(check: Check, isolated: _IsolatedContext, settings: CheckSettings) -> CheckOutcome:
     try:
         ctx = await isolated.get()
     except GraderError as exc:
         return error(f"could not start a Redis for {check.id}: {exc}")
-    return await _timed(check, replace(ctx, settings=settings), _empty_redis, lambda lines: "")
+    assert isolated.server is not None
+    return await _timed(check, replace(ctx, settings=settings), isolated.server, lambda lines: "")
 
 
 async def _timed(
-    check: Check,
-    ctx: CheckContext,
-    fresh: Callable[[CheckContext], Awaitable[None]],
-    log_tail: Callable[[int], str],
+    check: Check, ctx: CheckContext, server: RedisServer, log_tail: Callable[[int], str]
 ) -> CheckOutcome:
-    """Runs the check from a fresh state, within its timeout; a harness bug becomes this check's error."""
-    await fresh(ctx)
+    """Runs the check from a fresh state, within its timeout; a harness bug becomes this check's error.
+
+    What a check changes in the proxy it changes in scopes that undo themselves (grader/checking.py), so the
+    runner only has to empty Redis first. What the submission did to Redis itself (a script that never ends, a
+    password, a shutdown) is undone after the check, and the check's outcome says so."""
+    before = await _fresh_redis(ctx, server)
+    if before is not None and not await _answers(ctx):
+        return error(f"the grader's Redis could not be made ready for this check: {before}")
+    timeout = ctx.settings.timeout
     started = time.monotonic()
     try:
-        outcome = await asyncio.wait_for(check.func(ctx), timeout=check.timeout)
+        outcome = await asyncio.wait_for(check.func(ctx), timeout=timeout + REPORT_GRACE_S)
         outcome.duration_s = round(time.monotonic() - started, 3)
-        return outcome
     except asyncio.TimeoutError:
-        return error(f"the check did not finish within {check.timeout:g} s", log_tail=log_tail(20).splitlines())
+        outcome = error(f"the check did not finish within {timeout:g} s", log_tail=log_tail(20).splitlines())
     except Exception as exc:  # noqa: BLE001 - a harness bug must cost this check, not the whole grade
-        return error(
+        outcome = error(
             f"harness error in {check.id}: {type(exc).__name__}: {exc}",
             traceback=traceback.format_exc(limit=6).splitlines()[-12:],
         )
-    finally:
-        await fresh(ctx)
+    after = await _fresh_redis(ctx, server)
+    return _noting_restores(outcome, [note for note in (before, after) if note is not None])
+
+
+def _noting_restores(outcome: CheckOutcome, notes: list[str]) -> CheckOutcome:
+    """A check during which the submission wedged or tampered with Redis says what the grader had to do."""
+    if notes:
+        outcome.message = f"{outcome.message} (the grader had to restore its Redis: {'; '.join(notes)})"
+        outcome.evidence["redis_restored"] = notes
+    return outcome
 
 
 def _blocks(requirement: CheckOutcome) -> bool:
     """A required check that did not pass blocks its dependants; one left out by --only does not."""
-    return requirement.outcome != "passed" and requirement.applicable
+    return requirement.outcome != Outcome.PASSED and requirement.applicable
 
 
-async def _fresh_state(ctx: CheckContext) -> None:
-    """Every check starts from an empty Redis and a proxy that forwards faithfully, so order never matters."""
-    ctx.proxy.clear_faults()
-    ctx.proxy.latency = 0.0
-    ctx.proxy.set_reachable(True)
-    await _empty_redis(ctx)
-
-
-async def _empty_redis(ctx: CheckContext) -> None:
-    """An isolated check's fresh state: its own Redis emptied (the app's proxy is not its to touch)."""
-    if (note := await restore(ctx.server)) is not None:
-        logging.getLogger(__name__).warning("%s", note)
+async def _fresh_redis(ctx: CheckContext, server: RedisServer) -> str | None:
+    """Every check starts from an empty Redis (an isolated one: its own), so order never matters. restore()
+    empties it, bringing it back first when a submission wedged or replaced what it was; the note says what it
+    had to do (None: nothing was wrong)."""
+    note = await restore(server)
+    if note is not None:
+        log.warning("%s", note)
         await ctx.redis.connection_pool.disconnect()  # its connections may lead to a server just replaced
-    await ctx.redis.flushall()
+    return note
+
+
+async def _answers(ctx: CheckContext) -> bool:
+    try:
+        return bool(await asyncio.wait_for(ctx.redis.ping(), ANSWER_TIMEOUT))
+    except (asyncio.TimeoutError, redis.RedisError, OSError):
+        return False
 
 
 async def _openapi(probe: Probe) -> dict[str, Any]:

@@ -155,18 +155,24 @@ def check_command(path: Path, grading: GradeOptions, min_grade: str, app_target:
 @main.command("checks")
 @click.option("--rubric", default="redis-module", show_default=True, help="Rubric name or path.")
 def list_checks(rubric: str) -> None:
-    """List the checks a rubric runs, with their points."""
+    """List the checks a rubric runs, with their points, then the known checks (built-in or from an installed
+    plugin) that it leaves out."""
     from grader import rubric as rubrics
-    from grader.checking import load_checks
+    from grader.registry import Registry
 
-    known = load_checks()
     try:
-        loaded = rubrics.load(rubric, set(known))
+        known = Registry.load()
+        loaded = rubrics.load(rubric, known)
     except GraderError as exc:
         _fail(exc)
     for entry in loaded.entries:
         found = known[entry.check_id]
         click.echo(f"{entry.check_id:32} {found.level:9} {entry.points:>4g}  {found.title}")
+    left_out = [found for found in known.values() if loaded.entry(found.id) is None]
+    if left_out:
+        click.echo("\nnot in this rubric:")
+        for found in left_out:
+            click.echo(f"{found.id:32} {found.level:9} {'-':>4}  {found.title}")
 
 
 @main.command("batch")
@@ -222,7 +228,7 @@ def batch_command(submissions_dir: Path, out_dir: Path, jobs: int, timeout: floa
             click.echo(done.line)
 
     try:
-        rubrics.load(grading.rubric, set(load_checks()))  # a bad rubric is one error now, not one per submission
+        rubrics.load(grading.rubric, load_checks())  # a bad rubric is one error now, not one per submission
         summary = batch.run_batch(submissions_dir, options, on_plan=on_plan, on_done=on_done)
     except GraderError as exc:
         _fail(exc)

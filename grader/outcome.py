@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
-PASSED = "passed"
-FAILED = "failed"
-ERROR = "error"
-SKIPPED = "skipped"
-OUTCOMES = (PASSED, FAILED, ERROR, SKIPPED)
+
+class Outcome(str, Enum):
+    """A check's verdict. A `str` whose value is what the result document says ("passed", ...), so it compares
+    equal to that string and prints as it."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+PASSED, FAILED, ERROR, SKIPPED = Outcome.PASSED, Outcome.FAILED, Outcome.ERROR, Outcome.SKIPPED
+OUTCOMES = tuple(Outcome)
 
 
 @dataclass
 class CheckOutcome:
-    outcome: str
+    outcome: Outcome
     message: str
     evidence: dict[str, Any] = field(default_factory=dict)
     # A skipped check that does not apply to this submission (e.g. it has no tests of its own) is
@@ -22,18 +37,21 @@ class CheckOutcome:
     applicable: bool = True
     duration_s: float = 0.0  # set by the runner
 
+    def __post_init__(self) -> None:
+        self.outcome = Outcome(self.outcome)  # a plain "passed" is accepted, and checked
+
 
 def passed(message: str, **evidence: Any) -> CheckOutcome:
-    return CheckOutcome(PASSED, message, evidence)
+    return CheckOutcome(Outcome.PASSED, message, evidence)
 
 
 def failed(message: str, **evidence: Any) -> CheckOutcome:
-    return CheckOutcome(FAILED, message, evidence)
+    return CheckOutcome(Outcome.FAILED, message, evidence)
 
 
 def error(message: str, **evidence: Any) -> CheckOutcome:
-    return CheckOutcome(ERROR, message, evidence)
+    return CheckOutcome(Outcome.ERROR, message, evidence)
 
 
 def skipped(message: str, *, applicable: bool = True, **evidence: Any) -> CheckOutcome:
-    return CheckOutcome(SKIPPED, message, evidence, applicable=applicable)
+    return CheckOutcome(Outcome.SKIPPED, message, evidence, applicable=applicable)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import platform
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from grader import __version__
 from grader.checking import Check
-from grader.outcome import CheckOutcome
+from grader.outcome import CheckOutcome, Outcome
 from grader.rubric import Rubric, points_for, score
 
 SCHEMA = "redis-grader/result/v1"
@@ -27,19 +28,20 @@ def check_record(check: Check, outcome: CheckOutcome, rubric: Rubric, docs_url: 
     entry = rubric.entry(check.id)
     assert entry is not None
     earned, _ = points_for(entry, outcome)
+    to_fix = outcome.outcome in (Outcome.FAILED, Outcome.ERROR)
     return {
         "id": check.id,
         "title": check.title,
         "category": check.category,
         "level": check.level,
-        "outcome": outcome.outcome,
+        "outcome": Outcome(outcome.outcome).value,  # the document holds plain strings
         "points": earned,
         "max_points": entry.points,
         "applicable": outcome.applicable,
         "message": outcome.message,
         "evidence": outcome.evidence,
-        "hint": entry.hint if outcome.outcome in ("failed", "error") else "",
-        "remediation": rubric.remediation(entry, docs_url) if outcome.outcome in ("failed", "error") else [],
+        "hint": entry.hint if to_fix else "",
+        "remediation": rubric.remediation(entry, docs_url) if to_fix else [],
         "duration_s": outcome.duration_s,
         "visibility": entry.visibility,
     }
@@ -48,8 +50,8 @@ def check_record(check: Check, outcome: CheckOutcome, rubric: Rubric, docs_url: 
 def graded(
     submission: Submission,
     rubric: Rubric,
-    checks: dict[str, Check],
-    outcomes: dict[str, CheckOutcome],
+    checks: Mapping[str, Check],
+    outcomes: Mapping[str, CheckOutcome],
     *,
     duration_s: float,
     environment: dict[str, Any],

@@ -2,25 +2,31 @@
 
 A rubric names checks in the order they run. Each check's table holds its points, the official pages that
 teach its fix (`links`), the textbook sections that teach it (linked when a textbook URL is configured: the
-rubric's optional docs_url, which --docs-url overrides; otherwise named by title), an offline hint, and any
-options of the check's own (e.g. the seed command of leaderboard.pipeline).
+rubric's optional docs_url, which --docs-url overrides; otherwise named by title), an offline hint, who sees it
+on Gradescope (`visibility`), and the check's settings: its `timeout` and any options of its own (e.g. the seed
+modules of leaderboard.pipeline), checked against the check's settings class (grader/checking.py) when the
+rubric is loaded with the checks.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from grader.errors import UsageError
-from grader.outcome import CheckOutcome
+from grader.outcome import CheckOutcome, Outcome
 from grader.resources import rubrics_dir
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+
+if TYPE_CHECKING:
+    from grader.checking import Check
 
 GRADE_ORDER = ("S", "A", "B", "C")
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")  # Gradescope's
@@ -39,7 +45,7 @@ class RubricEntry:
     points: float
     sections: tuple[str, ...]
     hint: str
-    settings: dict[str, Any]
+    options: dict[str, Any]  # the rest of the table: the check's settings, as TOML gave them
     links: tuple[tuple[str, str], ...] = ()  # (title, url) of the official pages that teach the fix
     visibility: str = "visible"  # who sees the check on Gradescope
 
@@ -86,12 +92,12 @@ class Score:
 
 def points_for(entry: RubricEntry, outcome: CheckOutcome) -> tuple[float, float]:
     """(earned, counted max). Only a pass earns points; a not-applicable skip leaves the check out of the max."""
-    if outcome.outcome == "skipped" and not outcome.applicable:
+    if outcome.outcome == Outcome.SKIPPED and not outcome.applicable:
         return 0.0, 0.0
-    return (entry.points if outcome.outcome == "passed" else 0.0), entry.points
+    return (entry.points if outcome.outcome == Outcome.PASSED else 0.0), entry.points
 
 
-def score(rubric: Rubric, outcomes: dict[str, CheckOutcome]) -> Score:
+def score(rubric: Rubric, outcomes: Mapping[str, CheckOutcome]) -> Score:
     earned = maximum = 0.0
     for entry in rubric.entries:
         got, most = points_for(entry, outcomes[entry.check_id])
@@ -115,7 +121,9 @@ def resolve(name_or_path: str) -> Path:
     return shipped
 
 
-def load(name_or_path: str, known_checks: set[str]) -> Rubric:
+def load(name_or_path: str, known_checks: Mapping[str, Check] | Collection[str]) -> Rubric:
+    """The rubric, with every check it names known. Given the checks themselves (a Registry), each check's
+    settings are checked too: an option the check does not take, or of the wrong type, is a UsageError."""
     path = resolve(name_or_path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -127,7 +135,7 @@ def load(name_or_path: str, known_checks: set[str]) -> Rubric:
         raise UsageError(f"rubric {path}: {exc}") from None
 
 
-def _parse(data: dict[str, Any], path: Path, known_checks: set[str]) -> Rubric:
+def _parse(data: dict[str, Any], path: Path, known_checks: Mapping[str, Check] | Collection[str]) -> Rubric:
     def need(table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
         if key not in table:
             raise ValueError(f"{where} is missing '{key}'")
@@ -157,9 +165,11 @@ def _parse(data: dict[str, Any], path: Path, known_checks: set[str]) -> Rubric:
         for section_id in section_ids:
             if section_id not in sections:
                 raise ValueError(f"{where}.sections names '{section_id}', which [sections] does not define")
-        settings = {k: v for k, v in table.items() if k not in ("points", "sections", "hint", "links", "visibility")}
+        options = {k: v for k, v in table.items() if k not in ("points", "sections", "hint", "links", "visibility")}
+        if isinstance(known_checks, Mapping):
+            known_checks[check_id].settings_for(options)  # raises ValueError naming the option
         links = tuple(_link(link, f"{where}.links") for link in table.get("links", ()))
-        entries.append(RubricEntry(check_id, float(points), section_ids, str(table.get("hint", "")), settings, links,
+        entries.append(RubricEntry(check_id, float(points), section_ids, str(table.get("hint", "")), options, links,
                                    _visibility(table, where)))
     if not entries:
         raise ValueError("[checks] is empty")

@@ -27,6 +27,7 @@ from grader.outcome import CheckOutcome, failed, passed, skipped
 from grader.proxy import RedisProxy
 from grader.quiz import add_quiz, submission_quiz
 from grader.quiz import load_settings as load_quiz_settings
+from grader.registry import Registry
 from grader.result import Submission, failed_to_grade, graded
 from grader.services import RedisServer, start_redis, start_redis_in_background
 from grader.static import StaticFacts, analyze
@@ -49,13 +50,13 @@ class GradeOptions:
     only: tuple[str, ...] = field(default=())  # check ids or glob patterns ("cache.*"); empty = all
 
 
-def grade(path: Path, options: GradeOptions = GradeOptions()) -> dict[str, Any]:
+def grade(path: Path, options: GradeOptions = GradeOptions(), registry: Registry | None = None) -> dict[str, Any]:
     """Grade the submission at `path`. Raises UsageError for bad input; any other failure to grade becomes a
     result document with status "error", so a batch never loses a submission's record."""
     started = time.monotonic()
     _raise_open_files_limit()
-    checks = load_checks()
-    rubric = rubrics.load(options.rubric, set(checks))
+    checks = registry if registry is not None else load_checks()
+    rubric = rubrics.load(options.rubric, checks)  # also checks each check's options against its settings
     quiz_settings = load_quiz_settings(rubric.source)  # a broken [quiz] table is a usage error before anything runs
     with open_workspace(path, app=options.app, app_dir=options.app_dir) as workspace:
         submission = Submission(workspace.name, str(workspace.source), workspace.commit)
@@ -132,7 +133,6 @@ def _grade_workspace(
             gate = _app_starts(start, app, workspace)
             if gate.outcome != "passed":
                 return _gate_closed(rubric, gate)
-            outcomes = {APP_STARTS: gate}
             # The isolated checks get a Redis of their own (grader/schedule.py); it starts while the first
             # checks run, and they wait for it only if they get there first.
             own_redis = (
@@ -141,23 +141,23 @@ def _grade_workspace(
                 else contextlib.nullcontext(None)
             )
             with own_redis as own_server:
-                _run_interruptibly(
+                outcomes = _run_interruptibly(
                     run_checks(
-                        rubric, checks, options, outcomes, app, start, proxy, server, own_server, workspace, facts,
-                        python_env,
+                        rubric, checks, options, {APP_STARTS: gate}, app, start, proxy, server, own_server, workspace,
+                        facts, python_env,
                     )
                 )
             lap("checks", mark)
             return outcomes
 
 
-def _run_interruptibly(checks: Coroutine[Any, Any, None]) -> None:
+def _run_interruptibly(checks: Coroutine[Any, Any, dict[str, CheckOutcome]]) -> dict[str, CheckOutcome]:
     """asyncio.run, where Ctrl-C and SIGTERM cancel the checks, so that every `finally` (the student's test run,
     the clients) runs inside the loop; then they surface as KeyboardInterrupt, as anywhere else in the grader.
     (A signal handler that raises in the middle of the event loop would leave tasks half-finished.)"""
     signals: list[int] = []
 
-    async def main() -> None:
+    async def main() -> dict[str, CheckOutcome]:
         task = asyncio.current_task()
         assert task is not None
         loop = asyncio.get_running_loop()
@@ -170,14 +170,14 @@ def _run_interruptibly(checks: Coroutine[Any, Any, None]) -> None:
                 loop.add_signal_handler(signum, lambda signum=signum: (signals.append(signum), task.cancel()))
                 installed.append((signum, previous))
         try:
-            await checks
+            return await checks
         finally:
             for signum, previous in installed:
                 loop.remove_signal_handler(signum)
                 signal.signal(signum, previous)
 
     try:
-        asyncio.run(main())
+        return asyncio.run(main())
     except asyncio.CancelledError:
         if signals:
             raise KeyboardInterrupt from None

@@ -12,6 +12,7 @@ an ordinary check that requires an isolated one waits for phase 2 as well. Repor
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from grader.checking import Check
@@ -28,7 +29,7 @@ class Plan:
         return [*self.foreground, *self.background, *self.last]
 
 
-def plan(order: list[str], checks: dict[str, Check]) -> Plan:
+def plan(order: list[str], checks: Mapping[str, Check]) -> Plan:
     """Split the rubric's check ids (`order`) into the two phases."""
     last: set[str] = set()
     changed = True

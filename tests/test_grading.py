@@ -137,3 +137,16 @@ def test_sigterm_while_the_submissions_own_tests_run_stops_everything(tmp_path, 
     assert proc.returncode == 130, output
     assert "interrupted" in output and "Traceback" not in output
     assert not (tmp_path / "result.json").exists()
+
+
+def test_grader_checks_lists_the_rubric_then_the_checks_it_leaves_out(tmp_path):
+    shipped = run_grader("checks")
+    assert shipped.returncode == 0, shipped.stderr
+    assert "cache.ttl" in shipped.stdout and "not in this rubric" not in shipped.stdout  # it names every check
+    small = tmp_path / "small.toml"
+    small.write_text('name = "small"\ndocs_url = "u"\n[grades]\nS = 90\nA = 80\nB = 70\nC = 0\n[sections]\n'
+                     '[checks."app.starts"]\npoints = 1\n[checks."cache.ttl"]\npoints = 1\n')
+    done = run_grader("checks", "--rubric", str(small))
+    listed, _, left_out = done.stdout.partition("not in this rubric:")
+    assert "cache.ttl" in listed and "cache.stampede" not in listed
+    assert "cache.stampede" in left_out and "cache.ttl" not in left_out

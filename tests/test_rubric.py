@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from grader import rubric as rubrics
-from grader.checking import load_checks
+from grader.api import Outcome, Registry, error, failed, passed, skipped
 from grader.errors import UsageError
-from grader.outcome import error, failed, passed, skipped
 
-KNOWN = set(load_checks())
-SHIPPED = rubrics.load("redis-module", KNOWN)
+CHECKS = Registry.load(plugins=False)
+KNOWN = set(CHECKS)
+SHIPPED = rubrics.load("redis-module", CHECKS)  # with the checks: their settings are checked too
 
 
 def all_passed() -> dict:
@@ -29,9 +29,8 @@ def test_everything_passed_is_s():
 
 
 def test_basic_only_submission_lands_in_b_or_c():
-    checks = load_checks()
     outcomes = {
-        e.check_id: passed("ok") if checks[e.check_id].level == "basic" else failed("no") for e in SHIPPED.entries
+        e.check_id: passed("ok") if CHECKS[e.check_id].level == "basic" else failed("no") for e in SHIPPED.entries
     }
     assert rubrics.score(SHIPPED, outcomes).grade in ("B", "C")
 
@@ -79,13 +78,17 @@ VALID_HEAD = 'name = "x"\ndocs_url = "u"\n[grades]\nS = 90\nA = 80\nB = 70\nC = 
         (VALID_HEAD + '[checks."nope.check"]\npoints = 1\n', "names a check that does not exist"),
         (VALID_HEAD + '[checks."cache.ttl"]\npoints = "five"\n', "wrong type"),
         (VALID_HEAD + '[checks."cache.ttl"]\npoints = 5\nsections = ["R9"]\n', "'R9'"),
+        (VALID_HEAD + '[checks."leaderboard.pipeline"]\npoints = 1\nseed_timeout = "soon"\n',
+         "seed_timeout must be float"),
+        (VALID_HEAD + '[checks."leaderboard.pipeline"]\npoints = 1\nseed_module = "app.seed"\n', "seed_module"),
+        (VALID_HEAD + '[checks."cache.ttl"]\npoints = 1\ntimeout = -1\n', "timeout must be positive"),
     ],
 )
 def test_broken_rubric_is_one_clear_error_naming_the_file(tmp_path, text, problem):
     path = tmp_path / "rubric.toml"
     path.write_text(text)
     with pytest.raises(UsageError) as caught:
-        rubrics.load(str(path), KNOWN)
+        rubrics.load(str(path), CHECKS)
     assert str(path) in str(caught.value) and problem in str(caught.value)
     assert "\n" not in str(caught.value).strip()
 
@@ -93,3 +96,15 @@ def test_broken_rubric_is_one_clear_error_naming_the_file(tmp_path, text, proble
 def test_unknown_rubric_name_lists_the_shipped_ones():
     with pytest.raises(UsageError, match="redis-module"):
         rubrics.load("no-such-rubric", KNOWN)
+
+
+def test_a_check_takes_its_timeout_and_options_from_its_table():
+    pipeline = CHECKS["leaderboard.pipeline"].settings_for(SHIPPED.entry("leaderboard.pipeline").options)
+    assert pipeline.seed_modules == ("app.seed", "seed", "scripts.seed") and pipeline.seed_timeout == 30.0
+    assert pipeline.timeout == CHECKS["leaderboard.pipeline"].timeout  # the check's own default
+    assert CHECKS["quality.tests"].settings_for(SHIPPED.entry("quality.tests").options).timeout == 120.0
+
+
+def test_outcomes_are_an_enum_that_reads_as_the_documents_strings():
+    assert failed("x").outcome is Outcome.FAILED and Outcome.FAILED == "failed"
+    assert f"{Outcome.SKIPPED}" == "skipped" and str(Outcome.ERROR) == "error"

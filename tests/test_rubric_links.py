@@ -80,7 +80,7 @@ def _rubric(tmp_path, links: str):
 def test_links_are_read_from_the_rubric(tmp_path) -> None:
     rubric = _rubric(tmp_path, '[{ title = "Docs", url = "https://docs.example/x" }]')
     entry = rubric.entries[0]
-    assert entry.links == (("Docs", "https://docs.example/x"),) and "links" not in entry.settings
+    assert entry.links == (("Docs", "https://docs.example/x"),) and "links" not in entry.options
     assert rubric.remediation(entry) == [{"title": "Docs", "url": "https://docs.example/x"}]
 
 

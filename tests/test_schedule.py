@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from grader.checking import Check, load_checks
-from grader.outcome import CheckOutcome, passed
+from grader.api import Check, CheckOutcome, Registry, passed
 from grader.schedule import plan
 
 
@@ -11,8 +10,8 @@ async def _noop(ctx: object) -> CheckOutcome:
     return passed("ok")
 
 
-def _checks(*specs: tuple[str, dict]) -> dict[str, Check]:
-    return {check_id: Check(check_id, check_id, "basic", _noop, **options) for check_id, options in specs}
+def _checks(*specs: tuple[str, dict]) -> Registry:
+    return Registry(Check(check_id, check_id, "basic", _noop, **options) for check_id, options in specs)
 
 
 def test_isolated_checks_run_in_the_background_and_timing_checks_last():
@@ -52,7 +51,7 @@ def test_a_requirement_outside_the_rubric_does_not_move_a_check():
 
 
 def test_the_catalogue_runs_its_timing_checks_last_and_its_own_tests_beside_the_rest():
-    catalogue = load_checks()
+    catalogue = Registry.load(plugins=False)
     order = [check_id for check_id in catalogue if check_id != "app.starts"]
     phases = plan(order, catalogue)
     assert set(phases.last) == {"cache.stampede", "ratelimit.atomic_under_load", "async.event_loop"}

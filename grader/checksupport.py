@@ -1,5 +1,5 @@
-"""Small helpers the checks share: reading Redis the way a student's code may have written it, and turning
-requests and commands into evidence a student can read."""
+"""Small helpers the checks share (check authors import them from grader.api): reading Redis the way a
+student's code may have written it, and turning requests and commands into evidence a student can read."""
 
 from __future__ import annotations
 

@@ -1,0 +1,118 @@
+"""GET /products is cached in Redis (cache-aside) with a 60-second TTL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+from checks.cache.common import PRODUCTS, Populated, judge_ttl, not_populated, populate
+from grader.api import CheckContext, CheckOutcome, check, commands_text, failed, passed, requests_text, writes_to
+
+
+@check("cache.populates", title="The first GET /products writes the list to one Redis key", level="basic",
+       requires=("app.uses_redis_url",))
+async def populates(ctx: CheckContext) -> CheckOutcome:
+    populated = await populate(ctx, ctx.probe.client())
+    if populated.key is None:
+        return not_populated(populated)
+    writes = writes_to(populated.commands, populated.key)
+    return passed(
+        f"the first GET {PRODUCTS} cached the list in Redis key '{populated.key}'",
+        key=populated.key, redis=commands_text(writes or populated.commands, limit=5),
+    )
+
+
+@check("cache.ttl", title="The cached list expires after 60 seconds", level="basic",
+       requires=("cache.populates",))
+async def ttl(ctx: CheckContext) -> CheckOutcome:
+    populated = await populate(ctx, ctx.probe.client())
+    if populated.key is None:
+        return not_populated(populated)
+    return await judge_ttl(ctx, populated, "right after the first write")
+
+
+def _rewritten(raw: str, token: str) -> str | None:
+    """The cached JSON with one product string replaced by `token`, or None when the value is not plain JSON."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+
+    def replace_first(node: Any) -> bool:
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for k, v in items:
+            if isinstance(v, str) and len(v) >= 3:
+                node[k] = token
+                return True
+            if replace_first(v):
+                return True
+        return False
+
+    return json.dumps(value) if replace_first(value) else None
+
+
+@check("cache.serves_from_cache", title="A repeated GET /products is served from Redis", level="basic",
+       requires=("cache.populates",))
+async def serves_from_cache(ctx: CheckContext) -> CheckOutcome:
+    client = ctx.probe.client()
+    populated = await populate(ctx, client)
+    if populated.key is None:
+        return not_populated(populated)
+    key = populated.key
+    token = f"rg-cached-{uuid.uuid4().hex[:8]}"
+    raw = await ctx.redis.get(key) if await ctx.redis.type(key) == "string" else None
+    changed = _rewritten(raw, token) if raw is not None else None
+    if changed is not None:
+        # The harness edits the cached value in place (keeping its TTL): a response served from Redis shows it.
+        await ctx.redis.set(key, changed, keepttl=True)
+    with ctx.trace.recording() as seen:
+        again = await client.get(PRODUCTS)
+    commands = list(seen)
+    rewrites = writes_to(commands, key)
+    reads = [c for c in commands if key in c.args]
+    evidence = {"key": key, "requests": requests_text([populated.reply, again]), "redis": commands_text(commands)}
+    if not again.ok:
+        return failed(f"the repeated GET {PRODUCTS} answered {again.status or again.error}", **evidence)
+    if changed is not None:
+        if token in again.text:
+            return passed(f"the repeated GET {PRODUCTS} returned the value the harness put in '{key}'", **evidence)
+        return failed(
+            f"the repeated GET {PRODUCTS} did not return what Redis holds in '{key}' (the harness changed it): it was "
+            "served from the database" + (", and the list was written to Redis again" if rewrites else ""),
+            **evidence,
+        )
+    # Not plain JSON (pickle, compressed, wrapped): prove the hit by the trace instead.
+    if reads and not rewrites:
+        return passed(f"the repeated GET {PRODUCTS} read '{key}' and wrote nothing (served from Redis)", **evidence)
+    return failed(
+        f"the repeated GET {PRODUCTS} " + ("wrote the list to Redis again: it came from the database" if rewrites
+                                          else f"never read '{key}'"),
+        **evidence,
+    )
+
+
+@check("cache.refill_after_expiry", title="After the cached list expires, the next GET /products refills it",
+       level="basic", requires=("cache.populates",))
+async def refill_after_expiry(ctx: CheckContext) -> CheckOutcome:
+    client = ctx.probe.client()
+    populated = await populate(ctx, client)
+    if populated.key is None:
+        return not_populated(populated)
+    key = populated.key
+    await ctx.redis.pexpire(key, 1)  # the harness lets the key expire now instead of waiting a minute
+    for _ in range(100):
+        if not await ctx.redis.exists(key):
+            break
+        await asyncio.sleep(0.01)
+    with ctx.trace.recording() as seen:
+        again = await client.get(PRODUCTS)
+    refill = Populated(again, list(seen), key, [])
+    if not again.ok:
+        return failed(f"after the cache expired, GET {PRODUCTS} answered {again.status or again.error}",
+                      requests=[str(again)], body=again.text[:300])
+    if not await ctx.redis.exists(key):
+        return failed(f"after '{key}' expired, the next GET {PRODUCTS} did not write it again",
+                      requests=[str(again)], redis=commands_text(refill.commands) or ["(no command)"])
+    return await judge_ttl(ctx, refill, "after it expired and was refilled")

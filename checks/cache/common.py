@@ -1,0 +1,101 @@
+"""What the cache checks share: GET /products on an empty Redis, and finding the key that then holds the list."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from grader.api import (
+    CheckContext,
+    CheckOutcome,
+    Command,
+    Reply,
+    VirtualClient,
+    all_keys,
+    commands_text,
+    failed,
+    passed,
+    strings_in,
+    value_text,
+    writes_to,
+)
+
+PRODUCTS = "/products"
+TTL_SECONDS = 60
+# Right after the write the TTL must read 55-60 s: generous below for a slow machine, exact above.
+TTL_LOWEST_MS = 55_000
+TTL_HIGHEST_MS = 60_000
+
+
+@dataclass
+class Populated:
+    reply: Reply
+    commands: list[Command]
+    key: str | None  # the key that holds the list, found by its content
+    candidates: list[str]
+
+
+def product_list(body: Any) -> list[Any] | None:
+    """The products in a /products answer: a list, or the one list inside an object ({"items": [...]})."""
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict):
+        lists = [v for v in body.values() if isinstance(v, list)]
+        if len(lists) == 1:
+            return lists[0]
+    return None
+
+
+async def populate(ctx: CheckContext, client: VirtualClient) -> Populated:
+    """First GET /products on an empty Redis; find the key that now holds the list.
+
+    Keys are never assumed: the list's key is the one whose content carries the product names the response
+    showed (JSON, pickle or a wrapper all keep the strings), ignoring the limiter's keys (they name the client).
+    """
+    with ctx.trace.recording() as seen:
+        reply = await client.get(PRODUCTS)
+    commands = list(seen)
+    products = product_list(reply.body) or []
+    markers = [s for s in strings_in(products) if len(s) >= 3][:5]
+    candidates = [k for k in await all_keys(ctx.redis) if client.ip not in k]
+    key = None
+    for candidate in candidates:
+        text = await value_text(ctx.redis, candidate)
+        # JSON written with ensure_ascii escapes non-ASCII names: accept either spelling.
+        if markers and all(m in text or json.dumps(m)[1:-1] in text for m in markers[:3]):
+            key = candidate
+            break
+    return Populated(reply, commands, key, candidates)
+
+
+def not_populated(populated: Populated) -> CheckOutcome:
+    reply = populated.reply
+    if not reply.ok or product_list(reply.body) is None:
+        return failed(
+            f"GET {PRODUCTS} answered {reply.status if reply.error is None else reply.error}, expected 200 with the "
+            "product list",
+            requests=[str(reply)], body=reply.text[:300],
+        )
+    return failed(
+        f"after the first GET {PRODUCTS} no Redis key holds the product list: the response was not cached",
+        requests=[str(reply)],
+        redis=commands_text(populated.commands) or ["(no command)"],
+        keys_in_redis=populated.candidates,
+    )
+
+
+
+async def judge_ttl(ctx: CheckContext, populated: Populated, when: str) -> CheckOutcome:
+    key = populated.key
+    assert key is not None
+    pttl = await ctx.redis.pttl(key)
+    evidence = {"key": key, "pttl_ms": pttl,
+                "redis": commands_text(writes_to(populated.commands, key) or populated.commands, limit=8)}
+    if pttl == -1:
+        return failed(f"cache key '{key}' has no TTL {when} (TTL -1): it never expires, so stale data stays forever",
+                      **evidence)
+    if TTL_LOWEST_MS <= pttl <= TTL_HIGHEST_MS:
+        return passed(f"cache key '{key}' has TTL {pttl / 1000:.1f} s {when}", **evidence)
+    return failed(f"cache key '{key}' has TTL {pttl / 1000:.1f} s {when}, expected {TTL_SECONDS} s", **evidence)
+

@@ -1,0 +1,261 @@
+"""Cache stampede: while requests stream in across the cached list's expiry, the database is loaded about once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+
+from checks.cache.common import PRODUCTS, not_populated, populate, product_list
+from grader.api import (
+    SCRIPTS,
+    WRITES,
+    CheckContext,
+    CheckOutcome,
+    Command,
+    Reply,
+    check,
+    commands_text,
+    error,
+    failed,
+    keys_of,
+    passed,
+    skipped,
+    strings_in,
+)
+
+STREAM_RATE = 100.0  # requests per second, the steady stream the course text describes
+PER_CLIENT = 8  # requests per virtual client: below the limiter's 10 a minute, so no stream request is refused
+LEAD_IN_S = 0.3  # traffic before the harness shortens the key's life
+# Traffic after the key's shortened life ran out. A stampede happens in the first load time after the expiry
+# (~0.1 s); every write it causes is in the trace before the stream's last reply is in, however short the tail.
+TAIL_S = 0.5
+MAX_WRITES = 3  # value writes tolerated per expiry (the course's "about once", with room for a lock race)
+# XFetch recomputes before the key expires, each request deciding by chance: the number of recomputations has
+# a long tail (with beta 1 about a quarter of expiries see 4+, more on a loaded machine). Writes while no
+# request ever found the key missing are XFetch working as designed, so they get a little more room.
+MAX_EARLY_WRITES = 5
+EXPIRIES = 5  # conclusive expiries observed at most; the first conclusive pass ends the check
+MAX_EXPIRIES = 8  # inconclusive ones included
+# The first expiry comes with no run-up: a lock or single-flight needs none, so most submissions are judged
+# in about a second. Only a pass ends the check early, so a strategy that needs a run-up loses nothing by it.
+FIRST_LIFE_S = 0.5
+# How long the harness leaves the key to live in the later expiries, scaled by how long the app takes to load
+# the database: XFetch recomputes inside the last beta*delta*ln(rate*beta*delta) seconds (delta = load time),
+# so it must get a gradual run-up to the expiry, as it would at the end of a real 60 s TTL.
+SHORT_LIFE_MIN_S = 2.0
+SHORT_LIFE_MAX_S = 5.0
+SHORT_LIFE_PER_LOAD_S = 25.0
+EXPIRY_FIELD_WINDOW_S = (30.0, 70.0)  # an absolute expiry stored in the value lies this far ahead of now
+READS = {"GET", "GETEX", "HGET", "HGETALL", "EXISTS", "TYPE"}
+EMPTY_REPLIES = {"nil", "_", "%0", "*0", ":0", "+none"}
+
+PASS, FAIL, UNSURE = "pass", "fail", "inconclusive"
+
+
+@dataclass
+class Expiry:
+    """One expiry of the cached list while traffic flows, as the trace shows it.
+
+    Every request that finds the key missing and has no protection loads the database and writes the list:
+    writes == misses, however few there are (a loaded machine may let only 2-3 requests miss). That is why
+    the verdict reads both numbers, not the write count alone."""
+
+    writes: list[Command]
+    early: int  # value writes before the key's shortened life ran out (XFetch recomputing ahead)
+    misses: int  # the app's reads of the key that found it missing
+    replies: list[Reply]
+    metadata: str | None  # what the harness rewrote inside the value, if anything
+    life_s: float  # how long the harness left the key to live once traffic flowed
+
+    @property
+    def verdict(self) -> str:
+        total = len(self.writes)
+        if self.misses == 0 and 1 <= total <= MAX_EARLY_WRITES:
+            # Nobody found it missing: it was recomputed before it expired (XFetch; a recompute decided just
+            # before the expiry may write just after it), or the app's reads are invisible (inside a script).
+            return PASS
+        if self.misses >= 2 and total < self.misses and total <= MAX_WRITES:
+            return PASS  # several requests missed it, fewer loaded the database (a lock, or single-flight)
+        if total > (MAX_EARLY_WRITES if self.misses == 0 else MAX_WRITES):
+            return FAIL
+        return UNSURE  # e.g. 2 misses and 2 writes: too few requests missed it to tell protection from luck
+
+    def summary(self) -> str:
+        return (f"key life {self.life_s:.2f} s: {len(self.writes)} writes ({self.early} before the expiry), "
+                f"{self.misses} reads found the key missing, {len(self.replies)} requests: {self.verdict}")
+
+
+def _is_value_write(command: Command, key: str, markers: list[str]) -> bool:
+    """A write of the cached list itself - not a lock (SET NX, or another key) and not a read-only script.
+
+    The list's own strings (product names) travel in every write of the value, whatever its wrapper; when
+    none are known (compressed values), any plain write of the key without NX counts."""
+    if command.dropped or key not in keys_of(command):
+        return False
+    if command.name not in WRITES and command.name not in SCRIPTS:
+        return False
+    if markers:
+        return any(m in arg or json.dumps(m)[1:-1] in arg for arg in command.args for m in markers)
+    return command.name in WRITES and "NX" not in (a.upper() for a in command.args[1:])
+
+
+def _is_miss(command: Command, key: str) -> bool:
+    return command.name in READS and bool(command.args) and command.args[0] == key and command.reply in EMPTY_REPLIES
+
+
+def _shorten_metadata(raw: str, life_s: float) -> tuple[str, str] | None:
+    """XFetch may keep its own expiry time inside the value ({"value": ..., "expiry": <unix time>}): then
+    a shorter Redis TTL alone would make the key vanish while the app still believes it has a minute left.
+    Any top-level number that looks like an absolute expiry about a minute ahead (seconds or milliseconds)
+    is moved to `life_s` from now. Returns (new value, what changed), or None when nothing looks like one."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    now = time.time()
+    low, high = EXPIRY_FIELD_WINDOW_S
+    changed = []
+    for name, field_value in value.items():
+        if isinstance(field_value, bool) or not isinstance(field_value, (int, float)):
+            continue
+        for scale in (1.0, 1000.0):
+            ahead = field_value / scale - now
+            if low <= ahead <= high:
+                new = (now + life_s) * scale
+                value[name] = int(new) if isinstance(field_value, int) else new
+                changed.append(f"{name}: {field_value} -> {value[name]}")
+                break
+    return (json.dumps(value), ", ".join(changed)) if changed else None
+
+
+class _Stream:
+    """~STREAM_RATE requests a second on a fixed schedule (open loop: a slow app does not slow the stream
+    down) until `stop_at`, each virtual client sending at most PER_CLIENT."""
+
+    def __init__(self, ctx: CheckContext):
+        self.ctx = ctx
+        self.stop_at = float("inf")
+
+    async def run(self) -> list[Reply]:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        tasks: list[asyncio.Task[Reply]] = []
+        clients = [self.ctx.probe.client()]
+        n = 0
+        while (due := start + n / STREAM_RATE) < self.stop_at:
+            if n and n % PER_CLIENT == 0:
+                clients.append(self.ctx.probe.client())
+            if due > loop.time():
+                await asyncio.sleep(due - loop.time())
+            tasks.append(asyncio.create_task(clients[-1].get(PRODUCTS)))
+            n += 1
+        try:
+            return list(await asyncio.gather(*tasks))
+        finally:
+            # Hundreds of clients per check: their sockets are closed now, not at the end of the run.
+            for client in clients:
+                await client.aclose()
+
+
+async def _one_expiry(ctx: CheckContext, key: str, markers: list[str], life_s: float) -> Expiry:
+    """Traffic flows; the harness shortens the key's life to `life_s`; traffic goes on until TAIL_S after it."""
+    loop = asyncio.get_running_loop()
+    stream = _Stream(ctx)
+    task = asyncio.create_task(stream.run())
+    await asyncio.sleep(LEAD_IN_S)
+    with ctx.trace.recording() as seen:
+        metadata, expires_at = await _shorten_life(ctx, key, life_s)
+        stream.stop_at = loop.time() + life_s + TAIL_S
+        replies = await task
+    commands = list(seen)
+    writes = [c for c in commands if _is_value_write(c, key, markers)]
+    early = sum(1 for c in writes if c.time < expires_at)
+    misses = sum(1 for c in commands if _is_miss(c, key))
+    return Expiry(writes, early, misses, replies, metadata, life_s)
+
+
+async def _shorten_life(ctx: CheckContext, key: str, life_s: float) -> tuple[str | None, float]:
+    """The key is left `life_s` to live (and an expiry kept in its value is moved too): returns what changed in
+    the value, and the earliest time the key can expire.
+    """
+    metadata = None
+    raw = await ctx.redis.get(key) if await ctx.redis.type(key) == "string" else None
+    shortened = _shorten_metadata(raw, life_s) if raw is not None else None
+    # The trace's clock is time.monotonic(), like the loop's: the key can expire no earlier than this.
+    expires_at = time.monotonic() + life_s
+    if shortened is not None:
+        await ctx.redis.set(key, shortened[0], px=int(life_s * 1000))
+        metadata = shortened[1]
+    else:
+        await ctx.redis.pexpire(key, int(life_s * 1000))
+    return metadata, expires_at
+
+
+@check("cache.stampede", title="A burst across the cache expiry loads the database about once", level="advanced",
+       requires=("cache.populates",), timeout=120.0, timing=True)
+async def stampede(ctx: CheckContext) -> CheckOutcome:
+    populated = await populate(ctx, ctx.probe.client())
+    if populated.key is None:
+        return not_populated(populated)
+    key = populated.key
+    markers = [s for s in strings_in(product_list(populated.reply.body) or []) if len(s) >= 3][:3]
+    # The first GET loaded the database: its time bounds the app's load time (XFetch's delta).
+    run_up_life_s = min(SHORT_LIFE_MAX_S, max(SHORT_LIFE_MIN_S, SHORT_LIFE_PER_LOAD_S * populated.reply.elapsed))
+    expiries: list[Expiry] = []
+    for attempt in range(MAX_EXPIRIES):
+        if not await ctx.redis.exists(key):
+            await ctx.probe.client().get(PRODUCTS)  # refill, so every expiry starts from a warm key
+        expiry = await _one_expiry(ctx, key, markers, FIRST_LIFE_S if attempt == 0 else run_up_life_s)
+        expiries.append(expiry)
+        if expiry.verdict == PASS or sum(e.verdict != UNSURE for e in expiries) >= EXPIRIES:
+            break
+        if sum(r.status == 429 for r in expiry.replies) > len(expiry.replies) // 10:
+            break  # a limiter shared by every client refuses the stream: nothing to measure (see below)
+    verdicts = [e.verdict for e in expiries]
+    shown = next((e for e in expiries if e.verdict == PASS), None) or max(expiries, key=lambda e: len(e.writes))
+    statuses: dict[str, int] = {}
+    for r in shown.replies:
+        seen = str(r.status) if r.error is None else "no answer"
+        statuses[seen] = statuses.get(seen, 0) + 1
+    evidence: dict[str, object] = {
+        "key": key,
+        "expiries": [e.summary() for e in expiries],
+        "tolerated": f"{MAX_WRITES} writes ({MAX_EARLY_WRITES} when no read ever found the key missing)",
+        "stream": f"{STREAM_RATE:g} req/s, {PER_CLIENT} per client",
+        "statuses": statuses,
+        "writes": commands_text(shown.writes, limit=12),
+    }
+    if shown.metadata:
+        evidence["expiry_in_value_moved"] = shown.metadata
+    failures = [r for r in shown.replies if not r.ok]
+    refused = [r for r in failures if r.status == 429]
+    if shown.replies and len(refused) > len(shown.replies) // 10:
+        # Each stream client sends at most 8 requests, so only a limiter shared by every client refuses them:
+        # ratelimit.per_ip grades that defect; this check cannot measure anything and does not count.
+        return skipped(f"the rate limiter refused {len(refused)} of {len(shown.replies)} stream requests, though no "
+                       f"client sent more than {PER_CLIENT}: it does not count per client (see ratelimit.per_ip), so "
+                       "the stampede cannot be measured", applicable=False, **evidence)
+    if shown.replies and len(failures) > len(shown.replies) // 10:
+        return failed(f"during the stream across the expiry {len(failures)} of {len(shown.replies)} GET {PRODUCTS} "
+                      f"failed ({failures[0]})", **evidence)
+    if PASS in verdicts:
+        return passed(f"with ~{STREAM_RATE:g} req/s flowing across the expiry of '{key}', the list was written "
+                      f"{len(shown.writes)} time(s) while {shown.misses} read(s) found it missing: the database was "
+                      "loaded about once", **evidence)
+    if FAIL not in verdicts:
+        return error(f"in {len(expiries)} expiries of '{key}' too few requests found it missing to tell whether the "
+                     "app protects the database (the machine may be too busy)", **evidence)
+    failing = [e for e in expiries if e.verdict == FAIL]
+    counts = " / ".join(str(len(e.writes)) for e in failing)
+    why = ("the list is written again on nearly every request, so the cache is never what answers"
+           if all(e.misses == 0 and len(e.writes) > len(e.replies) // 2 for e in failing)
+           else "every request that found the key missing loaded the database (a cache stampede)")
+    return failed(
+        f"with ~{STREAM_RATE:g} req/s flowing across the expiry of '{key}', the list was written {counts} times in "
+        f"{len(failing)} expiries (at most {MAX_WRITES} expected): {why}",
+        **evidence,
+    )

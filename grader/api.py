@@ -1,0 +1,86 @@
+"""Everything a check needs, in one place: the only module of the engine that checks (built-in or plugin) import.
+
+    from grader.api import CheckContext, CheckOutcome, check, failed, passed
+
+See docs/writing-a-check.md for a walk-through, and docs/checks.md for the built-in checks.
+"""
+
+from __future__ import annotations
+
+from grader.checking import (
+    Check,
+    CheckContext,
+    CheckSettings,
+    ProxyControl,
+    Recording,
+    SubmissionFiles,
+    TraceView,
+    check,
+    decided_by_runner,
+)
+from grader.checksupport import (
+    EXPIRES,
+    MAX_EVIDENCE,
+    SCRIPTS,
+    WRITES,
+    all_keys,
+    burst,
+    commands_text,
+    crossed_minute,
+    first_status,
+    keys_of,
+    requests_text,
+    strings_in,
+    value_text,
+    writes_to,
+)
+from grader.openapi import resolve
+from grader.outcome import CheckOutcome, Outcome, error, failed, passed, skipped
+from grader.probe import Probe, Reply, VirtualClient
+from grader.proxy import Command, Fault
+from grader.registry import PLUGIN_GROUP, Registry
+from grader.sandbox import CompletedRun
+from grader.static import Finding, StaticFacts
+
+__all__ = [
+    "EXPIRES",
+    "MAX_EVIDENCE",
+    "PLUGIN_GROUP",
+    "SCRIPTS",
+    "WRITES",
+    "Check",
+    "CheckContext",
+    "CheckOutcome",
+    "CheckSettings",
+    "Command",
+    "CompletedRun",
+    "Fault",
+    "Finding",
+    "Outcome",
+    "Probe",
+    "ProxyControl",
+    "Recording",
+    "Registry",
+    "Reply",
+    "StaticFacts",
+    "SubmissionFiles",
+    "TraceView",
+    "VirtualClient",
+    "all_keys",
+    "burst",
+    "check",
+    "commands_text",
+    "crossed_minute",
+    "decided_by_runner",
+    "error",
+    "failed",
+    "first_status",
+    "keys_of",
+    "passed",
+    "requests_text",
+    "resolve",
+    "skipped",
+    "strings_in",
+    "value_text",
+    "writes_to",
+]
