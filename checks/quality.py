@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from pathlib import Path
 
 from grader.checking import CheckContext, check
 from grader.outcome import CheckOutcome, error, failed, passed, skipped
+from grader.sources import is_test_file, python_files
 
 MAX_FINDINGS = 20
 # `path:line:col: CODE message` in ruff's concise output.
 _FINDING = re.compile(r"^(?P<path>.+?):(?P<line>\d+):(?P<col>\d+): (?P<rest>.+)$")
-_TEST_FILE = re.compile(r"^(test_.*|.*_test)\.py$")
-_NOT_SUBMISSION = frozenset({".venv", "venv", "env", "node_modules", "site-packages", "__pycache__"})
 # pytest's exit codes.
 _NO_TESTS_COLLECTED = 5
 _OUTPUT_TAIL = 30
@@ -49,16 +47,8 @@ async def lint(ctx: CheckContext) -> CheckOutcome:
 
 
 def find_test_files(root: Path) -> list[Path]:
-    """The submission's own test modules (test_*.py, *_test.py), outside virtualenvs and hidden folders."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(
-            d for d in dirnames
-            if d not in _NOT_SUBMISSION and not d.startswith(".")
-            and not os.path.isfile(os.path.join(dirpath, d, "pyvenv.cfg"))
-        )
-        found.extend(Path(dirpath, f) for f in sorted(filenames) if _TEST_FILE.match(f))
-    return found
+    """The submission's own test modules (test_*.py, *_test.py), by the same rule as every reader of its code."""
+    return list(python_files(root, keep=is_test_file))
 
 
 def tests_dir(root: Path, app_dir: Path, tests: list[Path]) -> Path:
