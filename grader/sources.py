@@ -3,7 +3,9 @@
 One rule for every reader (entry point detection, static facts, lint, the submission's own tests), so a
 file is either the student's code everywhere or nowhere:
 - folders that are not the code under test are skipped: hidden ones (.git, .venv, .tox, .ipynb_checkpoints),
-  virtualenvs (named venv, or any folder holding a pyvenv.cfg), node_modules, site-packages, __pycache__;
+  virtualenvs (named venv, or any folder holding a pyvenv.cfg), installed or vendored packages
+  (site-packages, __pypackages__, node_modules), caches and build output (__pycache__, build, dist, _build,
+  buck-out: the folders ruff leaves out by default);
 - symlinked files are skipped (the file they point at is read where it is);
 - .py files over MAX_PY_BYTES are generated data, not code worth reading.
 """
@@ -20,7 +22,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-SKIP_DIRS = frozenset({"venv", "node_modules", "site-packages", "__pycache__"})
+SKIP_DIRS = frozenset(
+    {"venv", "node_modules", "site-packages", "__pypackages__", "__pycache__", "build", "dist", "_build", "buck-out"}
+)
 MAX_PY_BYTES = 2 * 1024 * 1024
 _TEST_FILE = re.compile(r"^(test_.*|.*_test)\.py$")
 
