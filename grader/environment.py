@@ -49,6 +49,7 @@ ALWAYS = ("uvicorn",)  # the harness starts the app with `python -m uvicorn`
 CACHE_FORMAT = "2"  # bump to invalidate every cached environment after a change in how they are built
 COMPLETE_MARKER = ".redis-grader-complete"
 MANIFEST = ".redis-grader-manifest.json"
+NO_BYTECODE_PTH = "redis_grader_no_bytecode.pth"
 STALE_BUILD_S = 3600.0
 
 log = logging.getLogger(__name__)
@@ -410,6 +411,10 @@ def _build(env_dir: Path, packages: list[str], requirement_lines: list[str], dea
             req_file.write_text("\n".join(requirement_lines) + "\n", encoding="utf-8")
             argv += ["-r", str(req_file)]
         _run_uv(argv + packages, cache, deadline)
+        for site_packages in build.glob("lib/python*/site-packages"):
+            # Nothing run in the venv writes bytecode into it afterwards (pytest's assertion rewriting caches
+            # its plugins' modules there): what the app and its tests run cannot change the next submission's.
+            (site_packages / NO_BYTECODE_PTH).write_text("import sys; sys.dont_write_bytecode = True\n")
         (build / COMPLETE_MARKER).write_text(time.strftime("%Y-%m-%dT%H:%M:%S") + "\n", encoding="utf-8")
         (build / MANIFEST).write_text(json.dumps(venv_manifest(build), indent=0, sort_keys=True), encoding="utf-8")
         if env_dir.exists():  # an incomplete, broken or changed earlier build

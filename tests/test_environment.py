@@ -233,6 +233,9 @@ def test_a_changed_cached_environment_is_rebuilt(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     env = prepare_environment(submission, cache_dir=cache)
     assert _imports(env.python, "six", "uvicorn")  # running the environment does not change it
+    writes = subprocess.run([env.python, "-c", "import sys; print(sys.dont_write_bytecode)"], capture_output=True,
+                            text=True, timeout=60, check=True)  # fmt: skip
+    assert writes.stdout.strip() == "True"  # nor does anything it runs (pytest caches rewritten modules)
     assert prepare_environment(submission, cache_dir=cache).description.endswith(", cached")
 
     site = Path(subprocess.check_output([env.python, "-c", "import six, os; print(os.path.dirname(six.__file__))"],
