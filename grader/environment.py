@@ -320,10 +320,11 @@ def _changed(env_dir: Path) -> str | None:
 
 def _remove_tree(path: Path) -> None:
     def make_writable_and_retry(func, p, _exc):  # type: ignore[no-untyped-def]
-        # A submission may have left read-only files or folders in the venv.
+        # The venv is read-only (_make_read_only); a submission may have changed modes too.
         with contextlib.suppress(OSError):
             os.chmod(os.path.dirname(p), stat.S_IRWXU)
-            os.chmod(p, stat.S_IRWXU)
+            if not os.path.islink(p):  # chmod would change the link's target: bin/python is the real interpreter
+                os.chmod(p, stat.S_IRWXU)
             func(p)
 
     if sys.version_info >= (3, 12):  # `onerror` is deprecated there; the handler ignores its third argument
@@ -396,7 +397,7 @@ def _build(env_dir: Path, packages: list[str], requirement_lines: list[str], dea
     """Build the venv in a temp dir next to env_dir, then rename it into place (atomic on one file system)."""
     cache = env_dir.parent
     for stale in cache.glob(f".build-{env_dir.name}-*"):  # left by a killed grader; we hold the lock
-        shutil.rmtree(stale, ignore_errors=True)
+        _remove_tree(stale)
     build = cache / f".build-{env_dir.name}-{uuid.uuid4().hex[:8]}"
     uv = _uv_bin()
     try:
@@ -416,12 +417,25 @@ def _build(env_dir: Path, packages: list[str], requirement_lines: list[str], dea
             # its plugins' modules there): what the app and its tests run cannot change the next submission's.
             (site_packages / NO_BYTECODE_PTH).write_text("import sys; sys.dont_write_bytecode = True\n")
         (build / COMPLETE_MARKER).write_text(time.strftime("%Y-%m-%dT%H:%M:%S") + "\n", encoding="utf-8")
+        _make_read_only(build)  # before the manifest, which records the modes
         (build / MANIFEST).write_text(json.dumps(venv_manifest(build), indent=0, sort_keys=True), encoding="utf-8")
         if env_dir.exists():  # an incomplete, broken or changed earlier build
             _remove_tree(env_dir)
         os.rename(build, env_dir)
     finally:
-        shutil.rmtree(build, ignore_errors=True)
+        if build.exists():
+            _remove_tree(build)
+
+
+def _make_read_only(env_dir: Path) -> None:
+    """Everything under the venv (its top folder aside, which holds the manifest) loses its write bits: a
+    submission run by an unprivileged grader cannot change it at all, and for root the manifest still tells."""
+    for dirpath, dirnames, filenames in os.walk(env_dir):
+        for name in (*dirnames, *filenames):
+            path = os.path.join(dirpath, name)
+            mode = os.lstat(path).st_mode
+            if not stat.S_ISLNK(mode):
+                os.chmod(path, stat.S_IMODE(mode) & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
 # --------------------------------------------------------------------------------------------- entry point

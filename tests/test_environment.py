@@ -240,10 +240,12 @@ def test_a_changed_cached_environment_is_rebuilt(tmp_path: Path) -> None:
 
     site = Path(subprocess.check_output([env.python, "-c", "import six, os; print(os.path.dirname(six.__file__))"],
                                         text=True).strip())  # fmt: skip
+    assert not site.stat().st_mode & 0o222  # read-only: an unprivileged grader's submissions cannot write there
+    site.chmod(0o755)  # root can anyway (and so could a submission of a grader run as root)
     marker = tmp_path / "ran"
     (site / "evil.pth").write_text(f"import os; open({str(marker)!r}, 'w').close()\n")  # runs at every start
     again = prepare_environment(submission, cache_dir=cache)
-    assert "built in" in again.description and "evil.pth" in again.description
+    assert "built in" in again.description and "the cached one had changed" in again.description
     assert not (site / "evil.pth").exists()
     marker.unlink(missing_ok=True)
     assert _imports(again.python, "six") and not marker.exists()
