@@ -10,8 +10,9 @@ are installed: lines that would build and run the submission's own code (`-e .`,
 from elsewhere (direct URLs, VCS sources, other indexes or find-links) are left out and reported as ignored.
 
 A cached environment is used by every later submission with the same requirements, so one submission must
-not be able to change it for the next (a `.pth` file runs at every interpreter start): each environment
-records a manifest of its files when built, and is rebuilt when it no longer matches.
+not be able to change it for the next (a `.pth` file runs at every interpreter start): each environment is
+read-only once built, writes no bytecode afterwards, records a manifest of its files, and is rebuilt when it
+no longer matches it.
 """
 
 from __future__ import annotations
