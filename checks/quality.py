@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
 from grader.checking import CheckContext, check
 from grader.outcome import CheckOutcome, error, failed, passed, skipped
+from grader.sources import is_test_file, python_files
 
 MAX_FINDINGS = 20
 # `path:line:col: CODE message` in ruff's concise output.
 _FINDING = re.compile(r"^(?P<path>.+?):(?P<line>\d+):(?P<col>\d+): (?P<rest>.+)$")
-_TEST_FILE = re.compile(r"^(test_.*|.*_test)\.py$")
-_NOT_SUBMISSION = frozenset({".venv", "venv", "env", "node_modules", "site-packages", "__pycache__"})
 # pytest's exit codes.
 _NO_TESTS_COLLECTED = 5
 _OUTPUT_TAIL = 30
@@ -24,41 +24,60 @@ def _tail(output: str, lines: int = _OUTPUT_TAIL) -> list[str]:
     return output.rstrip().splitlines()[-lines:]
 
 
+def ruff_bin() -> str | None:
+    """The ruff executable installed with the harness (pinned with redis-grader). Never `python -m ruff`:
+    with the submission as the working directory, a `ruff/` package of the student's would be imported."""
+    beside = Path(sys.executable).parent / "ruff"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    try:
+        from ruff.__main__ import find_ruff_bin
+    except ImportError:
+        return shutil.which("ruff")
+    try:
+        return str(find_ruff_bin())
+    except FileNotFoundError:
+        return None
+
+
 @check("quality.lint", title="ruff check finds no errors", level="advanced", timeout=90.0, isolated=True)
 async def lint(ctx: CheckContext) -> CheckOutcome:
     select = list(ctx.settings.get("select") or ["E4", "E7", "E9", "F"])
-    # The harness's ruff (pinned with redis-grader), with the rubric's rules and no configuration of the
-    # submission's (--isolated): the grade does not move with a ruff upgrade or a student's ruff.toml.
-    # Run from the submission's root, so the findings name paths the student recognises.
-    argv = [sys.executable, "-m", "ruff", "check", "--no-cache", "--isolated", "--select", ",".join(select),
-            "--output-format", "concise", "."]
-    run = await ctx.run(argv, timeout=float(ctx.settings.get("timeout", 60)), cwd=ctx.workspace.root)
+    rules = ",".join(select)
+    root = ctx.workspace.root
+    # The files every reader of the submission's code reads (no virtualenvs, vendored or generated files),
+    # named explicitly: ruff's own file discovery would follow its defaults and the submission's excludes.
+    files = [path.relative_to(root).as_posix() for path in python_files(root)]
+    if not files:
+        return failed("no Python file to check: the submission has no .py files outside virtualenvs, "
+                      "hidden folders and generated files", rules=select)
+    ruff = ruff_bin()
+    if ruff is None:
+        return error("ruff is not installed with the grader (pip install redis-grader installs it)")
+    # The rubric's rules and nothing of the submission's: no configuration (--isolated ignores its
+    # pyproject.toml / ruff.toml) and no suppression comments in its code (--ignore-noqa). Run from the
+    # submission's root, so the findings name paths the student recognises; `--` so that a file named
+    # like an option stays a file.
+    argv = [ruff, "check", "--no-cache", "--isolated", "--ignore-noqa", "--no-fix", "--select", rules,
+            "--output-format", "concise", "--", *files]
+    run = await ctx.run(argv, timeout=float(ctx.settings.get("timeout", 60)), cwd=root)
     findings = [line.strip() for line in run.output.splitlines() if _FINDING.match(line.strip())]
-    evidence = {"rules": select, "findings": findings[:MAX_FINDINGS]}
+    evidence: dict[str, object] = {"rules": select, "files_checked": len(files), "findings": findings[:MAX_FINDINGS]}
     if len(findings) > MAX_FINDINGS:
-        evidence["findings"].append(f"... and {len(findings) - MAX_FINDINGS} more")
+        evidence["findings"] = [*findings[:MAX_FINDINGS], f"... and {len(findings) - MAX_FINDINGS} more"]
     if run.timed_out:
         return error("ruff did not finish in time", output_tail=_tail(run.output))
     if run.returncode == 0:
-        return passed(f"ruff check ({','.join(select)}) found no errors", **evidence)
+        return passed(f"ruff check ({rules}) found no errors in {len(files)} file(s)", **evidence)
     if run.returncode == 1 and findings:
-        return failed(f"ruff check ({','.join(select)}) found {len(findings)} error(s), first: {findings[0]}",
-                      **evidence)
+        return failed(f"ruff check ({rules}) found {len(findings)} error(s), first: {findings[0]}", **evidence)
     # Exit code 2 (or 1 with nothing parsed): ruff itself failed, which says nothing about the submission.
     return error(f"ruff could not run (exit code {run.returncode})", output_tail=_tail(run.output))
 
 
 def find_test_files(root: Path) -> list[Path]:
-    """The submission's own test modules (test_*.py, *_test.py), outside virtualenvs and hidden folders."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(
-            d for d in dirnames
-            if d not in _NOT_SUBMISSION and not d.startswith(".")
-            and not os.path.isfile(os.path.join(dirpath, d, "pyvenv.cfg"))
-        )
-        found.extend(Path(dirpath, f) for f in sorted(filenames) if _TEST_FILE.match(f))
-    return found
+    """The submission's own test modules (test_*.py, *_test.py), by the same rule as every reader of its code."""
+    return list(python_files(root, keep=is_test_file))
 
 
 def tests_dir(root: Path, app_dir: Path, tests: list[Path]) -> Path:

@@ -5,8 +5,14 @@ version), so a class of 100 submissions with the same requirements builds one ve
 for several graders at once: one file lock per environment, built in a temp dir and renamed into place,
 so a half-built environment is never used.
 
-The submission's requirement files are read as text, never executed; lines that would build and run
-the submission's own code (`-e .`, local paths) are left out.
+The submission's requirement files are read as text, never executed. Only packages from the package index
+are installed: lines that would build and run the submission's own code (`-e .`, local paths) or fetch code
+from elsewhere (direct URLs, VCS sources, other indexes or find-links) are left out and reported as ignored.
+
+A cached environment is used by every later submission with the same requirements, so one submission must
+not be able to change it for the next (a `.pth` file runs at every interpreter start): each environment is
+read-only once built, writes no bytecode afterwards, records a manifest of its files, and is rebuilt when it
+no longer matches it.
 """
 
 from __future__ import annotations
@@ -14,17 +20,20 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
+import logging
 import os
 import platform
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +47,13 @@ else:  # pragma: no cover - 3.10
 KINDS = ("isolated", "current")
 DEFAULT_PACKAGES = ("fastapi", "uvicorn", "redis")  # when the submission declares nothing
 ALWAYS = ("uvicorn",)  # the harness starts the app with `python -m uvicorn`
-CACHE_FORMAT = "1"  # bump to invalidate every cached environment after a change in how they are built
+CACHE_FORMAT = "2"  # bump to invalidate every cached environment after a change in how they are built
 COMPLETE_MARKER = ".redis-grader-complete"
+MANIFEST = ".redis-grader-manifest.json"
+NO_BYTECODE_PTH = "redis_grader_no_bytecode.pth"
 STALE_BUILD_S = 3600.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,8 @@ class Environment:
     python: str
     kind: str  # "isolated" | "current"
     description: str  # e.g. "venv 3f2a9c (requirements.txt), cached"
+    # Requirements not installed, each "<line> (<why>)": the app may fail to start for want of them.
+    ignored: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------- requirements
@@ -66,10 +81,57 @@ def find_requirements(root: Path) -> list[Path]:
 @dataclass
 class _Requirements:
     lines: list[str]  # what uv installs (besides ALWAYS)
-    ignored: list[str]  # lines left out (editable/local installs, constraints)
+    ignored: list[str]  # what is left out, each "<line> (<why>)"
+
+    def ignore(self, line: str, why: str) -> None:
+        self.ignored.append(f"{line} ({why})")
 
 
-_LOCAL = re.compile(r"^(\.|/|~|file:)")
+_BUILDS_OWN_CODE = "would build and run the submission's own code"
+_NOT_FROM_INDEX = "only packages from the package index are installed"
+# pip options that change where packages come from; other options (--pre, --only-binary, ...) pass through.
+_SOURCE_OPTIONS = re.compile(
+    r"^(-i|--index-url|--extra-index-url|-f|--find-links|--trusted-host|--no-index)(\s|=|$)|^-[if]\S"
+)
+_ARCHIVE = re.compile(r"\.(whl|zip|tar\.gz|tgz|tar\.bz2|tar\.xz|tar)$", re.IGNORECASE)
+_VCS = re.compile(r"^(git|hg|svn|bzr)\+", re.IGNORECASE)
+
+
+def why_not_installed(requirement: str) -> str | None:
+    """Why a requirement (a requirements.txt line or a PEP 508 string) is not installed; None when it is a
+    plain name from the index. Only the part before options and environment markers is looked at."""
+    spec = re.split(r"\s--|;", requirement, maxsplit=1)[0].strip()
+    target = spec.split("@", 1)[1].strip() if "@" in spec else spec  # `name @ url` (PEP 508 direct reference)
+    if _VCS.match(target):
+        return f"a VCS source: {_NOT_FROM_INDEX}"
+    if target.lower().startswith("file:") or re.match(r"^(\.|/|~)", target):
+        return f"a local path: {_BUILDS_OWN_CODE} or read outside it"
+    if "://" in target:
+        return f"a direct URL: {_NOT_FROM_INDEX}"
+    if "@" in spec or "/" in target or "\\" in target or _ARCHIVE.search(target):
+        return f"a local path or archive: {_BUILDS_OWN_CODE} or read outside it"
+    return None
+
+
+def _requirement_option(line: str, path: Path, root: Path, out: _Requirements, depth: int) -> bool:
+    """Handle an option line (-r, -e, -c, -i, ...); False when the line is not one of those."""
+    include = re.match(r"^(-r|--requirement)\s*=?\s*(\S+)$", line)
+    if include:
+        # Inlined (uv would resolve it relative to a file we rewrite), and only from inside the submission.
+        target = (path.parent / include.group(2)).resolve()
+        if depth < 5 and target.is_file() and target.is_relative_to(root.resolve()):
+            _read_requirements_txt(target, root, out, depth + 1)
+        else:
+            out.ignore(line, "an included file outside the submission, or missing")
+    elif re.match(r"^(-e|--editable)", line):  # -e., -egit+... too
+        out.ignore(line, f"an editable install: {_BUILDS_OWN_CODE}")
+    elif re.match(r"^(-c|--constraint)", line):
+        out.ignore(line, "a constraints file: not read")
+    elif _SOURCE_OPTIONS.match(line):
+        out.ignore(line, f"another package source: {_NOT_FROM_INDEX}")
+    else:
+        return False
+    return True
 
 
 def _read_requirements_txt(path: Path, root: Path, out: _Requirements, depth: int = 0) -> None:
@@ -80,32 +142,20 @@ def _read_requirements_txt(path: Path, root: Path, out: _Requirements, depth: in
     text = re.sub(r"\\\r?\n", " ", text)  # a trailing backslash continues the line (pip's --hash style)
     for raw in text.splitlines():
         line = " ".join(raw.split(" #", 1)[0].split()) if not raw.lstrip().startswith("#") else ""
-        if not line:
+        if not line or _requirement_option(line, path, root, out, depth):
             continue
-        include = re.match(r"^(-r|--requirement)\s*=?\s*(\S+)$", line)
-        if include:
-            # Inlined (uv would resolve it relative to a file we rewrite), and only from inside the submission.
-            target = (path.parent / include.group(2)).resolve()
-            if depth < 5 and target.is_file() and target.is_relative_to(root.resolve()):
-                _read_requirements_txt(target, root, out, depth + 1)
-            else:
-                out.ignored.append(line)
-            continue
-        if re.match(r"^(-e|--editable|-c|--constraint)\b", line) or _LOCAL.match(line):
-            out.ignored.append(line)  # would build (run) the submission's own setup code, or reads outside it
-            continue
-        out.lines.append(line)
+        why = None if line.startswith("-") else why_not_installed(line)
+        if why:
+            out.ignore(line, why)
+        else:
+            out.lines.append(line)
 
 
-def _poetry_requirement(name: str, spec: Any) -> str | None:
+def _poetry_requirement(name: str, spec: Any) -> str:
     """A PEP 508 line for one [tool.poetry.dependencies] entry. Caret/tilde ranges are dropped (name only):
     a newer compatible release is a better guess than failing the install."""
-    if name.lower() == "python":
-        return None
     extras = ""
     if isinstance(spec, dict):
-        if "path" in spec or "git" in spec or "url" in spec:
-            return None
         if spec.get("extras"):
             extras = "[" + ",".join(str(e) for e in spec["extras"]) + "]"
         spec = spec.get("version", "*")
@@ -119,6 +169,20 @@ def _poetry_requirement(name: str, spec: Any) -> str | None:
     return name + extras
 
 
+def _poetry_source(spec: Any) -> str | None:
+    """Why a poetry dependency is not installed: it names a path, a VCS, a URL or another index."""
+    if not isinstance(spec, dict):
+        return None
+    if "path" in spec:
+        return f"a poetry path dependency: {_BUILDS_OWN_CODE} or read outside it"
+    for key in ("git", "hg", "svn", "url"):
+        if key in spec:
+            return f"a poetry {key} dependency: {_NOT_FROM_INDEX}"
+    if "source" in spec:
+        return f"a poetry dependency from another source: {_NOT_FROM_INDEX}"
+    return None
+
+
 def _read_pyproject(path: Path, out: _Requirements) -> None:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8", errors="replace"))
@@ -126,15 +190,22 @@ def _read_pyproject(path: Path, out: _Requirements) -> None:
         raise UsageError(f"cannot read {path.name}: {exc}") from exc
     project = data.get("project")
     if isinstance(project, dict):
-        out.lines.extend(str(dep) for dep in project.get("dependencies") or [] if isinstance(dep, str))
+        for dep in project.get("dependencies") or []:
+            why = why_not_installed(dep) if isinstance(dep, str) else None
+            if why:
+                out.ignore(dep, why)
+            elif isinstance(dep, str):
+                out.lines.append(dep)
     poetry = data.get("tool", {}).get("poetry", {}).get("dependencies")
     if isinstance(poetry, dict):
         for name, spec in poetry.items():
-            line = _poetry_requirement(str(name), spec)
-            if line:
-                out.lines.append(line)
-            elif name.lower() != "python":
-                out.ignored.append(f"{name} (poetry path/git dependency)")
+            if str(name).lower() == "python":
+                continue
+            why = _poetry_source(spec)
+            if why:
+                out.ignore(str(name), why)
+            else:
+                out.lines.append(_poetry_requirement(str(name), spec))
 
 
 def read_requirements(files: list[Path], root: Path) -> _Requirements:
@@ -198,6 +269,69 @@ def _venv_python(env_dir: Path) -> Path:
 def _usable(env_dir: Path) -> bool:
     # exists() follows the symlink: a venv whose base interpreter was removed is rebuilt.
     return (env_dir / COMPLETE_MARKER).is_file() and _venv_python(env_dir).exists()
+
+
+def venv_manifest(env_dir: Path) -> dict[str, str]:
+    """What is under the venv, entry by entry (the manifest itself aside), to tell a changed venv from its build.
+
+    Each file by size, mtime, ctime and inode, not by content: hashing a venv's 50 MB costs seconds per
+    submission, while any write, chmod, rename or os.utime moves a file's ctime, which no unprivileged process
+    can set back (venvs are installed with copies, not hard links into uv's cache, so the inodes are theirs).
+    .pth files, which run code at every interpreter start, are hashed as well.
+    """
+    manifest: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(env_dir):
+        dirnames.sort()
+        for name in (*dirnames, *sorted(filenames)):
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, env_dir)
+            if rel == MANIFEST:
+                continue
+            info = os.lstat(path)
+            if stat.S_ISLNK(info.st_mode):
+                manifest[rel] = "link " + os.readlink(path)
+            elif stat.S_ISDIR(info.st_mode):
+                manifest[rel] = f"dir {info.st_mode:o}"
+            else:
+                entry = f"file {info.st_mode:o} {info.st_size} {info.st_mtime_ns} {info.st_ctime_ns} {info.st_ino}"
+                if name.endswith(".pth") or name == "pyvenv.cfg":
+                    entry += " " + hashlib.sha256(Path(path).read_bytes()).hexdigest()
+                manifest[rel] = entry
+    return manifest
+
+
+def _changed(env_dir: Path) -> str | None:
+    """None when the venv is as built; else the first difference, e.g. "added lib/.../x.pth"."""
+    try:
+        recorded = json.loads((env_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "no manifest"
+    current = venv_manifest(env_dir)
+    if not isinstance(recorded, dict):
+        return "no manifest"
+    for rel in sorted(recorded.keys() | current.keys()):
+        if rel not in current:
+            return f"removed {rel}"
+        if rel not in recorded:
+            return f"added {rel}"
+        if recorded[rel] != current[rel]:
+            return f"changed {rel}"
+    return None
+
+
+def _remove_tree(path: Path) -> None:
+    def make_writable_and_retry(func, p, _exc):  # type: ignore[no-untyped-def]
+        # The venv is read-only (_make_read_only); a submission may have changed modes too.
+        with contextlib.suppress(OSError):
+            os.chmod(os.path.dirname(p), stat.S_IRWXU)
+            if not os.path.islink(p):  # chmod would change the link's target: bin/python is the real interpreter
+                os.chmod(p, stat.S_IRWXU)
+            func(p)
+
+    if sys.version_info >= (3, 12):  # `onerror` is deprecated there; the handler ignores its third argument
+        shutil.rmtree(path, onexc=make_writable_and_retry)
+    else:
+        shutil.rmtree(path, onerror=make_writable_and_retry)
 
 
 def _uv_reason(output: str) -> str:
@@ -264,25 +398,45 @@ def _build(env_dir: Path, packages: list[str], requirement_lines: list[str], dea
     """Build the venv in a temp dir next to env_dir, then rename it into place (atomic on one file system)."""
     cache = env_dir.parent
     for stale in cache.glob(f".build-{env_dir.name}-*"):  # left by a killed grader; we hold the lock
-        shutil.rmtree(stale, ignore_errors=True)
+        _remove_tree(stale)
     build = cache / f".build-{env_dir.name}-{uuid.uuid4().hex[:8]}"
     uv = _uv_bin()
     try:
         # --relocatable: console scripts and activation use relative paths, so the rename keeps them working.
         _run_uv([uv, "venv", "--quiet", "--no-project", "--relocatable", "--python", sys.executable, str(build)],
                 cache, deadline)  # fmt: skip
-        argv = [uv, "pip", "install", "--python", str(_venv_python(build))]
+        # Bytecode compiled now, so running the app writes nothing into the venv (the manifest would no longer
+        # match); copies, so no file is shared with uv's cache or another venv.
+        argv = [uv, "pip", "install", "--compile-bytecode", "--link-mode", "copy", "--python", str(_venv_python(build))]
         if requirement_lines:
             req_file = build / "requirements.redis-grader.txt"  # kept: shows what this env was built from
             req_file.write_text("\n".join(requirement_lines) + "\n", encoding="utf-8")
             argv += ["-r", str(req_file)]
         _run_uv(argv + packages, cache, deadline)
+        for site_packages in build.glob("lib/python*/site-packages"):
+            # Nothing run in the venv writes bytecode into it afterwards (pytest's assertion rewriting caches
+            # its plugins' modules there): what the app and its tests run cannot change the next submission's.
+            (site_packages / NO_BYTECODE_PTH).write_text("import sys; sys.dont_write_bytecode = True\n")
         (build / COMPLETE_MARKER).write_text(time.strftime("%Y-%m-%dT%H:%M:%S") + "\n", encoding="utf-8")
-        if env_dir.exists():  # an incomplete or broken earlier build
-            shutil.rmtree(env_dir)
+        _make_read_only(build)  # before the manifest, which records the modes
+        (build / MANIFEST).write_text(json.dumps(venv_manifest(build), indent=0, sort_keys=True), encoding="utf-8")
+        if env_dir.exists():  # an incomplete, broken or changed earlier build
+            _remove_tree(env_dir)
         os.rename(build, env_dir)
     finally:
-        shutil.rmtree(build, ignore_errors=True)
+        if build.exists():
+            _remove_tree(build)
+
+
+def _make_read_only(env_dir: Path) -> None:
+    """Everything under the venv (its top folder aside, which holds the manifest) loses its write bits: a
+    submission run by an unprivileged grader cannot change it at all, and for root the manifest still tells."""
+    for dirpath, dirnames, filenames in os.walk(env_dir):
+        for name in (*dirnames, *filenames):
+            path = os.path.join(dirpath, name)
+            mode = os.lstat(path).st_mode
+            if not stat.S_ISLNK(mode):
+                os.chmod(path, stat.S_IMODE(mode) & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
 # --------------------------------------------------------------------------------------------- entry point
@@ -318,12 +472,22 @@ def prepare_environment(
     env_dir = cache / key
     started = time.monotonic()
     with _file_lock(cache / f"{key}.lock", timeout=timeout + 60):
-        if _usable(env_dir):
-            state = "cached"
-        else:
-            _build(env_dir, packages, reqs.lines, started + timeout)
-            state = f"built in {time.monotonic() - started:.1f} s"
+        state = _reuse_or_build(env_dir, packages, reqs.lines, started, timeout)
     description = f"venv {key[:6]} ({source}), {state}"
     if reqs.ignored:
-        description += "; ignored: " + ", ".join(reqs.ignored[:5])
-    return Environment(str(_venv_python(env_dir)), "isolated", description)
+        description += "; ignored: " + ", ".join(entry.split(" (", 1)[0] for entry in reqs.ignored[:5])
+    return Environment(str(_venv_python(env_dir)), "isolated", description, list(reqs.ignored))
+
+
+def _reuse_or_build(env_dir: Path, packages: list[str], lines: list[str], started: float, timeout: float) -> str:
+    """The cached venv when it is complete and unchanged since its build; otherwise a new build. Lock held."""
+    rebuilt = ""
+    if _usable(env_dir):
+        change = _changed(env_dir)
+        if change is None:
+            return "cached"
+        # A submission wrote into it (a .pth file, a patched package): the next one must not run that.
+        log.warning("environment %s changed since it was built (%s): rebuilding it", env_dir, change)
+        rebuilt = f" (the cached one had changed: {change})"
+    _build(env_dir, packages, lines, started + timeout)
+    return f"built in {time.monotonic() - started:.1f} s{rebuilt}"

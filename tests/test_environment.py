@@ -41,7 +41,67 @@ def test_requirements_txt_lines_are_filtered_and_includes_inlined(tmp_path: Path
     )
     reqs = read_requirements([tmp_path / "requirements.txt"], tmp_path)
     assert reqs.lines == ["fastapi==0.115.0", "redis>=5", "uvicorn[standard]", "six==1.17.0 --hash=sha256:0123"]
-    assert reqs.ignored == ["-e .", "./libs/mylib", "-c constraints.txt", "-r /etc/passwd"]
+    assert [entry.split(" (", 1)[0] for entry in reqs.ignored] == [
+        "-e .", "./libs/mylib", "-c constraints.txt", "-r /etc/passwd"
+    ]  # fmt: skip
+    assert all(entry.endswith(")") and " (" in entry for entry in reqs.ignored)  # each says why
+
+
+OUTSIDE_THE_INDEX = [
+    "shop @ file:///home/student/shop",
+    "shop@ https://example.com/shop-1.0.tar.gz",
+    "https://example.com/shop-1.0-py3-none-any.whl",
+    "git+https://github.com/student/shop.git@main#egg=shop",
+    "shop @ git+ssh://git@github.com/student/shop.git",
+    "-e git+https://github.com/student/shop.git#egg=shop",
+    "-egit+https://github.com/student/shop.git#egg=shop",
+    "--index-url https://pypi.example.com/simple",
+    "-i https://pypi.example.com/simple",
+    "--extra-index-url=https://pypi.example.com/simple",
+    "-f ./wheels",
+    "--find-links https://example.com/wheels",
+    "-f/tmp/wheels",
+    "--trusted-host pypi.example.com",
+    "--no-index",
+    "libs/shop",
+    "shop-1.0-py3-none-any.whl",
+    "../shop",
+    "~/shop",
+    "/opt/shop",
+]
+
+
+@pytest.mark.parametrize("line", OUTSIDE_THE_INDEX)
+def test_requirements_outside_the_index_are_ignored_with_a_reason(tmp_path: Path, line: str) -> None:
+    (tmp_path / "requirements.txt").write_text(f"fastapi\n{line}\nredis>=5 ; python_version >= '3.8'\n")
+    reqs = read_requirements([tmp_path / "requirements.txt"], tmp_path)
+    assert reqs.lines == ["fastapi", "redis>=5 ; python_version >= '3.8'"]
+    assert len(reqs.ignored) == 1 and reqs.ignored[0].startswith(f"{line} (")
+
+
+def test_index_packages_with_options_and_markers_are_installed(tmp_path: Path) -> None:
+    lines = ["six==1.17.0 --hash=sha256:0123", "uvicorn[standard]>=0.30", "pydantic-settings~=2.0",
+             "tomli ; python_version < '3.11'", "--pre", "--only-binary :all:"]  # fmt: skip
+    (tmp_path / "requirements.txt").write_text("\n".join(lines) + "\n")
+    reqs = read_requirements([tmp_path / "requirements.txt"], tmp_path)
+    assert reqs.lines == lines and reqs.ignored == []
+
+
+def test_pyproject_sources_outside_the_index_are_ignored(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        "[project]\nname = 'shop'\ndependencies = ['fastapi', 'shop @ file:///tmp/shop', "
+        "'lib @ https://example.com/lib.whl', 'vcs @ git+https://github.com/x/vcs.git']\n"
+        "[tool.poetry.dependencies]\npython = '^3.11'\nredis = '^5'\nmylib = {path = '../mylib'}\n"
+        "gitlib = {git = 'https://github.com/x/gitlib.git'}\nurllib = {url = 'https://example.com/u.whl'}\n"
+        "private = {version = '1.0', source = 'company'}\n"
+    )
+    reqs = read_requirements([tmp_path / "pyproject.toml"], tmp_path)
+    assert reqs.lines == ["fastapi", "redis"]
+    ignored = [entry.split(" (", 1)[0] for entry in reqs.ignored]
+    assert ignored == [
+        "shop @ file:///tmp/shop", "lib @ https://example.com/lib.whl", "vcs @ git+https://github.com/x/vcs.git",
+        "mylib", "gitlib", "urllib", "private",
+    ]  # fmt: skip
 
 
 def test_pyproject_dependencies(tmp_path: Path) -> None:
@@ -54,7 +114,7 @@ def test_pyproject_dependencies(tmp_path: Path) -> None:
     assert reqs.lines == [
         "fastapi>=0.110", "redis[hiredis]", "httpx", "pydantic>=2,<3", "sqlalchemy[asyncio]==2.0.30",
     ]  # fmt: skip
-    assert reqs.ignored == ["mylib (poetry path/git dependency)"]
+    assert [entry.split(" (", 1)[0] for entry in reqs.ignored] == ["mylib"]
 
 
 def test_a_broken_pyproject_is_a_usage_error(tmp_path: Path) -> None:
@@ -71,7 +131,7 @@ def test_environment_key_depends_on_content() -> None:
 
 def test_current_environment() -> None:
     env = prepare_environment(Path("."), "current")
-    assert env == Environment(sys.executable, "current", env.description)
+    assert env == Environment(sys.executable, "current", env.description, ignored=[])
     assert "current interpreter" in env.description
 
 
@@ -153,3 +213,40 @@ def test_no_requirements_installs_the_course_stack(tmp_path: Path) -> None:
     env = prepare_environment(tmp_path, cache_dir=tmp_path / "cache")
     assert "no requirements file: fastapi, uvicorn, redis" in env.description
     assert _imports(env.python, "fastapi", "uvicorn", "redis")
+
+
+def test_ignored_requirements_are_reported_and_not_installed(tmp_path: Path) -> None:
+    submission = tmp_path / "submission"
+    (submission / "shop").mkdir(parents=True)
+    (submission / "shop" / "setup.py").write_text("raise SystemExit('never run')\n")
+    (submission / "requirements.txt").write_text("six\n-e ./shop\n--index-url http://127.0.0.1:9/simple\n")
+    env = prepare_environment(submission, cache_dir=tmp_path / "cache")
+    assert [entry.split(" (", 1)[0] for entry in env.ignored] == ["-e ./shop", "--index-url http://127.0.0.1:9/simple"]
+    assert "ignored: -e ./shop, --index-url" in env.description
+    assert _imports(env.python, "six")
+
+
+def test_a_changed_cached_environment_is_rebuilt(tmp_path: Path) -> None:
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    (submission / "requirements.txt").write_text("six\n")
+    cache = tmp_path / "cache"
+    env = prepare_environment(submission, cache_dir=cache)
+    assert _imports(env.python, "six", "uvicorn")  # running the environment does not change it
+    writes = subprocess.run([env.python, "-c", "import sys; print(sys.dont_write_bytecode)"], capture_output=True,
+                            text=True, timeout=60, check=True)  # fmt: skip
+    assert writes.stdout.strip() == "True"  # nor does anything it runs (pytest caches rewritten modules)
+    assert prepare_environment(submission, cache_dir=cache).description.endswith(", cached")
+
+    site = Path(subprocess.check_output([env.python, "-c", "import six, os; print(os.path.dirname(six.__file__))"],
+                                        text=True).strip())  # fmt: skip
+    assert not site.stat().st_mode & 0o222  # read-only: an unprivileged grader's submissions cannot write there
+    site.chmod(0o755)  # root can anyway (and so could a submission of a grader run as root)
+    marker = tmp_path / "ran"
+    (site / "evil.pth").write_text(f"import os; open({str(marker)!r}, 'w').close()\n")  # runs at every start
+    again = prepare_environment(submission, cache_dir=cache)
+    assert "built in" in again.description and "the cached one had changed" in again.description
+    assert not (site / "evil.pth").exists()
+    marker.unlink(missing_ok=True)
+    assert _imports(again.python, "six") and not marker.exists()
+    assert prepare_environment(submission, cache_dir=cache).description.endswith(", cached")

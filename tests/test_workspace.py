@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from grader.errors import GraderError, UsageError
+from grader.sources import MAX_PY_BYTES, is_test_file, parse, python_files
 from grader.workspace import open_workspace
 
 APP = "from fastapi import FastAPI\n\napp = FastAPI()\n"
@@ -154,6 +155,38 @@ def test_never_imports_submission_code(tmp_path: Path) -> None:
     write(tmp_path, {"main.py": f"open({str(marker)!r}, 'w').close()\n" + APP})
     assert detect(tmp_path)[0].target == "main:app"
     assert not marker.exists()
+
+
+def test_one_rule_for_the_submissions_source_files(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "app/main.py": APP,
+            "app/test_main.py": "",
+            "venv/lib/x.py": "",
+            "env311/pyvenv.cfg": "",
+            "env311/y.py": "",
+            ".ipynb_checkpoints/main.py": "",
+            "node_modules/z.py": "",
+            "lib/site-packages/w.py": "",
+            "notes.txt": "",
+        },
+    )
+    (tmp_path / "data.py").write_bytes(b"#" * (MAX_PY_BYTES + 1))  # generated data, not code
+    (tmp_path / "linked.py").symlink_to(tmp_path / "app" / "main.py")
+    rel = [p.relative_to(tmp_path).as_posix() for p in python_files(tmp_path)]
+    assert rel == ["app/main.py", "app/test_main.py"]
+    assert [p.name for p in python_files(tmp_path, keep=is_test_file)] == ["test_main.py"]
+
+
+def test_a_file_is_parsed_again_only_when_its_content_changes(tmp_path: Path) -> None:
+    path = write(tmp_path, {"m.py": "x = 1\n"}) / "m.py"
+    first = parse(path)
+    assert parse(path) is first
+    path.write_text("x = 2\n")  # same size, possibly the same mtime: the content decides
+    assert parse(path) is not first and parse(path).tree is not None
+    path.write_text("def (:\n")
+    assert parse(path).tree is None and isinstance(parse(path).error, SyntaxError)
 
 
 # --- overrides ----------------------------------------------------------------------------------
