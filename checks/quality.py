@@ -6,11 +6,21 @@ import os
 import re
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from grader.checking import CheckContext, check
-from grader.outcome import CheckOutcome, error, failed, passed, skipped
-from grader.sources import is_test_file, python_files
+from grader.api import (
+    CheckContext,
+    CheckOutcome,
+    CheckSettings,
+    check,
+    error,
+    failed,
+    is_test_file,
+    passed,
+    python_files,
+    skipped,
+)
 
 MAX_FINDINGS = 20
 # `path:line:col: CODE message` in ruff's concise output.
@@ -40,9 +50,15 @@ def ruff_bin() -> str | None:
         return None
 
 
-@check("quality.lint", title="ruff check finds no errors", level="advanced", timeout=90.0, isolated=True)
-async def lint(ctx: CheckContext) -> CheckOutcome:
-    select = list(ctx.settings.get("select") or ["E4", "E7", "E9", "F"])
+@dataclass(frozen=True, kw_only=True)
+class LintSettings(CheckSettings):
+    select: tuple[str, ...] = ("E4", "E7", "E9", "F")  # ruff's rules, named by the rubric
+
+
+@check("quality.lint", title="ruff check finds no errors", level="advanced", timeout=60.0, isolated=True,
+       settings=LintSettings)
+async def lint(ctx: CheckContext[LintSettings]) -> CheckOutcome:
+    select = list(ctx.settings.select)
     rules = ",".join(select)
     root = ctx.workspace.root
     # The files every reader of the submission's code reads (no virtualenvs, vendored or generated files),
@@ -60,7 +76,7 @@ async def lint(ctx: CheckContext) -> CheckOutcome:
     # like an option stays a file.
     argv = [ruff, "check", "--no-cache", "--isolated", "--ignore-noqa", "--no-fix", "--select", rules,
             "--output-format", "concise", "--", *files]
-    run = await ctx.run(argv, timeout=float(ctx.settings.get("timeout", 60)), cwd=root)
+    run = await ctx.run(argv, timeout=ctx.settings.timeout, cwd=root)
     findings = [line.strip() for line in run.output.splitlines() if _FINDING.match(line.strip())]
     evidence: dict[str, object] = {"rules": select, "files_checked": len(files), "findings": findings[:MAX_FINDINGS]}
     if len(findings) > MAX_FINDINGS:
@@ -91,7 +107,7 @@ def tests_dir(root: Path, app_dir: Path, tests: list[Path]) -> Path:
 
 # Its tests run against the harness's Redis through REDIS_URL; an app that ignores REDIS_URL would test against
 # whatever happens to listen on localhost:6379, and the verdict would depend on the machine.
-@check("quality.tests", title="The submission's own pytest suite passes", level="advanced", timeout=300.0,
+@check("quality.tests", title="The submission's own pytest suite passes", level="advanced", timeout=120.0,
        requires=("app.uses_redis_url",), isolated=True)
 async def tests(ctx: CheckContext) -> CheckOutcome:
     root = ctx.workspace.root
@@ -99,7 +115,7 @@ async def tests(ctx: CheckContext) -> CheckOutcome:
     if not found:
         return skipped("the submission has no tests of its own (no test_*.py)", applicable=False)
     cwd = tests_dir(root, ctx.app_dir, found)
-    timeout = float(ctx.settings.get("timeout", 120))
+    timeout = ctx.settings.timeout
     run = await ctx.run([ctx.python, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"], timeout=timeout, cwd=cwd)
     where = cwd.relative_to(root).as_posix() if cwd != root else "."
     evidence = {

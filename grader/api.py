@@ -40,6 +40,7 @@ from grader.probe import Probe, Reply, VirtualClient
 from grader.proxy import Command, Fault
 from grader.registry import PLUGIN_GROUP, Registry
 from grader.sandbox import CompletedRun
+from grader.sources import is_test_file, python_files
 from grader.static import Finding, StaticFacts
 
 __all__ = [
@@ -75,8 +76,10 @@ __all__ = [
     "error",
     "failed",
     "first_status",
+    "is_test_file",
     "keys_of",
     "passed",
+    "python_files",
     "requests_text",
     "resolve",
     "skipped",

@@ -114,6 +114,8 @@ def _grade_workspace(
     mark = lap("static", mark)
     python_env = prepare_environment(workspace.root, options.env)
     environment["python_env"] = python_env.description
+    if python_env.ignored:
+        environment["ignored_requirements"] = python_env.ignored
     mark = lap("environment", mark)
     with start_redis(options.redis, options.redis_image) as server, RedisProxy(server.host, server.port) as proxy:
         mark = lap("redis", mark)

@@ -12,7 +12,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from grader.entrypoint import Entrypoint, detect_entrypoint, override_entrypoint
 from grader.errors import GraderError, UsageError
+from grader.tempdirs import make_owned_tempdir
 
 __all__ = ["Entrypoint", "Workspace", "detect_entrypoint", "open_workspace"]
 
@@ -72,7 +72,7 @@ def open_workspace(
     name = source.name or "submission"
 
     try:
-        tmp = Path(tempfile.mkdtemp(prefix="redis-grader-ws-")).resolve()
+        tmp = make_owned_tempdir("redis-grader-ws-").resolve()
     except OSError as exc:
         raise GraderError(f"cannot create a private workspace: {exc}") from None
     try:
