@@ -145,7 +145,7 @@ class LeakWatch:
     of one of its descendants. A watcher thread samples the process tree while the test runs, because a
     `grader check` child that is killed takes the knowledge of its markers and identity with it."""
 
-    INTERVAL = 0.3
+    INTERVAL = 0.5  # often enough to see a `grader check` child (it lives for seconds), rarely enough to cost nothing
 
     def __init__(self) -> None:
         self.markers: set[bytes] = set()
