@@ -50,6 +50,7 @@ def batch_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="session", autouse=True)
 def session_tag() -> Iterator[str]:
+    """Put the session's tag in the environment every process the tests start inherits."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(SESSION_VAR, SESSION_TAG)
         yield SESSION_TAG
