@@ -143,8 +143,9 @@ def check_command(path: Path, grading: GradeOptions, min_grade: str, app_target:
             channel.write(json.dumps(result, ensure_ascii=False).encode())
     use_color = sys.stdout.isatty() if color is None else color
     if quiet:
-        click.echo(f"{result['submission']['name']}: {result['grade'] or 'not graded'} "
-                   f"({result['score'] if result['score'] is not None else '-'})")
+        from grader.reporters.terminal import quiet_line
+
+        click.echo(quiet_line(result))
     else:
         click.echo(render_terminal(result, color=use_color))
     if result["status"] != "graded":

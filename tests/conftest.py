@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import secrets
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,11 +12,19 @@ import pytest
 
 from grader import procfs
 from grader.sandbox import MARKER_VAR
+from grader.services import DEFAULT_IMAGE, OWNER_LABEL, image_present
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBMISSIONS = ROOT / "fixtures" / "submissions"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-REDIS_IMAGE = os.environ.get("REDIS_IMAGE", "local/redis:7")
+# The image the Docker tests run Redis from: the product's default unless REDIS_IMAGE names another. It must
+# already be on this machine: tests never pull (`../shared/ci/docker-up` builds local/redis:7 where no registry is
+# reachable).
+REDIS_IMAGE = os.environ.get("REDIS_IMAGE") or DEFAULT_IMAGE
+# Every process this test session starts inherits the tag (unless a sandbox scrubs its environment), so a leaked
+# process is still known as ours once its parent is gone.
+SESSION_VAR = "REDIS_GRADER_TEST_SESSION"
+SESSION_TAG = secrets.token_hex(8)
 
 
 def require(condition: bool, why: str) -> None:
@@ -38,11 +48,30 @@ def batch_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_tag() -> Iterator[str]:
+    """Put the session's tag in the environment every process the tests start inherits."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(SESSION_VAR, SESSION_TAG)
+        yield SESSION_TAG
+
+
 @pytest.fixture(scope="session")
-def docker_engine() -> None:
+def engine() -> None:
+    """A Docker engine answers."""
     from grader.services import docker_available
 
     require(docker_available(), "no Docker engine answers (run ../shared/ci/docker-up)")
+
+
+@pytest.fixture(scope="session")
+def docker_engine(engine: None) -> None:
+    """A Docker engine answers and the Redis image the Docker tests run (REDIS_IMAGE) is already on it."""
+    require(
+        image_present(REDIS_IMAGE),
+        f"the Redis image {REDIS_IMAGE!r} is not on this machine and tests never pull one "
+        "(`docker pull redis:7-alpine`, or set REDIS_IMAGE to a local image; ../shared/ci/docker-up builds one)",
+    )
 
 
 def alive(pid: int) -> bool:
@@ -59,35 +88,117 @@ def cmdline(pid: int) -> bytes:
         return b""
 
 
-def grader_processes() -> set[int]:
-    """Processes started by a grading run (they carry its marker in their environment) or a local Redis."""
-    found = set()
-    for pid in procfs.pids():
-        if pid == os.getpid():
-            continue
-        # redis-server rewrites its command line ("/usr/bin/redis-server 127.0.0.1:6390"): read the program's name.
-        program = cmdline(pid).split(b"\0", 1)[0].split(b" ", 1)[0].rsplit(b"/", 1)[-1]
-        if f"\0{MARKER_VAR}=".encode() in procfs.environ(pid) or program == b"redis-server":
+def own_processes() -> set[int]:
+    """Live processes that descend from this test process (the walk follows /proc parent links)."""
+    table = procfs.live_processes()
+    children: dict[int, list[int]] = {}
+    for pid, info in table.items():
+        children.setdefault(info.ppid, []).append(pid)
+    found: set[int] = set()
+    todo = list(children.get(os.getpid(), []))
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
             found.add(pid)
+            todo.extend(children.get(pid, []))
     return found
 
 
-def grader_containers() -> set[str]:
+def _marker(pid: int) -> bytes | None:
+    """The whole `\0REDIS_GRADER_RUN=<marker>\0` entry a sandboxed process carries, or None."""
+    env = procfs.environ(pid)
+    prefix = f"\0{MARKER_VAR}=".encode()
+    at = env.find(prefix)
+    return env[at : env.index(b"\0", at + 1) + 1] if at >= 0 else None
+
+
+def _program(pid: int) -> bytes:
+    # redis-server rewrites its command line ("/usr/bin/redis-server 127.0.0.1:6390"): read the program's name.
+    return cmdline(pid).split(b"\0", 1)[0].split(b" ", 1)[0].rsplit(b"/", 1)[-1]
+
+
+def grader_processes() -> set[int]:
+    """The grading processes of this test session: a process that carries a grading run's marker, or a local
+    Redis, and that descends from this test process or inherited the session's tag (a redis-server whose grader
+    was killed). Other people's gradings on the same machine are not counted."""
+    own = own_processes()
+    tagged = {pid for pid in procfs.pids() if procfs.has_env_entry(pid, SESSION_VAR, SESSION_TAG)}
+    return {pid for pid in (own | tagged) - {os.getpid()} if _marker(pid) is not None or _program(pid) == b"redis-server"}
+
+
+def containers_by_owner() -> dict[str, str]:
+    """Running containers the grader labelled (id -> owner identity); {} without a working engine."""
     try:
         import docker
 
         client = docker.from_env(timeout=5)
-        return {c.id for c in client.containers.list()}
+        try:
+            return {c.id: c.labels.get(OWNER_LABEL, "") for c in client.containers.list(filters={"label": OWNER_LABEL})}
+        finally:
+            client.close()
     except Exception:  # noqa: BLE001 - no engine, or one that is broken: no containers to count
-        return set()
+        return {}
+
+
+class LeakWatch:
+    """What one test leaves running: processes that descend from the test process, inherited the session's tag,
+    or carry a grading marker seen on one of those; containers labelled with the identity of the test process or
+    of one of its descendants. A watcher thread samples the process tree while the test runs, because a
+    `grader check` child that is killed takes the knowledge of its markers and identity with it."""
+
+    INTERVAL = 0.5  # often enough to see a `grader check` child (it lives for seconds), rarely enough to cost nothing
+
+    def __init__(self) -> None:
+        self.markers: set[bytes] = set()
+        self.identities: set[str] = {procfs.identity(os.getpid()) or ""}
+        self._stop = threading.Event()
+        self._sampler = threading.Thread(target=self._sample_until_stopped, name="leak-watch", daemon=True)
+        self.before_procs = self.processes()
+        self.before_containers = set(self.containers())
+        self._sampler.start()
+
+    def _sample(self) -> set[int]:
+        own = own_processes()
+        for pid in own:
+            marker = _marker(pid)
+            if marker is not None:
+                self.markers.add(marker)
+            identity = procfs.identity(pid)
+            if identity is not None:
+                self.identities.add(identity)
+        return own
+
+    def _sample_until_stopped(self) -> None:
+        while not self._stop.wait(self.INTERVAL):
+            self._sample()
+
+    def processes(self) -> set[int]:
+        own = self._sample()
+        tag = f"\0{SESSION_VAR}={SESSION_TAG}\0".encode()
+        others = set()
+        for pid in procfs.pids():
+            env = procfs.environ(pid)
+            if tag in env or any(marker in env for marker in self.markers):
+                others.add(pid)
+        return {pid for pid in own | others if pid != os.getpid() and alive(pid)}
+
+    def containers(self) -> set[str]:
+        self._sample()
+        return {cid for cid, owner in containers_by_owner().items() if owner in self.identities}
+
+    def finish(self) -> tuple[set[int], set[str]]:
+        """Stop watching; (processes, containers) started during the watch and still running."""
+        self._stop.set()
+        self._sampler.join()
+        return self.processes() - self.before_procs, self.containers() - self.before_containers
 
 
 @pytest.fixture
-def no_leftovers():
-    """Fails the test when a process or container started during it is still there afterwards."""
-    before_procs, before_containers = grader_processes(), grader_containers()
+def no_leftovers() -> Iterator[None]:
+    """Fails the test when a process or container it started is still there afterwards (only its own: other
+    gradings on the same machine may come and go meanwhile)."""
+    watch = LeakWatch()
     yield
-    left_procs = grader_processes() - before_procs
-    left_containers = grader_containers() - before_containers
+    left_procs, left_containers = watch.finish()
     assert not left_procs, f"processes left running: {sorted(left_procs)}"
     assert not left_containers, f"containers left running: {sorted(left_containers)}"

@@ -19,6 +19,7 @@ from junitparser import Error, Failure, JUnitXml, Skipped
 from grader.errors import UsageError
 from grader.reporters import (
     gradescope_results,
+    overview,
     render_html,
     render_markdown,
     render_terminal,
@@ -26,8 +27,17 @@ from grader.reporters import (
     write_junit,
     write_reports,
 )
-from grader.reporters._common import evidence_items, next_band_advice, read_result
-from grader.reporters._templates import md_code
+from grader.reporters._common import (
+    evidence_items,
+    evidence_label,
+    evidence_text,
+    head_tail,
+    more_text,
+    next_band_advice,
+    read_result,
+)
+from grader.reporters._templates import md_code, tail_lines
+from grader.reporters.terminal import quiet_line
 
 RESULTS = Path(__file__).parent / "results"
 ANSI = re.compile(r"\x1b\[")
@@ -137,7 +147,7 @@ def test_terminal_plain_has_no_ansi_and_shows_everything(graded: dict) -> None:
     # a failure: message, a few evidence lines, the hint and the remediation link
     assert "request 11 from 127.0.1.9 got 500" in text
     assert "GET /products from 127.0.1.9 -> 500 (Internal Server Error)" in text
-    assert "… 7 more" in text  # 11 requests shown as 2 + "… 7 more" + 2
+    assert "… and 7 more" in text  # 11 requests shown as 2 + "… and 7 more" + 2
     assert "Return a JSONResponse(status_code=429)" in text
     assert "https://course.example.org/redis/ra3.2" in text
     assert "\x1b" not in text  # the app log's own ANSI colour codes are removed too
@@ -522,3 +532,87 @@ def test_html_renders_in_chromium(graded: dict, tmp_path: Path) -> None:
     assert "Return a JSONResponse(status_code=429)" in text
     assert "<script>alert('x')</script>" in text  # shown as text: the browser built no script element from it
     assert "<script" not in done.stdout.replace("&lt;script&gt;", "")
+
+
+# --- Polish: the quiet line, code spans, units, "… and N more", the order of the page, the class table -----
+
+
+def test_quiet_line_shows_the_score_as_the_report_does(graded: dict, errored: dict) -> None:
+    assert quiet_line(graded) == "alice: B (73.33/100)"
+    low = with_checks(graded, {"cache.ttl": ("failed", 0), "async.client": ("failed", 0)})
+    assert quiet_line(low) == f"alice: {low['grade']} ({read_result(low).score_text})"
+    line = quiet_line(errored)
+    assert line.startswith("bob: not graded (") and "no Redis could be started" in line and "\n" not in line
+
+
+def _with_backticks(doc: dict) -> dict:
+    doc = copy.deepcopy(doc)
+    check = next(c for c in doc["checks"] if c["id"] == "ratelimit.threshold")
+    check["hint"] = "Return `JSONResponse(status_code=429)` and keep the key `rate:ip:<ip>`."
+    check["message"] = "request 11 got `500` instead of `429`"
+    check["evidence"]["latency_injected_s"] = 1.5
+    check["evidence"]["p95_ms"] = 12
+    return doc
+
+
+def test_html_renders_backticks_as_code(graded: dict) -> None:
+    page = render_html(_with_backticks(graded))
+    assert "Return <code>JSONResponse(status_code=429)</code> and keep the key <code>rate:ip:&lt;ip&gt;</code>." in page
+    assert "request 11 got <code>500</code> instead of <code>429</code>" in page
+    dom = _DomText()
+    dom.feed(page)
+    visible = " ".join(dom.text)
+    assert "`JSONResponse" not in visible and "`500`" not in visible and "`rate:ip" not in visible
+    assert "<script" not in page.replace("&lt;script&gt;", "")  # code spans escape their content too
+
+
+def test_markdown_keeps_backticks_as_code_spans(graded: dict) -> None:
+    md = render_markdown(_with_backticks(graded))
+    assert "**Hint:** Return `JSONResponse(status_code=429)` and keep the key `rate:ip:<ip>`." in md
+    rows = [line for line in md.splitlines() if line.startswith("| ")]
+    assert any("request 11 got `500` instead of `429`" in row for row in rows)
+    assert all(row.count("|") - row.count("\\|") == 5 for row in rows)
+
+
+def test_evidence_labels_show_units() -> None:
+    labels = {i.key: i.label for i in evidence_items({"latency_injected_s": 1.5, "p95_ms": 3, "ttl": 60, "s": 1})}
+    assert labels == {"latency_injected_s": "Latency injected (s)", "p95_ms": "P95 (ms)", "ttl": "Ttl", "s": "S"}
+    assert evidence_label("requests") == "HTTP requests"
+
+
+def test_units_reach_every_report(graded: dict) -> None:
+    doc = _with_backticks(graded)
+    assert "Latency injected (s)" in render_html(doc)
+    assert "Latency injected (s)" in render_markdown(doc)
+    next(c for c in doc["checks"] if c["id"] == "ratelimit.threshold")["evidence"] = {"p95_ms": 12}
+    assert "P95 (ms): 12" in render_terminal(doc, color=False)
+
+
+def test_one_form_of_and_n_more(graded: dict) -> None:
+    assert more_text(3) == "… and 3 more"
+    assert head_tail([str(i) for i in range(10)], 4) == ["0", "1", "… and 6 more", "8", "9"]
+    assert tail_lines("\n".join(str(i) for i in range(10)), 2).splitlines()[0] == "… and 8 more lines above"
+    assert "  … and 2 more" in evidence_text({"redis": ["a", "b", "c", "d"]}, max_items=2)
+    doc = copy.deepcopy(graded)
+    check = next(c for c in doc["checks"] if c["id"] == "ratelimit.threshold")
+    check["evidence"].update({f"extra_{i}": i for i in range(6)}, log_tail="\n".join(f"line {i}" for i in range(200)))
+    outputs = [render_terminal(doc, color=False), render_markdown(doc), render_html(doc)]
+    for text in outputs:
+        assert "… and " in text
+        assert not re.search(r"… \d+ (more|earlier)", text)
+    assert "more evidence entries in the full report" in outputs[0]
+
+
+def test_html_puts_what_to_fix_before_the_tables(graded: dict) -> None:
+    page = render_html(graded)
+    fix = page.index("<h2>What to fix</h2>")
+    assert fix < page.index("<table")
+    assert page.index('id="check-ratelimit.threshold"') < page.index('id="category-')
+    assert 'href="#check-ratelimit.threshold"' in page  # the tables still link down to the cards
+
+
+def test_class_overview_does_not_break_words_in_the_submissions_table(graded: dict) -> None:
+    page = overview.render_index(overview.build_overview([("alice", graded)]))
+    [style] = re.findall(r"<style>(.*?)</style>", page, re.DOTALL)
+    assert re.search(r"#submissions th, #submissions td \{[^}]*overflow-wrap: normal", style)
+    assert re.search(r"#submissions code[^{]*\{[^}]*white-space: nowrap", style)

@@ -21,6 +21,8 @@ _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 EVIDENCE_LABELS = {"requests": "HTTP requests", "redis": "Redis commands", "log": "App log", "log_tail": "App log"}
+# Evidence keys end in their unit (latency_injected_s): shown as "Latency injected (s)".
+UNIT_SUFFIXES = {"s": "s", "ms": "ms", "us": "µs", "kb": "KB", "mb": "MB", "pct": "%"}
 # A string longer than this, or with a newline, is shown as a code block rather than inline.
 LONG_STRING = 100
 
@@ -29,6 +31,24 @@ def clean_text(value: Any) -> str:
     """Any value as printable text: ANSI colour codes and control characters removed (tabs and newlines kept)."""
     text = value if isinstance(value, str) else ("" if value is None else str(value))
     return _XML_ILLEGAL.sub("", _ANSI.sub("", text))
+
+
+def more_text(hidden: int, what: str = "") -> str:
+    """The one way every report says entries were left out: "… and 3 more", "… and 3 more log lines"."""
+    return f"… and {hidden} more" + (f" {what}" if what else "")
+
+
+def evidence_label(key: str) -> str:
+    """The label of an evidence key: a known name, or the key in words with its unit in parentheses
+    ("latency_injected_s" -> "Latency injected (s)", "p95_ms" -> "P95 (ms)")."""
+    if key in EVIDENCE_LABELS:
+        return EVIDENCE_LABELS[key]
+    words = [word for word in key.split("_") if word]
+    unit = UNIT_SUFFIXES.get(words[-1].lower()) if len(words) > 1 else None
+    if unit is not None:
+        words = words[:-1]
+    text = " ".join(words).capitalize() or key
+    return f"{text} ({unit})" if unit else text
 
 
 def fmt_num(value: Any) -> str:
@@ -80,7 +100,7 @@ def evidence_items(evidence: Any) -> list[EvidenceItem]:
     items: list[EvidenceItem] = []
     for raw_key, value in evidence.items():
         key = clean_text(raw_key)
-        label = EVIDENCE_LABELS.get(key, key.replace("_", " ").capitalize())
+        label = evidence_label(key)
         if isinstance(value, (list, tuple)):
             items.append(EvidenceItem(key, label, "list", items=[_one_line(v) for v in value]))
         elif isinstance(value, dict):
@@ -106,7 +126,7 @@ def evidence_text(evidence: Any, *, max_items: int | None = None) -> str:
             shown, hidden = limit(item.items, max_items)
             lines.extend("  - " + line for line in shown)
             if hidden:
-                lines.append(f"  … {hidden} more")
+                lines.append(f"  {more_text(hidden)}")
     return "\n".join(lines)
 
 
@@ -118,13 +138,13 @@ def limit(items: list[str], max_items: int | None) -> tuple[list[str], int]:
 
 
 def head_tail(items: list[str], keep: int) -> list[str]:
-    """A long list as its first and last few entries around a "… n more" line: a trace's first requests show
-    the setup, its last ones the moment it went wrong."""
+    """A long list as its first and last few entries around a "… and n more" line: a trace's first requests
+    show the setup, its last ones the moment it went wrong."""
     if len(items) <= keep + 1:
         return items
     head = keep // 2
     tail = keep - head
-    return [*items[:head], f"… {len(items) - keep} more", *items[-tail:]]
+    return [*items[:head], more_text(len(items) - keep), *items[-tail:]]
 
 
 @dataclass

@@ -8,12 +8,43 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 
 from ..resources import templates_dir
-from ._common import Link, fmt_num, head_tail, read_result
+from ._common import Link, fmt_num, head_tail, more_text, read_result
 from .quiz import template_context
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~#])")
+# Hints and messages are written with Markdown-ish backticks around code (`rate:ip:<ip>`): a span is a pair of
+# single backticks on one line with something inside (a run of two or more is left as it is).
+_CODE_SPAN = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
+
+
+def html_code(value: Any) -> Markup:
+    """Text with its `code` spans as <code> elements; everything else escaped (autoescape sees Markup)."""
+    text = str(value)
+    parts: list[str] = []
+    last = 0
+    for match in _CODE_SPAN.finditer(text):
+        parts.append(str(escape(text[last : match.start()])))
+        parts.append(f"<code>{escape(match.group(1))}</code>")
+        last = match.end()
+    parts.append(str(escape(text[last:])))
+    return Markup("".join(parts))
+
+
+def md_rich(value: Any, table: bool = False) -> str:
+    """Like md_text, but the text's own `code` spans stay code spans (md_text escapes pipes already; a span's
+    pipes are escaped inside a table)."""
+    text = " ".join(str(value).split())
+    parts: list[str] = []
+    last = 0
+    for match in _CODE_SPAN.finditer(text):
+        parts.append(_MD_SPECIAL.sub(r"\\\1", text[last : match.start()]))  # spaces around a span kept
+        parts.append(md_code(match.group(1), table=table))
+        last = match.end()
+    parts.append(_MD_SPECIAL.sub(r"\\\1", text[last:]))
+    return "".join(parts)
 
 
 def md_text(value: Any) -> str:
@@ -51,7 +82,7 @@ def tail_lines(text: str, keep: int) -> str:
     lines = text.splitlines()
     if len(lines) <= keep:
         return text
-    return "\n".join([f"… {len(lines) - keep} earlier lines", *lines[-keep:]])
+    return "\n".join([more_text(len(lines) - keep, "lines above"), *lines[-keep:]])
 
 
 @lru_cache(maxsize=1)
@@ -66,7 +97,7 @@ def environment() -> Environment:
     )
     env.filters.update(
         num=fmt_num, md_text=md_text, md_code=md_code, md_block=md_block, md_link=md_link,
-        head_tail=head_tail, tail_lines=tail_lines,
+        head_tail=head_tail, tail_lines=tail_lines, html_code=html_code, md_rich=md_rich,
     )
     return env
 

@@ -14,6 +14,7 @@ from ._common import (
     fmt_num,
     head_tail,
     join_nonempty,
+    more_text,
     read_result,
 )
 from .quiz import terminal_lines as quiz_terminal_lines
@@ -62,6 +63,15 @@ def render_terminal(result: dict[str, Any], color: bool) -> str:
     return "\n".join(out) + "\n"
 
 
+def quiet_line(result: dict[str, Any]) -> str:
+    """The one line `grader check -q` prints, with the score as the full report shows it:
+    "alice: C (66/100)", or "alice: not graded (<why>)"."""
+    report = read_result(result)
+    if not report.graded:
+        return f"{report.name}: not graded ({report.error})"
+    return f"{report.name}: {report.grade or '?'} ({report.score_text})"
+
+
 def _grade_line(report: Report, style: Any) -> str:
     grade = report.grade or "?"
     grade_text = style(f"grade {grade}", fg=GRADE_COLOURS.get(grade), bold=True)
@@ -90,7 +100,8 @@ def _check_lines(check: Check, style: Any, width: int) -> list[str]:
     for item in check.evidence[:EVIDENCE_KEYS]:
         lines.extend(_evidence_lines(item, style))
     if len(check.evidence) > EVIDENCE_KEYS:
-        lines.append(style(f"      … {len(check.evidence) - EVIDENCE_KEYS} more evidence entries in the full report", dim=True))
+        hidden = more_text(len(check.evidence) - EVIDENCE_KEYS, "evidence entries in the full report")
+        lines.append(style(f"      {hidden}", dim=True))
     if check.hint:
         lines.append(f"      {style('hint:', fg='cyan')} {check.hint}")
     for link in check.remediation:

