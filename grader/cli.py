@@ -67,8 +67,9 @@ _GRADING_OPTIONS = [
     click.option("--rubric", default="redis-module", show_default=True,
                  help="Rubric name (shipped) or path to a TOML file."),
     click.option("--redis", "redis_backend", type=click.Choice(["auto", "docker", "local"]), default="auto",
-                 show_default=True, help="Where each submission's fresh Redis runs: a container (Docker), a local "
-                 "redis-server, or docker when an engine answers."),
+                 show_default=True, help="Where each submission's fresh Redis runs: docker (a container; pulls the image "
+                 "when missing), local (a redis-server process), or auto: a local redis-server 7, else a container "
+                 "from an image already on this machine, else an older local redis-server (never pulls)."),
     click.option("--redis-image", default="redis:7-alpine", show_default=True, help="Image for --redis docker."),
     click.option("--env", "env_kind", type=click.Choice(["isolated", "current"]), default="isolated",
                  show_default=True, help="isolated: a cached venv built from the submission's requirements (uv); "
