@@ -23,6 +23,7 @@ from grader.app import AppStart, RunningApp
 from grader.checking import Check, CheckContext, RunCommand
 from grader.environment import Environment
 from grader.errors import GraderError
+from grader.machinelock import timing_phase
 from grader.outcome import CheckOutcome, error, skipped
 from grader.probe import Probe
 from grader.proxy import RedisProxy
@@ -107,7 +108,8 @@ async def run_checks(
                 background.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await background
-        await run_in_order(phases.last)
+        async with timing_phase():  # one grading of the machine at a time runs its timing checks
+            await run_in_order(phases.last)
     finally:
         await isolated.aclose()
         await probe.aclose()

@@ -175,7 +175,8 @@ def list_checks(rubric: str) -> None:
               help="Where results go: RESULTS_DIR/<name>/result.json, report.html, report.md, junit.xml, "
               "grader.log; RESULTS_DIR/gradebook.csv and index.html over all of them.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Submissions graded at once (capped at the number of cores).")
+              help="Submissions graded at once; may exceed the cores, as most of a grading waits (the timing checks "
+              "take a machine-wide lock: one grading at a time runs them). At most 4 per core.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=600.0, show_default=True,
               help="Seconds one submission may take in all (environment build included); then its grading is "
               "stopped and recorded as not graded.")
@@ -209,7 +210,7 @@ def batch_command(submissions_dir: Path, out_dir: Path, jobs: int, timeout: floa
         for note in plan.notes:
             click.echo(f"grader: {note}", err=True)
         if jobs > batch.cap_jobs(jobs):
-            click.echo(f"grader: --jobs {jobs} capped at {batch.cap_jobs(jobs)} (cores)", err=True)
+            click.echo(f"grader: --jobs {jobs} capped at {batch.cap_jobs(jobs)} ({batch.JOBS_PER_CORE} per core)", err=True)
         if interactive and plan.to_grade:
             bar = click.progressbar(length=len(plan.to_grade), label="Grading", show_pos=True,
                                     item_show_func=lambda line: line)

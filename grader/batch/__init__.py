@@ -7,13 +7,14 @@ children, run.py ties them together; the class overview (index.html) is a report
 
 from __future__ import annotations
 
-from .plan import BatchOptions, Plan, SubmissionDir, cap_jobs, find_submissions, grading_settings, plan
+from .plan import JOBS_PER_CORE, BatchOptions, Plan, SubmissionDir, cap_jobs, find_submissions, grading_settings, plan
 from .run import BatchSummary, Finished, run_batch, write_overview
 from .store import GRADED_WITH, LOG, REPORTS, RESULT, collect_results, graded_with, stored_status, write_submission
 from .supervisor import BATCH_VAR, Grader, check_argv, error_document, kill_tree, processes_of
 
 __all__ = [
     "BATCH_VAR",
+    "JOBS_PER_CORE",
     "GRADED_WITH",
     "LOG",
     "REPORTS",

@@ -125,9 +125,16 @@ def plan(submissions_dir: Path, options: BatchOptions) -> Plan:
     return Plan(submissions, to_grade, kept, notes)
 
 
+# Jobs are not capped at the cores: most of a grading waits (on the app, on Redis, on a TTL or a window), and what
+# needs the machine to itself, the timing checks, takes the machine-wide lock of grader/machinelock.py. What bounds
+# --jobs instead is memory and process count: each job is a grader, an app and a Redis at once.
+JOBS_PER_CORE = 4
+
+
 def cap_jobs(jobs: int) -> int:
+    """--jobs, at most JOBS_PER_CORE per core."""
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
-    return max(1, min(jobs, cores))
+    return max(1, min(jobs, JOBS_PER_CORE * cores))

@@ -1,0 +1,75 @@
+"""One grading at a time on this machine runs its timing checks: a lock every grader process of the user shares.
+
+The timing checks judge time and concurrency (a stampede, a rate-limit window), so another grading's work
+beside them could change their verdict. `grader batch` runs more gradings than there are cores, since most of
+a grading is waiting on the app, Redis or a TTL; what must have the machine to itself takes this lock, and the
+others keep running their ordinary checks meanwhile.
+
+The lock is an `fcntl.flock` on a file in the user's runtime folder. The kernel drops it when its holder's
+descriptor closes, which includes the holder dying by SIGKILL, so a killed grading never leaves it held. There is
+no timeout on acquiring it: the holder always finishes its timing phase within its checks' own timeouts, and a
+grading in a batch is bounded by the batch's --timeout anyway. A timeout here would only turn a slow machine
+into graded errors.
+
+REDIS_GRADER_TIMING_LOCK names another lock file (tests, or gradings that must not share one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+LOCK_VAR = "REDIS_GRADER_TIMING_LOCK"
+POLL_S = 0.05  # how often a waiting grading tries again (cheap: one system call)
+
+
+def lock_path() -> Path:
+    override = os.environ.get(LOCK_VAR)
+    if override:
+        return Path(override).expanduser()
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    base = Path(runtime) if runtime and os.access(runtime, os.W_OK) else Path(tempfile.gettempdir())
+    return base / f"redis-grader-{os.getuid()}" / "timing.lock"
+
+
+def _open(path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
+def try_acquire(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def machine_lock(path: Path | None = None) -> Iterator[None]:
+    """Hold the machine-wide timing lock for the block (blocking until it is free)."""
+    fd = _open(path or lock_path())
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+@contextlib.asynccontextmanager
+async def timing_phase(path: Path | None = None) -> AsyncIterator[None]:
+    """The lock, for an event loop: it polls without blocking, so the loop keeps serving whatever else runs on
+    it, and a cancelled wait leaves nothing behind (no thread still blocked in flock that would take the lock
+    later for nobody)."""
+    fd = _open(path or lock_path())
+    try:
+        while not try_acquire(fd):
+            await asyncio.sleep(POLL_S)
+        yield
+    finally:
+        os.close(fd)
