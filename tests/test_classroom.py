@@ -51,7 +51,8 @@ def test_roster_rows_with_and_without_header(tmp_path: Path) -> None:
     assert [(e.name, e.repo, e.commit) for e in entries] == [("alice", "/r/a", "abc123"),
                                                               ("bob", "https://example.org/b.git", None)]
     subs, _ = batch.find_submissions(roster, tmp_path / "out")
-    assert [(s.name, s.kind) for s in subs] == [("alice", "repo"), ("bob", "repo")]
+    assert [(s.name, s.kind, s.repo) for s in subs] == [("alice", "repo", "/r/a"),
+                                                         ("bob", "repo", "https://example.org/b.git")]
 
 
 @pytest.mark.parametrize("text", ["../evil,/r\n", "alice,/r\nalice,/s\n", "alice\n", ""])
@@ -89,7 +90,7 @@ def test_a_dirty_tree_is_marked(repo: Path) -> None:
 def test_the_grader_prepares_a_roster_row_and_records_its_commit(tmp_path: Path, repo: Path) -> None:
     grader = Grader(BatchOptions(out=tmp_path / "out"))
     try:
-        ready, origin = grader._prepare(SubmissionDir("alice", repo, "repo", None))
+        ready, origin = grader._prepare(SubmissionDir("alice", repo, "repo", None, f"file://{repo}"))
         assert ready.path.name == "alice" and (ready.path / "backend").is_dir()
         assert ready.path.parent.name.startswith("redis-grader-class-")  # owned: swept if the batch is killed
         assert origin.commit == git(repo, "rev-parse", "HEAD") and origin.dirty is False
@@ -174,3 +175,49 @@ def test_a_broken_archive_costs_its_own_row(tmp_path: Path) -> None:
         grader.close()
     assert doc is not None and doc["status"] == "error" and "not a readable archive" in doc["error"]
     assert (out / "bob" / "result.json").is_file()
+
+
+# --------------------------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.slow
+def test_a_roster_and_an_archive_class_are_graded_with_their_commit(tmp_path: Path, repo: Path) -> None:
+    import csv
+    import sys
+
+    from conftest import ROOT
+    from test_batch import RUBRIC
+
+    first = git(repo, "rev-parse", "HEAD~1")
+    before = set(Path(tempfile_dir()).glob("redis-grader-class-*"))
+    (tmp_path / "rubric.toml").write_text(RUBRIC)
+    roster = tmp_path / "roster.csv"
+    roster.write_text(f"name,repo,commit\nalice,{repo},{first}\nbob,file://{repo},\n")
+    archives = tmp_path / "archives"
+    archives.mkdir()
+    shutil.make_archive(str(archives / "carol"), "zip", SUBMISSIONS / "reference")
+
+    def run(source: Path, out: Path) -> list[dict[str, str]]:
+        argv = [sys.executable, "-m", "grader", "batch", str(source), "--out", str(out), "--env", "current",
+                "--redis", "local", "--jobs", "2", "--only", "cache.*", "--rubric", str(tmp_path / "rubric.toml")]
+        done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=280,
+                              check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        with (out / "gradebook.csv").open(encoding="utf-8") as fh:
+            return list(csv.DictReader(fh))
+
+    alice, bob = run(roster, tmp_path / "out-roster")
+    assert (alice["name"], alice["grade"], alice["commit"]) == ("alice", "S", first)
+    assert (bob["name"], bob["grade"], bob["commit"]) == ("bob", "S", git(repo, "rev-parse", "HEAD"))
+    doc = (tmp_path / "out-roster" / "alice" / "result.json").read_text()
+    assert f'"commit": "{first}"' in doc and '"dirty": false' in doc
+    [carol] = run(archives, tmp_path / "out-archives")
+    assert (carol["name"], carol["grade"], carol["commit"]) == ("carol", "S", "")
+    # The clones and unpacked archives are gone (those of another batch running meanwhile may not be).
+    assert set(Path(tempfile_dir()).glob("redis-grader-class-*")) <= before
+
+
+def tempfile_dir() -> str:
+    import tempfile
+
+    return tempfile.gettempdir()

@@ -51,6 +51,7 @@ class SubmissionDir:
     path: Path  # the folder; for an archive the archive file, for a roster row the repository (path or URL)
     kind: str = "folder"  # "folder" | "archive" | "repo" (see sources.py)
     commit: str | None = None  # a roster row's commit
+    repo: str | None = None  # a roster row's repository as written (a URL is no path: Path() would mangle "//")
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -85,7 +86,7 @@ def find_submissions(root: Path, out: Path) -> tuple[list[SubmissionDir], list[s
     if not root.exists():
         raise UsageError(f"submissions folder '{root}' does not exist")
     if root.is_file() and root.suffix.lower() == ".csv":
-        return [SubmissionDir(e.name, Path(e.repo), "repo", e.commit) for e in sources.read_roster(root)], []
+        return [SubmissionDir(e.name, Path(e.repo), "repo", e.commit, e.repo) for e in sources.read_roster(root)], []
     if not root.is_dir():
         raise UsageError(f"'{root}' is not a folder")
     root_resolved, out_resolved = root.resolve(), out.resolve()

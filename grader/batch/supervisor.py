@@ -242,7 +242,7 @@ class Grader:
         if sub.kind == "archive":
             sources.unpack(sub.path, dest)
         else:
-            sources.clone(sources.RosterEntry(sub.name, str(sub.path), sub.commit), dest)
+            sources.clone(sources.RosterEntry(sub.name, sub.repo or str(sub.path), sub.commit), dest)
         return SubmissionDir(sub.name, dest), sources.git_origin(dest)
 
     def close(self) -> None:
