@@ -174,6 +174,7 @@ def test_a_broken_archive_costs_its_own_row(tmp_path: Path) -> None:
     finally:
         grader.close()
     assert doc is not None and doc["status"] == "error" and "not a readable archive" in doc["error"]
+    assert doc["submission"]["path"] == str((tmp_path / "bob.zip").resolve())
     assert (out / "bob" / "result.json").is_file()
 
 
@@ -210,7 +211,7 @@ def test_a_roster_and_an_archive_class_are_graded_with_their_commit(tmp_path: Pa
     assert (alice["name"], alice["grade"], alice["commit"]) == ("alice", "S", first)
     assert (bob["name"], bob["grade"], bob["commit"]) == ("bob", "S", git(repo, "rev-parse", "HEAD"))
     doc = (tmp_path / "out-roster" / "alice" / "result.json").read_text()
-    assert f'"commit": "{first}"' in doc and '"dirty": false' in doc
+    assert f'"commit": "{first}"' in doc and '"dirty": false' in doc and f'"path": "{repo}"' in doc
     [carol] = run(archives, tmp_path / "out-archives")
     assert (carol["name"], carol["grade"], carol["commit"]) == ("carol", "S", "")
     # The clones and unpacked archives are gone (those of another batch running meanwhile may not be).

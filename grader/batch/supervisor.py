@@ -104,6 +104,11 @@ def error_document(sub: SubmissionDir, reason: str, duration_s: float) -> dict[s
     return doc
 
 
+def _source_text(sub: SubmissionDir) -> str:
+    """What the student handed in: the folder or archive (absolute), or the roster's repository as written."""
+    return sub.repo if sub.repo is not None else str(sub.path.resolve())
+
+
 def _last_error_line(log_path: Path) -> str | None:
     try:
         lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -216,6 +221,7 @@ class Grader:
             ready, origin = self._prepare(sub)
         except UsageError as exc:  # a clone or an archive that failed costs its own row
             doc = error_document(sub, str(exc), time.monotonic() - started)
+            doc["submission"]["path"] = _source_text(sub)
             write_submission(folder, doc, grading_settings(self.options))
             return doc
         try:
@@ -225,8 +231,12 @@ class Grader:
                 shutil.rmtree(ready.path, ignore_errors=True)
         if doc is None:
             return None
+        submission = dict(doc["submission"])
+        if ready.path != sub.path:  # graded from a clone or an unpacked archive: name what the student handed in
+            submission["path"] = _source_text(sub)
         if origin.commit is not None:
-            doc["submission"] = {**doc["submission"], "commit": origin.commit, "dirty": bool(origin.dirty)}
+            submission.update(commit=origin.commit, dirty=bool(origin.dirty))
+        doc["submission"] = submission
         write_submission(folder, doc, grading_settings(self.options))
         return doc
 
