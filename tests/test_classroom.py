@@ -222,3 +222,18 @@ def tempfile_dir() -> str:
     import tempfile
 
     return tempfile.gettempdir()
+
+
+def test_the_result_schema_knows_the_dirty_marker() -> None:
+    import json
+
+    import jsonschema
+    from conftest import ROOT
+
+    schema = json.loads((ROOT / "grader" / "schemas" / "result-v1.schema.json").read_text())
+    doc = json.loads((ROOT / "tests" / "results" / "graded.json").read_text())
+    doc["submission"].update(commit="ab" * 20, dirty=True)
+    jsonschema.validate(doc, schema)
+    doc["submission"]["dirty"] = "yes"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, schema)
