@@ -23,7 +23,7 @@ from grader.app import AppStart, RunningApp
 from grader.checking import Check, CheckContext, RunCommand
 from grader.environment import Environment
 from grader.errors import GraderError
-from grader.machinelock import timing_phase
+from grader.machinelock import ordinary_check, timing_phase
 from grader.outcome import CheckOutcome, error, skipped
 from grader.probe import Probe
 from grader.proxy import RedisProxy
@@ -82,17 +82,19 @@ async def run_checks(
     settings = {entry.check_id: entry.settings for entry in rubric.entries}
     decided = {check_id: asyncio.Event() for check_id in todo}
 
-    async def run_in_order(check_ids: list[str]) -> None:
+    async def run_in_order(check_ids: list[str], gate: Callable[[], Any] = ordinary_check) -> None:
         for check_id in check_ids:
             check = checks[check_id]
             for needed in check.requires:
                 if needed in decided:
                     await decided[needed].wait()  # only a background check ever waits here
             outcome = _not_to_run(check, outcomes, options)
-            if outcome is None and check.isolated:
-                outcome = await _run_isolated(check, isolated, settings[check_id])
-            elif outcome is None:
-                outcome = await _run_one(check, replace(context, settings=settings[check_id]), app)
+            if outcome is None:
+                async with gate():  # never beside another grading's timing phase (grader/machinelock.py)
+                    if check.isolated:
+                        outcome = await _run_isolated(check, isolated, settings[check_id])
+                    else:
+                        outcome = await _run_one(check, replace(context, settings=settings[check_id]), app)
             outcomes[check_id] = outcome
             decided[check_id].set()
 
@@ -108,8 +110,8 @@ async def run_checks(
                 background.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await background
-        async with timing_phase():  # one grading of the machine at a time runs its timing checks
-            await run_in_order(phases.last)
+        async with timing_phase():  # the machine to itself: no other grading's check runs meanwhile
+            await run_in_order(phases.last, gate=contextlib.nullcontext)
     finally:
         await isolated.aclose()
         await probe.aclose()

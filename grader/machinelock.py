@@ -3,7 +3,12 @@
 The timing checks judge time and concurrency (a stampede, a rate-limit window), so another grading's work
 beside them could change their verdict. `grader batch` runs more gradings than there are cores, since most of
 a grading is waiting on the app, Redis or a TTL; what must have the machine to itself takes this lock, and the
-others keep running their ordinary checks meanwhile.
+others wait between two of their ordinary checks.
+
+An ordinary check holds the lock shared while it runs, the timing phase exclusively: so a timing phase runs with
+no ordinary check of any grading beside it, and waits only for those running when it asks. A turnstile (a second
+lock file) gives the timing phase precedence: once it asks, no new ordinary check starts, so a stream of them
+cannot starve it. The gradings' apps sit idle meanwhile; their work resumes after the timing phase.
 
 The lock is an `fcntl.flock` on a file in the user's runtime folder. The kernel drops it when its holder's
 descriptor closes, which includes the holder dying by SIGKILL, so a killed grading never leaves it held. There is
@@ -42,34 +47,69 @@ def _open(path: Path) -> int:
     return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
 
-def try_acquire(fd: int) -> bool:
+def _turnstile(path: Path) -> Path:
+    return path.with_name(path.name + ".turnstile")
+
+
+def try_acquire(fd: int, *, shared: bool = False) -> bool:
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
     return True
 
 
+async def _acquire(fd: int, *, shared: bool = False) -> None:
+    # Polling, not a blocking flock in a thread: the event loop keeps serving whatever else runs on it, and a
+    # cancelled wait leaves nothing behind (no thread still blocked in flock that would take the lock later).
+    while not try_acquire(fd, shared=shared):
+        await asyncio.sleep(POLL_S)
+
+
 @contextlib.contextmanager
 def machine_lock(path: Path | None = None) -> Iterator[None]:
-    """Hold the machine-wide timing lock for the block (blocking until it is free)."""
-    fd = _open(path or lock_path())
+    """Hold the machine-wide timing lock for the block (blocking until it is free; no ordinary check of any
+    grading runs meanwhile)."""
+    main = path or lock_path()
+    gate, fd = _open(_turnstile(main)), _open(main)
     try:
+        fcntl.flock(gate, fcntl.LOCK_EX)
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        os.close(fd)  # closing the descriptor releases the lock
+        os.close(fd)  # closing a descriptor releases its lock
+        os.close(gate)
 
 
 @contextlib.asynccontextmanager
 async def timing_phase(path: Path | None = None) -> AsyncIterator[None]:
-    """The lock, for an event loop: it polls without blocking, so the loop keeps serving whatever else runs on
-    it, and a cancelled wait leaves nothing behind (no thread still blocked in flock that would take the lock
-    later for nobody)."""
-    fd = _open(path or lock_path())
+    """The machine to itself, for a grading's timing phase: the turnstile first (no ordinary check of any grading
+    starts from then on), then the lock itself (once the ordinary checks running already have finished)."""
+    main = path or lock_path()
+    gate, fd = _open(_turnstile(main)), _open(main)
     try:
-        while not try_acquire(fd):
-            await asyncio.sleep(POLL_S)
+        await _acquire(gate)
+        await _acquire(fd)
         yield
     finally:
         os.close(fd)
+        os.close(gate)
+
+
+@contextlib.asynccontextmanager
+async def ordinary_check(path: Path | None = None) -> AsyncIterator[None]:
+    """One ordinary check, beside the ordinary checks of every other grading (a shared hold of the lock), but
+    never during a timing phase: it passes the turnstile (waiting while a timing phase holds or wants it), then
+    holds the lock shared until it is done."""
+    main = path or lock_path()
+    gate, fd = _open(_turnstile(main)), _open(main)
+    try:
+        await _acquire(gate, shared=True)
+        await _acquire(fd, shared=True)  # free at once: whoever holds it exclusively holds the turnstile too
+        os.close(gate)
+        gate = -1
+        yield
+    finally:
+        os.close(fd)
+        if gate >= 0:
+            os.close(gate)
