@@ -92,3 +92,47 @@ def test_a_cancelled_wait_leaves_nothing_behind(tmp_path: Path) -> None:
 async def _enter(path: Path) -> None:
     async with machinelock.timing_phase(path):
         raise AssertionError("entered while another held the lock")
+
+
+def test_no_ordinary_check_runs_beside_a_timing_phase(tmp_path: Path) -> None:
+    path = tmp_path / "timing.lock"
+    order: list[str] = []
+
+    async def scenario() -> None:
+        check_running, check_may_end = asyncio.Event(), asyncio.Event()
+
+        async def ordinary(name: str, hold: asyncio.Event | None = None) -> None:
+            async with machinelock.ordinary_check(path):
+                order.append(f"{name} starts")
+                if hold is not None:
+                    check_running.set()
+                    await hold.wait()
+                order.append(f"{name} ends")
+
+        async def timing() -> None:
+            async with machinelock.timing_phase(path):
+                order.append("timing starts")
+                await asyncio.sleep(0.2)  # a later ordinary check asks meanwhile and must wait
+                order.append("timing ends")
+
+        first = asyncio.create_task(ordinary("first", check_may_end))
+        await check_running.wait()
+        phase = asyncio.create_task(timing())
+        await asyncio.sleep(0.2)  # the timing phase now waits for the running check, holding the turnstile
+        later = asyncio.create_task(ordinary("later"))
+        await asyncio.sleep(0.2)
+        check_may_end.set()
+        await asyncio.gather(first, phase, later)
+
+    asyncio.run(scenario())
+    assert order == ["first starts", "first ends", "timing starts", "timing ends", "later starts", "later ends"]
+
+
+def test_ordinary_checks_run_beside_each_other(tmp_path: Path) -> None:
+    path = tmp_path / "timing.lock"
+
+    async def scenario() -> None:
+        async with machinelock.ordinary_check(path), machinelock.ordinary_check(path):
+            pass  # two at once: a shared hold each, no wait
+
+    asyncio.run(asyncio.wait_for(scenario(), timeout=30))
