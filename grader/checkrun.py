@@ -32,6 +32,7 @@ from grader.checking import (
 )
 from grader.environment import Environment
 from grader.errors import GraderError, UsageError
+from grader.machinelock import ordinary_check, timing_phase
 from grader.outcome import CheckOutcome, Outcome, error, skipped
 from grader.probe import Probe
 from grader.proxy import RedisProxy
@@ -98,17 +99,19 @@ async def run_checks(
     outcomes = dict(decided)
     finished = {check_id: asyncio.Event() for check_id in todo}
 
-    async def run_in_order(check_ids: list[str]) -> None:
+    async def run_in_order(check_ids: list[str], gate: Callable[[], Any] = ordinary_check) -> None:
         for check_id in check_ids:
             check = checks[check_id]
             for needed in check.requires:
                 if needed in finished:
                     await finished[needed].wait()  # only a background check ever waits here
             outcome = _not_to_run(check, outcomes, options)
-            if outcome is None and check.isolated:
-                outcome = await _run_isolated(check, isolated, settings[check_id])
-            elif outcome is None:
-                outcome = await _run_one(check, replace(context, settings=settings[check_id]), app, server)
+            if outcome is None:
+                async with gate():  # never beside another grading's timing phase (grader/machinelock.py)
+                    if check.isolated:
+                        outcome = await _run_isolated(check, isolated, settings[check_id])
+                    else:
+                        outcome = await _run_one(check, replace(context, settings=settings[check_id]), app, server)
             outcomes[check_id] = outcome
             finished[check_id].set()
 
@@ -124,7 +127,8 @@ async def run_checks(
                 background.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await background
-        await run_in_order(phases.last)
+        async with timing_phase():  # the machine to itself: no other grading's check runs meanwhile
+            await run_in_order(phases.last, gate=contextlib.nullcontext)
     finally:
         await isolated.aclose()
         await probe.aclose()

@@ -183,16 +183,21 @@ def list_checks(rubric: str) -> None:
               help="Where results go: RESULTS_DIR/<name>/result.json, report.html, report.md, junit.xml, "
               "grader.log; RESULTS_DIR/gradebook.csv and index.html over all of them.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Submissions graded at once (capped at the number of cores).")
+              help="Submissions graded at once; may exceed the cores, as most of a grading waits (the timing checks "
+              "take a machine-wide lock: one grading at a time runs them). At most 4 per core.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=600.0, show_default=True,
               help="Seconds one submission may take in all (environment build included); then its grading is "
               "stopped and recorded as not graded.")
 @grading_options
 @click.option("--retry-errors", is_flag=True, help="Grade again the submissions an earlier run could not grade.")
 @click.option("--fresh", is_flag=True, help="Grade every submission again, ignoring earlier results.")
+@click.option("--shard", metavar="I/N", help="Grade only the I-th of N slices of the class (every N-th submission "
+              "by name); `grader merge` joins the shards' results folders.")
 def batch_command(submissions_dir: Path, out_dir: Path, jobs: int, timeout: float, grading: GradeOptions,
-                  retry_errors: bool, fresh: bool) -> None:
-    """Grade a whole class: every sub-folder of SUBMISSIONS_DIR is one submission.
+                  retry_errors: bool, fresh: bool, shard: str | None) -> None:
+    """Grade a whole class: every sub-folder of SUBMISSIONS_DIR is one submission, and so is every archive in it
+    (NAME.zip, NAME.tar.gz: an LMS export). SUBMISSIONS_DIR may also be a roster CSV (name,repo[,commit]): each
+    repository (a path or a URL) is cloned shallow at its commit.
 
     Each submission is graded by its own `grader check` process, so a crash or a hang costs only its own
     row. A run can be stopped (Ctrl-C) and started again with the same command: submissions already
@@ -207,27 +212,37 @@ def batch_command(submissions_dir: Path, out_dir: Path, jobs: int, timeout: floa
     from grader.checking import load_checks
 
     _interrupt_on_sigterm()  # a cancelled CI job stops the children cleanly, as Ctrl-C does
+    # A shell starts a background job (`grader batch ... &` in a script) with SIGINT ignored, and so would this
+    # process be: restore Ctrl-C, so that a SIGINT sent to it still stops the batch cleanly.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        slice_of = batch.parse_shard(shard) if shard else None
+    except GraderError as exc:
+        _fail(exc)
     options = batch.BatchOptions.of(grading, out=out_dir, jobs=jobs, timeout=timeout, retry_errors=retry_errors,
-                                    fresh=fresh)
+                                    fresh=fresh, shard=slice_of)
     interactive = sys.stdout.isatty()
     bar: Any = None
+    progress: batch.Progress | None = None
 
     def on_plan(plan: batch.Plan) -> None:
-        nonlocal bar
+        nonlocal bar, progress
+        progress = batch.Progress(len(plan.to_grade))
         for note in plan.notes:
             click.echo(f"grader: {note}", err=True)
         if jobs > batch.cap_jobs(jobs):
-            click.echo(f"grader: --jobs {jobs} capped at {batch.cap_jobs(jobs)} (cores)", err=True)
+            click.echo(f"grader: --jobs {jobs} capped at {batch.cap_jobs(jobs)} ({batch.JOBS_PER_CORE} per core)", err=True)
         if interactive and plan.to_grade:
             bar = click.progressbar(length=len(plan.to_grade), label="Grading", show_pos=True,
                                     item_show_func=lambda line: line)
             bar.__enter__()
 
     def on_done(done: batch.Finished) -> None:
-        if bar is not None:
+        status = progress.step() if progress is not None else ""
+        if bar is not None:  # the bar shows its own ETA
             bar.update(1, done.line)
         else:
-            click.echo(done.line)
+            click.echo(f"{done.line}  {status}")
 
     try:
         rubrics.load(grading.rubric, load_checks())  # a bad rubric is one error now, not one per submission
@@ -251,6 +266,31 @@ def batch_command(submissions_dir: Path, out_dir: Path, jobs: int, timeout: floa
                    err=True)
         sys.exit(130)
     sys.exit(EXIT_HARNESS if summary.not_graded else EXIT_OK)
+
+
+@main.command("merge")
+@click.argument("shards", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="RESULTS_DIR...")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), metavar="DIR",
+              help="The merged results folder: DIR/<name>/..., DIR/gradebook.csv and DIR/index.html.")
+@click.option("--trust-shards", is_flag=True, help="Take the shards' results as they are, also when this machine's "
+              "batch key does not verify them (shards run on machines of their own, e.g. CI runners).")
+def merge_command(shards: tuple[Path, ...], out_dir: Path, trust_shards: bool) -> None:
+    """Join the results folders of a sharded batch (`grader batch --shard I/N`) into one gradebook and overview.
+
+    \b
+    Exit codes: 0 merged, 2 usage error (a submission in two shards, a missing folder).
+    """
+    from grader import batch
+
+    try:
+        summary = batch.merge(list(shards), out_dir, trust_shards=trust_shards)
+    except GraderError as exc:
+        _fail(exc)
+    for note in summary.notes:
+        click.echo(f"grader: {note}", err=True)
+    gradebook, index = batch.write_overview(out_dir)
+    click.echo(f"merged {len(summary.merged)} submission(s) from {len(shards)} folder(s)")
+    click.echo(f"gradebook: {gradebook}\noverview:  {index}")
 
 
 main.add_command(quiz)

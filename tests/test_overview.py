@@ -73,3 +73,26 @@ def test_write_overview_over_every_result(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+
+
+def test_gradebook_has_the_commit_points_per_check_and_the_scored_skips(tmp_path: Path) -> None:
+    doc = {"status": "graded", "grade": "C", "score": 40, "max_score": 100,
+           "submission": {"name": "a", "path": "/a", "commit": "abc123", "dirty": True},
+           "checks": [{**_check("x.one", "passed"), "points": 5}, _check("x.two", "skipped"),
+                      _check("x.three", "skipped", False)]}
+    clean = {**doc, "submission": {"name": "b", "path": "/b", "commit": "def456", "dirty": False}}
+    unknown = {**doc, "submission": {"name": "c", "path": "/c", "commit": None}}
+    path = tmp_path / "gradebook.csv"
+    from grader.reporters.gradebook import write_gradebook
+
+    write_gradebook([doc, clean, unknown], path)
+    with path.open(encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+    assert reader.fieldnames == ["name", "status", "grade", "score", "max_score", "commit", "x.one", "x.two",
+                                 "x.three", "x.one points", "x.two points", "x.three points", "duration_s",
+                                 "scored_skips", "error"]
+    assert [r["commit"] for r in rows] == ["abc123+dirty", "def456", ""]
+    first = rows[0]
+    assert (first["x.one points"], first["x.two points"], first["x.three points"]) == ("5", "0", "")
+    assert first["scored_skips"] == "x.two"  # x.three is left out of the score: not a scored skip

@@ -424,7 +424,8 @@ def test_gradebook_csv(graded: dict, errored: dict, tmp_path: Path) -> None:
         rows = list(reader)
         header = reader.fieldnames
     ids = [c["id"] for c in graded["checks"]]
-    assert header == ["name", "status", "grade", "score", "max_score", *ids, "duration_s", "error"]
+    assert header == ["name", "status", "grade", "score", "max_score", "commit", *ids,
+                      *[f"{i} points" for i in ids], "duration_s", "scored_skips", "error"]
     alice, bob = rows
     assert (alice["name"], alice["status"], alice["grade"], alice["score"]) == ("alice", "graded", "B", "73.33")
     assert alice["ratelimit.threshold"] == "failed" and alice["cache.stampede"] == "error"

@@ -7,14 +7,27 @@ children, run.py ties them together; the class overview (index.html) is a report
 
 from __future__ import annotations
 
-from .plan import BatchOptions, Plan, SubmissionDir, cap_jobs, find_submissions, grading_settings, plan
-from .run import BatchSummary, Finished, run_batch, write_overview
+from .merge import MergeSummary, merge
+from .plan import (
+    JOBS_PER_CORE,
+    BatchOptions,
+    Plan,
+    SubmissionDir,
+    cap_jobs,
+    find_submissions,
+    grading_settings,
+    in_shard,
+    parse_shard,
+    plan,
+)
+from .run import BatchSummary, Finished, Progress, run_batch, write_overview
 from .store import GRADED_WITH, LOG, REPORTS, RESULT, collect_results, graded_with, stored_status, write_submission
 from .supervisor import BATCH_VAR, Grader, check_argv, error_document, kill_tree, processes_of
 
 __all__ = [
     "BATCH_VAR",
     "GRADED_WITH",
+    "JOBS_PER_CORE",
     "LOG",
     "REPORTS",
     "RESULT",
@@ -22,7 +35,9 @@ __all__ = [
     "BatchSummary",
     "Finished",
     "Grader",
+    "MergeSummary",
     "Plan",
+    "Progress",
     "SubmissionDir",
     "cap_jobs",
     "check_argv",
@@ -31,7 +46,10 @@ __all__ = [
     "find_submissions",
     "graded_with",
     "grading_settings",
+    "in_shard",
     "kill_tree",
+    "merge",
+    "parse_shard",
     "plan",
     "processes_of",
     "run_batch",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,6 +13,7 @@ from grader import __version__
 from grader import rubric as rubrics
 from grader.errors import UsageError
 
+from . import sources
 from .integrity import signing_key
 from .store import read_stored
 
@@ -34,6 +36,7 @@ class BatchOptions:
     only: tuple[str, ...] = ()
     retry_errors: bool = False
     fresh: bool = False
+    shard: tuple[int, int] | None = None  # (I, N): grade only the I-th of N slices of the class
 
     @classmethod
     def of(cls, grading: GradeOptions, **batch: Any) -> BatchOptions:
@@ -45,7 +48,28 @@ class BatchOptions:
 @dataclass(frozen=True)
 class SubmissionDir:
     name: str  # the folder's name: also the name of its results folder and its gradebook row
-    path: Path
+    path: Path  # the folder; for an archive the archive file, for a roster row the repository (path or URL)
+    kind: str = "folder"  # "folder" | "archive" | "repo" (see sources.py)
+    commit: str | None = None  # a roster row's commit
+    repo: str | None = None  # a roster row's repository as written (a URL is no path: Path() would mangle "//")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """"I/N" -> (I, N), 1 <= I <= N."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match or not 1 <= int(match[1]) <= int(match[2]):
+        raise UsageError(f"--shard '{text}' is not I/N with 1 <= I <= N (e.g. 1/4)")
+    return int(match[1]), int(match[2])
+
+
+def in_shard(submissions: list[SubmissionDir], shard: tuple[int, int] | None) -> list[SubmissionDir]:
+    """The I-th of N slices: every N-th submission by name, from the I-th on. It depends on the names only, so
+    every shard of a matrix, on any machine, agrees on who grades whom, and the slices are even in size."""
+    if shard is None:
+        return submissions
+    index, count = shard
+    ordered = sorted(submissions, key=lambda s: s.name)
+    return [sub for position, sub in enumerate(ordered) if position % count == index - 1]
 
 
 @dataclass
@@ -57,18 +81,26 @@ class Plan:
 
 
 def find_submissions(root: Path, out: Path) -> tuple[list[SubmissionDir], list[str]]:
-    """Every immediate, non-hidden sub-folder of `root`, by name; notes for what was passed over."""
+    """Every immediate, non-hidden sub-folder of `root` and every archive in it (`.zip`, `.tar.gz`), by name, or
+    every row of the roster CSV `root`; notes for what was passed over."""
     if not root.exists():
         raise UsageError(f"submissions folder '{root}' does not exist")
+    if root.is_file() and root.suffix.lower() == ".csv":
+        return [SubmissionDir(e.name, Path(e.repo), "repo", e.commit, e.repo) for e in sources.read_roster(root)], []
     if not root.is_dir():
         raise UsageError(f"'{root}' is not a folder")
     root_resolved, out_resolved = root.resolve(), out.resolve()
     if out_resolved == root_resolved:
         raise UsageError("--out must not be the submissions folder itself")
     found: list[SubmissionDir] = []
+    archives: list[SubmissionDir] = []
     notes: list[str] = []
     for entry in sorted(root.iterdir(), key=lambda p: p.name):
         if entry.name.startswith("."):
+            continue
+        stem = sources.archive_stem(entry)
+        if stem is not None and entry.is_file():
+            archives.append(SubmissionDir(stem, entry, "archive"))
             continue
         if not entry.is_dir():
             notes.append(f"ignored {entry.name}: not a folder")
@@ -77,6 +109,14 @@ def find_submissions(root: Path, out: Path) -> tuple[list[SubmissionDir], list[s
             notes.append(f"ignored {entry.name}: it is the results folder")
             continue
         found.append(SubmissionDir(entry.name, entry))
+    folders = {sub.name for sub in found}
+    for archive in archives:
+        if archive.name in folders:
+            notes.append(f"ignored {archive.path.name}: there is a folder {archive.name}")
+        else:
+            folders.add(archive.name)
+            found.append(archive)
+    found.sort(key=lambda s: s.name)
     if not found:
         raise UsageError(f"no submission folders in '{root}' (each sub-folder is one submission)")
     return found, notes
@@ -95,6 +135,10 @@ def grading_settings(options: BatchOptions) -> dict[str, Any]:
 
 def plan(submissions_dir: Path, options: BatchOptions) -> Plan:
     submissions, notes = find_submissions(submissions_dir, options.out)
+    if options.shard is not None:
+        everyone = len(submissions)
+        submissions = in_shard(submissions, options.shard)
+        notes.append(f"shard {options.shard[0]}/{options.shard[1]}: {len(submissions)} of {everyone} submissions")
     to_grade, kept = [], []
     settings = grading_settings(options)
     key = signing_key()
@@ -125,9 +169,16 @@ def plan(submissions_dir: Path, options: BatchOptions) -> Plan:
     return Plan(submissions, to_grade, kept, notes)
 
 
+# Jobs are not capped at the cores: most of a grading waits (on the app, on Redis, on a TTL or a window), and what
+# needs the machine to itself, the timing checks, takes the machine-wide lock of grader/machinelock.py. What bounds
+# --jobs instead is memory and process count: each job is a grader, an app and a Redis at once.
+JOBS_PER_CORE = 4
+
+
 def cap_jobs(jobs: int) -> int:
+    """--jobs, at most JOBS_PER_CORE per core."""
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
-    return max(1, min(jobs, cores))
+    return max(1, min(jobs, JOBS_PER_CORE * cores))

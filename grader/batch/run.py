@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -32,6 +33,29 @@ class Finished:
         if self.status == "graded":
             return f"{self.name}: {self.grade} ({fmt_num(self.score) or '-'})"
         return f"{self.name}: not graded - {self.error}"
+
+
+@dataclass
+class Progress:
+    """How far a batch is, and when it will likely be done: the mean wall time per finished submission so far
+    (which already counts the jobs running side by side) times what is left."""
+
+    total: int
+    done: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def step(self) -> str:
+        self.done += 1
+        return f"[{self.done}/{self.total}, {self.eta()}]"
+
+    def eta(self) -> str:
+        left = self.total - self.done
+        if left <= 0:
+            return "done"
+        if not self.done:
+            return "ETA unknown"
+        seconds = round((time.monotonic() - self.started) / self.done * left)
+        return f"ETA {seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"ETA {seconds}s"
 
 
 @dataclass
@@ -116,6 +140,7 @@ def _grade_all(
         raise
     finally:
         pool.shutdown(wait=True)
+        grader.close()
 
 
 def _count(doc: dict[str, Any] | None, summary: BatchSummary, on_done: Callable[[Finished], None] | None) -> None:

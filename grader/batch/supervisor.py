@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,11 +24,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from grader import procfs
+from grader.errors import UsageError
 from grader.result import Submission, failed_to_grade
 from grader.sandbox import MARKER_VAR
 from grader.services import remove_orphaned_containers
 from grader.tempdirs import sweep_orphaned_tempdirs
 
+from . import sources
 from .integrity import KEY_VAR
 from .plan import BatchOptions, SubmissionDir, grading_settings
 from .store import LOG, write_submission
@@ -99,6 +102,11 @@ def error_document(sub: SubmissionDir, reason: str, duration_s: float) -> dict[s
     )
     doc["error"] = " ".join(reason.split())  # one line, whatever the cause printed
     return doc
+
+
+def _source_text(sub: SubmissionDir) -> str:
+    """What the student handed in: the folder or archive (absolute), or the roster's repository as written."""
+    return sub.repo if sub.repo is not None else str(sub.path.resolve())
 
 
 def _last_error_line(log_path: Path) -> str | None:
@@ -190,6 +198,8 @@ class Grader:
         self.options = options
         self._stop = threading.Event()  # Ctrl-C: interrupt the running children, start no new ones
         self._hurry = threading.Event()  # a second Ctrl-C: no grace, kill at once
+        self.workdir: Path | None = None  # where clones and archives are unpacked (made on first need)
+        self._workdir_lock = threading.Lock()
 
     def stop(self, *, hurry: bool = False) -> None:
         self._stop.set()
@@ -207,6 +217,51 @@ class Grader:
         folder = self.options.out / sub.name
         folder.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
+        try:
+            ready, origin = self._prepare(sub)
+        except UsageError as exc:  # a clone or an archive that failed costs its own row
+            doc = error_document(sub, str(exc), time.monotonic() - started)
+            doc["submission"]["path"] = _source_text(sub)
+            write_submission(folder, doc, grading_settings(self.options))
+            return doc
+        try:
+            doc = self._grade_folder(ready, folder, started)
+        finally:
+            if ready.path != sub.path:
+                shutil.rmtree(ready.path, ignore_errors=True)
+        if doc is None:
+            return None
+        submission = dict(doc["submission"])
+        if ready.path != sub.path:  # graded from a clone or an unpacked archive: name what the student handed in
+            submission["path"] = _source_text(sub)
+        if origin.commit is not None:
+            submission.update(commit=origin.commit, dirty=bool(origin.dirty))
+        doc["submission"] = submission
+        write_submission(folder, doc, grading_settings(self.options))
+        return doc
+
+    def _prepare(self, sub: SubmissionDir) -> tuple[SubmissionDir, sources.Origin]:
+        """The submission as a folder on disk (a roster row cloned, an archive unpacked) and its commit."""
+        if sub.kind == "folder":
+            return sub, sources.git_origin(sub.path)
+        with self._workdir_lock:
+            if self.workdir is None:
+                self.workdir = sources.materialize_dir()
+        dest = self.workdir / sub.name
+        shutil.rmtree(dest, ignore_errors=True)
+        if sub.kind == "archive":
+            sources.unpack(sub.path, dest)
+        else:
+            sources.clone(sources.RosterEntry(sub.name, sub.repo or str(sub.path), sub.commit), dest)
+        return SubmissionDir(sub.name, dest), sources.git_origin(dest)
+
+    def close(self) -> None:
+        """Remove the clones and unpacked archives."""
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    def _grade_folder(self, sub: SubmissionDir, folder: Path, started: float) -> dict[str, Any] | None:
         token = secrets.token_hex(16)
         with open(folder / LOG, "wb") as log:
             proc, result, output = self._start(sub, token, log)
@@ -219,9 +274,7 @@ class Grader:
         duration = time.monotonic() - started
         if code is None and not timed_out:
             return None
-        doc = self._read_result(sub, result, folder / LOG, code, timed_out, duration)
-        write_submission(folder, doc, grading_settings(self.options))
-        return doc
+        return self._read_result(sub, result, folder / LOG, code, timed_out, duration)
 
     def _start(self, sub: SubmissionDir, token: str, log: BinaryIO) -> tuple[subprocess.Popen[bytes], Drain, Drain]:
         result_read, result_write = os.pipe()

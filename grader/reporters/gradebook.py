@@ -1,7 +1,11 @@
-"""The instructor's gradebook for a batch: one CSV row per submission, one column per check id (its outcome).
+"""The instructor's gradebook for a batch: one CSV row per submission, one column per check id (its outcome) and
+one per check with the points it earned ("<id> points").
 
 Check columns are the union of every result's check ids in first-seen order (the rubric's order), so a
-submission graded with an error (no checks) still gets a row, with those cells empty.
+submission graded with an error (no checks) still gets a row, with those cells empty. A check left out of the
+score (not selected by --only, not applicable) has an empty points cell; a skip that counts (a required check
+failed, so it earns 0 of its points) has "0", and `scored_skips` names those checks. `commit` is the commit
+graded, with "+dirty" when the tree had changes not committed.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ from typing import Any
 from ._common import fmt_num, read_result
 from .quiz import add_gradebook_columns as add_quiz_columns
 
-FIXED_HEAD = ["name", "status", "grade", "score", "max_score"]
-FIXED_TAIL = ["duration_s", "error"]
+FIXED_HEAD = ["name", "status", "grade", "score", "max_score", "commit"]
+FIXED_TAIL = ["duration_s", "scored_skips", "error"]
+POINTS = " points"  # suffix of a check's points column
 
 
 def gradebook_rows(results: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, str]]]:
@@ -23,23 +28,34 @@ def gradebook_rows(results: list[dict[str, Any]]) -> tuple[list[str], list[dict[
     for report in reports:
         for check in report.checks:
             check_ids.setdefault(check.id, None)
-    header = FIXED_HEAD + [cid for cid in check_ids if cid not in FIXED_HEAD + FIXED_TAIL] + FIXED_TAIL
+    ids = [cid for cid in check_ids if cid not in FIXED_HEAD + FIXED_TAIL]
+    header = FIXED_HEAD + ids + [cid + POINTS for cid in ids] + FIXED_TAIL
     rows = []
-    for report in reports:
+    for result, report in zip(results, reports):
         row = {
             "name": report.name,
             "status": report.status,
             "grade": report.grade,
             "score": fmt_num(report.score),
             "max_score": fmt_num(report.max_score),
+            "commit": commit_label(result),
             "duration_s": fmt_num(report.duration_s),
+            "scored_skips": " ".join(c.id for c in report.checks if c.outcome == "skipped" and c.applicable),
             "error": report.error if not report.graded else "",
         }
         for check in report.checks:
             row.setdefault(check.id, check.outcome)
+            row.setdefault(check.id + POINTS, fmt_num(check.points) if check.applicable else "")
         rows.append(row)
     add_quiz_columns(results, header, rows)
     return header, rows
+
+
+def commit_label(result: dict[str, Any]) -> str:
+    """The commit graded, "<sha>+dirty" when the tree differed from it, "" when unknown."""
+    submission = result.get("submission") if isinstance(result.get("submission"), dict) else {}
+    commit = submission.get("commit") or ""
+    return f"{commit}+dirty" if commit and submission.get("dirty") else str(commit)
 
 
 def write_gradebook(results: list[dict[str, Any]], path: str | Path) -> None:

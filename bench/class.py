@@ -1,0 +1,78 @@
+"""Benchmark: `grader batch` over the whole fixture class at --jobs 1 and at --jobs 4; prints each run's wall time,
+the ratio, and whether the verdicts (the outcome of every check of every submission) are identical.
+
+    python bench/class.py [--jobs 1 --jobs 4] [--fixture reference ...] [--env current] [--redis local]
+
+The fixtures are copied into a temporary class folder first. Each run starts with --fresh, so nothing is kept
+from the one before. Speed is measured here, never asserted in the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "fixtures" / "submissions"
+
+
+def verdicts(out: Path) -> dict[tuple[str, str], str]:
+    """(submission, check id) -> outcome, plus (submission, "status") -> graded/error, over a results folder."""
+    found: dict[tuple[str, str], str] = {}
+    for path in sorted(out.glob("*/result.json")):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        name = path.parent.name
+        found[(name, "status")] = doc.get("status", "?")
+        for check in doc.get("checks") or []:
+            found[(name, check["id"])] = check["outcome"]
+    return found
+
+
+def run_batch(class_dir: Path, out: Path, jobs: int, args: argparse.Namespace) -> float:
+    argv = [sys.executable, "-m", "grader", "batch", str(class_dir), "--out", str(out), "--jobs", str(jobs),
+            "--env", args.env, "--redis", args.redis, "--fresh"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+    started = time.monotonic()
+    subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=False)
+    return time.monotonic() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, action="append", help="each value is one run (default: 1 and 4)")
+    parser.add_argument("--fixture", action="append", help="grade only these fixtures (default: all)")
+    parser.add_argument("--env", default="current", choices=("isolated", "current"))
+    parser.add_argument("--redis", default="local", choices=("local", "docker", "auto"))
+    args = parser.parse_args()
+    jobs = args.jobs or [1, 4]
+    names = args.fixture or sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())
+    with tempfile.TemporaryDirectory(prefix="grader-bench-class-") as tmp:
+        class_dir = Path(tmp) / "class"
+        for name in names:
+            shutil.copytree(FIXTURES / name, class_dir / name, symlinks=True)
+        print(f"{len(names)} submissions, --env {args.env} --redis {args.redis}, {os.cpu_count()} cores")
+        times: dict[int, float] = {}
+        seen: dict[int, dict[tuple[str, str], str]] = {}
+        for n in jobs:
+            out = Path(tmp) / f"out-jobs{n}"
+            times[n] = run_batch(class_dir, out, n, args)
+            seen[n] = verdicts(out)
+            print(f"--jobs {n}: {times[n]:.1f} s")
+        first = jobs[0]
+        for n in jobs[1:]:
+            print(f"ratio --jobs {first} / --jobs {n}: {times[first] / times[n]:.2f}x")
+            differ = sorted(k for k in seen[first].keys() | seen[n].keys() if seen[first].get(k) != seen[n].get(k))
+            print(f"verdicts identical (--jobs {first} vs --jobs {n}): {'yes' if not differ else 'NO'}")
+            for name, check in differ:
+                print(f"  {name} {check}: {seen[first].get((name, check))} vs {seen[n].get((name, check))}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""Where a class comes from: a folder of folders, a roster CSV (`name,repo[,commit]`), or archives (one `.zip` or
+`.tar.gz` per student, as an LMS export gives them, in the class folder beside or instead of folders).
+
+Every form becomes submission folders on disk: roster repositories are cloned shallow at their commit and archives
+are unpacked, each into an owned temporary folder (grader/tempdirs.py), which the batch removes at its end. The
+commit graded, and whether the tree differed from it (dirty), is read with git here, in the batch.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import re
+import secrets
+import shutil
+import stat
+import subprocess
+import tarfile
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from grader.errors import UsageError
+from grader.tempdirs import make_owned_tempdir
+from grader.workspace import MAX_BYTES
+
+ARCHIVES = (".zip", ".tar.gz", ".tgz")
+MAX_MEMBERS = 20_000
+GIT_TIMEOUT_S = 300
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}$")  # a roster name is a folder name: nothing that escapes
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where one submission came from, for the result document."""
+
+    commit: str | None = None
+    dirty: bool | None = None  # None when not a git checkout
+
+
+def archive_stem(path: Path) -> str | None:
+    """The submission name of an archive file (its name without the extension), None if it is not one."""
+    for ext in ARCHIVES:
+        if path.name.endswith(ext) and len(path.name) > len(ext):
+            return path.name[: -len(ext)]
+    return None
+
+
+def git_origin(folder: Path) -> Origin:
+    """The commit checked out in `folder` (a repository rooted there) and whether its tree differs from it."""
+    if not (folder / ".git").exists():
+        return Origin()
+    head = _git(folder, "rev-parse", "--verify", "-q", "HEAD")
+    if head is None or not re.fullmatch(r"[0-9a-f]{40,64}", head):
+        return Origin()
+    status = _git(folder, "status", "--porcelain", "--untracked-files=normal")
+    return Origin(head, None if status is None else bool(status))
+
+
+def _git(folder: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "-c", f"safe.directory={folder}", "-C", str(folder), *args],
+                             capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+# --------------------------------------------------------------------------------------------- roster
+
+
+@dataclass(frozen=True)
+class RosterEntry:
+    name: str
+    repo: str  # a git repository: a local path or a URL
+    commit: str | None
+
+
+def read_roster(path: Path) -> list[RosterEntry]:
+    """The rows of a roster CSV: `name,repo[,commit]`, with or without that header line."""
+    entries: list[RosterEntry] = []
+    seen: set[str] = set()
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        for number, row in enumerate(csv.reader(fh), start=1):
+            cells = [c.strip() for c in row]
+            if not any(cells) or cells[0].startswith("#") or (number == 1 and cells[:2] == ["name", "repo"]):
+                continue
+            if len(cells) < 2 or not cells[1]:
+                raise UsageError(f"{path}:{number}: a roster row is name,repo[,commit]")
+            name, repo, commit = cells[0], cells[1], (cells[2] if len(cells) > 2 and cells[2] else None)
+            if not _NAME.match(name) or name in seen:
+                raise UsageError(f"{path}:{number}: '{name}' is not a usable name (a unique folder name)")
+            seen.add(name)
+            entries.append(RosterEntry(name, repo, commit))
+    if not entries:
+        raise UsageError(f"roster '{path}' lists no submissions")
+    return entries
+
+
+def clone(entry: RosterEntry, dest: Path) -> None:
+    """A shallow clone of `entry.repo` at its commit (the default branch's tip when none) into `dest`."""
+    repo = str(Path(entry.repo).resolve()) if Path(entry.repo).exists() else entry.repo
+    if Path(entry.repo).exists():
+        repo = "file://" + repo  # a plain path ignores --depth
+    _run_git(["git", "clone", "--quiet", "--depth", "1", "--no-tags", repo, str(dest)], entry)
+    if entry.commit:
+        head = _git(dest, "rev-parse", "HEAD") or ""
+        if not head.startswith(entry.commit.lower()):
+            # A commit that is not a branch tip is not in a depth-1 clone: fetch exactly it.
+            _run_git(["git", "-C", str(dest), "fetch", "--quiet", "--depth", "1", "origin", entry.commit], entry)
+            _run_git(["git", "-C", str(dest), "checkout", "--quiet", "--detach", "FETCH_HEAD"], entry)
+
+
+def _run_git(argv: list[str], entry: RosterEntry) -> None:
+    env = {"GIT_TERMINAL_PROMPT": "0", "PATH": "/usr/local/bin:/usr/bin:/bin"}
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=GIT_TIMEOUT_S, check=False, env=env)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise UsageError(f"{entry.name}: git failed: {exc}") from exc
+    if out.returncode != 0:
+        raise UsageError(f"{entry.name}: could not check out {entry.repo}"
+                         f"{' at ' + entry.commit if entry.commit else ''}: {out.stderr.strip()[-300:]}")
+
+
+# --------------------------------------------------------------------------------------------- archives
+
+
+def unpack(archive: Path, dest: Path, max_bytes: int = MAX_BYTES) -> None:
+    """Unpack a student's archive into `dest`: regular files and folders only (no links, devices), every path
+    inside `dest`, at most `max_bytes` in all. An archive holding a single top folder is unpacked from inside it."""
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        if archive.name.endswith(".zip"):
+            with zipfile.ZipFile(archive) as zf:
+                _write_all(archive, dest, max_bytes, _zip_members(zf, archive))
+        else:
+            with tarfile.open(archive, "r:*") as tf:
+                _write_all(archive, dest, max_bytes, _tar_members(tf, archive))
+    except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
+        raise UsageError(f"{archive.name}: not a readable archive: {exc}") from exc
+    _lift_single_folder(dest)
+
+
+Member = tuple[PurePosixPath, int, bool, Callable[[], bytes]]  # path inside, size, is a folder, its bytes
+
+
+def _write_all(archive: Path, dest: Path, max_bytes: int, members: Iterator[Member]) -> None:
+    total = 0
+    for rel, size, is_dir, read in members:
+        target = dest.joinpath(*rel.parts)
+        if is_dir:
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        total += size
+        if total > max_bytes:
+            raise UsageError(f"{archive.name}: more than {max_bytes // (1024 * 1024)} MiB unpacked")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = read()
+        if len(data) != size:  # a header that lies about the size
+            raise UsageError(f"{archive.name}: member '{rel}' is not the size it claims")
+        target.write_bytes(data)
+
+
+def _safe(name: str, archive: Path) -> PurePosixPath:
+    rel = PurePosixPath(name.replace("\\", "/"))
+    if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+        raise UsageError(f"{archive.name}: member '{name}' would land outside its folder")
+    return rel
+
+
+def _zip_members(zf: zipfile.ZipFile, archive: Path) -> Iterator[Member]:
+    infos = zf.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise UsageError(f"{archive.name}: more than {MAX_MEMBERS} members")
+    for info in infos:
+        if stat.S_ISLNK(info.external_attr >> 16):
+            continue  # a link could point anywhere: a submission's files are regular files
+        yield _safe(info.filename, archive), info.file_size, info.is_dir(), functools.partial(zf.read, info)
+
+
+def _tar_members(tf: tarfile.TarFile, archive: Path) -> Iterator[Member]:
+    infos = tf.getmembers()
+    if len(infos) > MAX_MEMBERS:
+        raise UsageError(f"{archive.name}: more than {MAX_MEMBERS} members")
+    for info in infos:
+        if not (info.isfile() or info.isdir()):
+            continue  # links, devices, fifos: never unpacked
+
+        def read(member: tarfile.TarInfo = info) -> bytes:
+            handle = tf.extractfile(member)
+            return handle.read() if handle else b""
+
+        yield _safe(info.name, archive), info.size, info.isdir(), read
+
+
+def _lift_single_folder(dest: Path) -> None:
+    entries = [p for p in dest.iterdir() if p.name != "__MACOSX"]
+    if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():
+        inner = entries[0].rename(dest / f".unpacked-{secrets.token_hex(4)}")  # a child may share its name
+        for child in list(inner.iterdir()):
+            shutil.move(str(child), dest / child.name)
+        inner.rmdir()
+    shutil.rmtree(dest / "__MACOSX", ignore_errors=True)
+
+
+def materialize_dir() -> Path:
+    """An owned temporary folder for the clones and unpacked archives of one batch."""
+    return make_owned_tempdir("redis-grader-class-")

@@ -1,0 +1,138 @@
+"""grader/machinelock.py: one grading at a time on the machine runs its timing phase. Real flock on a real file,
+held by another process (as another grading would), no clocks."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+
+from grader import machinelock
+
+
+def _hold(path: str, locked, release) -> None:  # type: ignore[no-untyped-def]
+    with machinelock.machine_lock(Path(path)):
+        locked.set()
+        release.wait(60)
+
+
+def test_lock_path_is_per_user_and_can_be_overridden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(machinelock.LOCK_VAR, raising=False)
+    assert f"redis-grader-{os.getuid()}" in str(machinelock.lock_path())
+    monkeypatch.setenv(machinelock.LOCK_VAR, str(tmp_path / "t.lock"))
+    assert machinelock.lock_path() == tmp_path / "t.lock"
+
+
+def test_the_timing_phase_waits_for_the_holder_and_others_go_on(tmp_path: Path) -> None:
+    path = tmp_path / "timing.lock"
+    ctx = multiprocessing.get_context("fork")
+    locked, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold, args=(str(path), locked, release))
+    holder.start()
+    try:
+        assert locked.wait(30)
+        order: list[str] = []
+
+        async def timing() -> None:
+            async with machinelock.timing_phase(path):
+                order.append("timing phase")
+
+        async def ordinary() -> None:
+            for _ in range(3):  # the event loop keeps running other work while the timing phase waits
+                await asyncio.sleep(0)
+            order.append("ordinary check")
+            release.set()  # the other grading finishes its timing phase
+
+        async def both() -> None:
+            await asyncio.gather(timing(), ordinary())
+
+        asyncio.run(both())
+        assert order == ["ordinary check", "timing phase"]
+    finally:
+        release.set()
+        holder.join(30)
+
+
+def test_a_killed_holder_never_leaves_the_lock_held(tmp_path: Path) -> None:
+    path = tmp_path / "timing.lock"
+    ctx = multiprocessing.get_context("fork")
+    locked, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold, args=(str(path), locked, release))
+    holder.start()
+    assert locked.wait(30)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        assert not machinelock.try_acquire(fd)
+        holder.kill()
+        holder.join(30)
+        assert machinelock.try_acquire(fd)
+    finally:
+        os.close(fd)
+
+
+def test_a_cancelled_wait_leaves_nothing_behind(tmp_path: Path) -> None:
+    path = tmp_path / "timing.lock"
+
+    async def scenario() -> None:
+        with machinelock.machine_lock(path):
+            waiter = asyncio.create_task(_enter(path))
+            await asyncio.sleep(0.2)
+            waiter.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiter
+        async with machinelock.timing_phase(path):  # free again: nobody took it for the cancelled wait
+            pass
+
+    asyncio.run(scenario())
+
+
+async def _enter(path: Path) -> None:
+    async with machinelock.timing_phase(path):
+        raise AssertionError("entered while another held the lock")
+
+
+def test_no_ordinary_check_runs_beside_a_timing_phase(tmp_path: Path) -> None:
+    path = tmp_path / "timing.lock"
+    order: list[str] = []
+
+    async def scenario() -> None:
+        check_running, check_may_end = asyncio.Event(), asyncio.Event()
+
+        async def ordinary(name: str, hold: asyncio.Event | None = None) -> None:
+            async with machinelock.ordinary_check(path):
+                order.append(f"{name} starts")
+                if hold is not None:
+                    check_running.set()
+                    await hold.wait()
+                order.append(f"{name} ends")
+
+        async def timing() -> None:
+            async with machinelock.timing_phase(path):
+                order.append("timing starts")
+                await asyncio.sleep(0.2)  # a later ordinary check asks meanwhile and must wait
+                order.append("timing ends")
+
+        first = asyncio.create_task(ordinary("first", check_may_end))
+        await check_running.wait()
+        phase = asyncio.create_task(timing())
+        await asyncio.sleep(0.2)  # the timing phase now waits for the running check, holding the turnstile
+        later = asyncio.create_task(ordinary("later"))
+        await asyncio.sleep(0.2)
+        check_may_end.set()
+        await asyncio.gather(first, phase, later)
+
+    asyncio.run(scenario())
+    assert order == ["first starts", "first ends", "timing starts", "timing ends", "later starts", "later ends"]
+
+
+def test_ordinary_checks_run_beside_each_other(tmp_path: Path) -> None:
+    path = tmp_path / "timing.lock"
+
+    async def scenario() -> None:
+        async with machinelock.ordinary_check(path), machinelock.ordinary_check(path):
+            pass  # two at once: a shared hold each, no wait
+
+    asyncio.run(asyncio.wait_for(scenario(), timeout=30))

@@ -1,0 +1,239 @@
+"""Where a class comes from: roster CSVs of local git repositories, archives as an LMS exports them, and the
+commit graded. Real git and real archives; no network (repositories are local paths and file:// URLs)."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import SUBMISSIONS
+
+from grader import batch
+from grader.batch import BatchOptions, Grader, SubmissionDir, sources
+from grader.errors import UsageError
+
+GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "s", "GIT_AUTHOR_EMAIL": "s@example.org", "GIT_COMMITTER_NAME": "s",
+           "GIT_COMMITTER_EMAIL": "s@example.org"}
+
+
+def git(repo: Path, *args: str) -> str:
+    out = subprocess.run(["git", "-C", str(repo), *args], env=GIT_ENV, capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A student's repository with two commits on main: the first has `first.txt`."""
+    path = tmp_path / "alice-repo"
+    shutil.copytree(SUBMISSIONS / "reference", path)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "add", "-A")
+    git(path, "commit", "-qm", "first")
+    (path / "first.txt").write_text("only in the second commit\n")
+    git(path, "add", "-A")
+    git(path, "commit", "-qm", "second")
+    return path
+
+
+# --------------------------------------------------------------------------------------------- roster
+
+
+def test_roster_rows_with_and_without_header(tmp_path: Path) -> None:
+    roster = tmp_path / "roster.csv"
+    roster.write_text("name,repo,commit\nalice,/r/a,abc123\n# a comment\n\nbob,https://example.org/b.git\n")
+    entries = sources.read_roster(roster)
+    assert [(e.name, e.repo, e.commit) for e in entries] == [("alice", "/r/a", "abc123"),
+                                                              ("bob", "https://example.org/b.git", None)]
+    subs, _ = batch.find_submissions(roster, tmp_path / "out")
+    assert [(s.name, s.kind, s.repo) for s in subs] == [("alice", "repo", "/r/a"),
+                                                         ("bob", "repo", "https://example.org/b.git")]
+
+
+@pytest.mark.parametrize("text", ["../evil,/r\n", "alice,/r\nalice,/s\n", "alice\n", ""])
+def test_a_bad_roster_is_a_usage_error(tmp_path: Path, text: str) -> None:
+    roster = tmp_path / "roster.csv"
+    roster.write_text(text)
+    with pytest.raises(UsageError):
+        sources.read_roster(roster)
+
+
+def test_clone_at_a_commit_that_is_not_a_branch_tip(tmp_path: Path, repo: Path) -> None:
+    first = git(repo, "rev-parse", "HEAD~1")
+    dest = tmp_path / "clone"
+    sources.clone(sources.RosterEntry("alice", str(repo), first), dest)
+    assert git(dest, "rev-parse", "HEAD") == first and not (dest / "first.txt").exists()
+    assert sources.git_origin(dest) == sources.Origin(first, False)
+    tip = tmp_path / "tip"
+    sources.clone(sources.RosterEntry("alice", f"file://{repo}", None), tip)  # a URL, the default branch's tip
+    assert (tip / "first.txt").exists() and git(tip, "rev-parse", "--is-shallow-repository") == "true"
+
+
+def test_a_missing_repository_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="could not check out"):
+        sources.clone(sources.RosterEntry("bob", str(tmp_path / "nowhere"), None), tmp_path / "dest")
+
+
+def test_a_dirty_tree_is_marked(repo: Path) -> None:
+    head = git(repo, "rev-parse", "HEAD")
+    assert sources.git_origin(repo) == sources.Origin(head, False)
+    (repo / "README.md").write_text("edited after the commit\n")
+    assert sources.git_origin(repo) == sources.Origin(head, True)
+    assert sources.git_origin(repo.parent) == sources.Origin()  # not a repository
+
+
+def test_the_grader_prepares_a_roster_row_and_records_its_commit(tmp_path: Path, repo: Path) -> None:
+    grader = Grader(BatchOptions(out=tmp_path / "out"))
+    try:
+        ready, origin = grader._prepare(SubmissionDir("alice", repo, "repo", None, f"file://{repo}"))
+        assert ready.path.name == "alice" and (ready.path / "backend").is_dir()
+        assert ready.path.parent.name.startswith("redis-grader-class-")  # owned: swept if the batch is killed
+        assert origin.commit == git(repo, "rev-parse", "HEAD") and origin.dirty is False
+    finally:
+        grader.close()
+    assert not ready.path.exists()
+
+
+# --------------------------------------------------------------------------------------------- archives
+
+
+def _zip(path: Path, members: dict[str, bytes], links: dict[str, str] | None = None) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+        for name, target in (links or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (0o120777 << 16)
+            zf.writestr(info, target)
+    return path
+
+
+def _tar(path: Path, members: dict[str, bytes], links: dict[str, str] | None = None) -> Path:
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        for name, target in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tf.addfile(info)
+    return path
+
+
+@pytest.mark.parametrize("make", [_zip, _tar], ids=["zip", "tar.gz"])
+def test_an_archive_is_unpacked_from_inside_its_single_folder(tmp_path: Path, make) -> None:
+    ext = ".zip" if make is _zip else ".tar.gz"
+    archive = make(tmp_path / f"alice{ext}", {"alice-main/main.py": b"app = 1\n", "alice-main/pkg/x.py": b""},
+                   {"alice-main/escape": "/etc/passwd"})
+    dest = tmp_path / "dest"
+    sources.unpack(archive, dest)
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*")) == ["main.py", "pkg", "pkg/x.py"]
+    assert not any(p.is_symlink() for p in dest.rglob("*"))
+
+
+@pytest.mark.parametrize("make", [_zip, _tar], ids=["zip", "tar.gz"])
+@pytest.mark.parametrize("name", ["../outside.py", "/abs/main.py", "a/../../outside.py"])
+def test_an_archive_cannot_write_outside_its_folder(tmp_path: Path, make, name: str) -> None:
+    ext = ".zip" if make is _zip else ".tar.gz"
+    archive = make(tmp_path / f"mallory{ext}", {"main.py": b"", name: b"x"})
+    with pytest.raises(UsageError, match="outside its folder"):
+        sources.unpack(archive, tmp_path / "a" / "b" / "dest")
+    assert not (tmp_path / "outside.py").exists() and not (tmp_path / "a" / "outside.py").exists()
+
+
+def test_an_archive_over_the_size_cap_is_refused(tmp_path: Path) -> None:
+    archive = _zip(tmp_path / "big.zip", {"a.bin": b"\0" * 4096, "b.bin": b"\0" * 4096})
+    with pytest.raises(UsageError, match="MiB unpacked"):
+        sources.unpack(archive, tmp_path / "dest", max_bytes=6000)
+
+
+def test_a_class_folder_may_hold_archives_beside_folders(tmp_path: Path) -> None:
+    subs = tmp_path / "subs"
+    (subs / "alice").mkdir(parents=True)
+    _zip(subs / "bob.zip", {"main.py": b""})
+    _tar(subs / "carol.tar.gz", {"main.py": b""})
+    _zip(subs / "alice.zip", {"main.py": b""})  # a folder of that name wins
+    (subs / "notes.txt").write_text("x")
+    found, notes = batch.find_submissions(subs, tmp_path / "out")
+    assert [(s.name, s.kind) for s in found] == [("alice", "folder"), ("bob", "archive"), ("carol", "archive")]
+    assert "ignored alice.zip: there is a folder alice" in notes and "ignored notes.txt: not a folder" in notes
+
+
+def test_a_broken_archive_costs_its_own_row(tmp_path: Path) -> None:
+    (tmp_path / "bob.zip").write_bytes(b"not a zip")
+    out = tmp_path / "out"
+    grader = Grader(BatchOptions(out=out))
+    try:
+        doc = grader.grade(SubmissionDir("bob", tmp_path / "bob.zip", "archive"))
+    finally:
+        grader.close()
+    assert doc is not None and doc["status"] == "error" and "not a readable archive" in doc["error"]
+    assert doc["submission"]["path"] == str((tmp_path / "bob.zip").resolve())
+    assert (out / "bob" / "result.json").is_file()
+
+
+# --------------------------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.slow
+def test_a_roster_and_an_archive_class_are_graded_with_their_commit(tmp_path: Path, repo: Path) -> None:
+    import csv
+    import sys
+
+    from conftest import ROOT
+    from test_batch import RUBRIC
+
+    first = git(repo, "rev-parse", "HEAD~1")
+    before = set(Path(tempfile_dir()).glob("redis-grader-class-*"))
+    (tmp_path / "rubric.toml").write_text(RUBRIC)
+    roster = tmp_path / "roster.csv"
+    roster.write_text(f"name,repo,commit\nalice,{repo},{first}\nbob,file://{repo},\n")
+    archives = tmp_path / "archives"
+    archives.mkdir()
+    shutil.make_archive(str(archives / "carol"), "zip", SUBMISSIONS / "reference")
+
+    def run(source: Path, out: Path) -> list[dict[str, str]]:
+        argv = [sys.executable, "-m", "grader", "batch", str(source), "--out", str(out), "--env", "current",
+                "--redis", "local", "--jobs", "2", "--only", "cache.*", "--rubric", str(tmp_path / "rubric.toml")]
+        done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=280,
+                              check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        with (out / "gradebook.csv").open(encoding="utf-8") as fh:
+            return list(csv.DictReader(fh))
+
+    alice, bob = run(roster, tmp_path / "out-roster")
+    assert (alice["name"], alice["grade"], alice["commit"]) == ("alice", "S", first)
+    assert (bob["name"], bob["grade"], bob["commit"]) == ("bob", "S", git(repo, "rev-parse", "HEAD"))
+    doc = (tmp_path / "out-roster" / "alice" / "result.json").read_text()
+    assert f'"commit": "{first}"' in doc and '"dirty": false' in doc and f'"path": "{repo}"' in doc
+    [carol] = run(archives, tmp_path / "out-archives")
+    assert (carol["name"], carol["grade"], carol["commit"]) == ("carol", "S", "")
+    # The clones and unpacked archives are gone (those of another batch running meanwhile may not be).
+    assert set(Path(tempfile_dir()).glob("redis-grader-class-*")) <= before
+
+
+def tempfile_dir() -> str:
+    import tempfile
+
+    return tempfile.gettempdir()
+
+
+def test_the_result_schema_knows_the_dirty_marker() -> None:
+    import json
+
+    import jsonschema
+    from conftest import ROOT
+
+    schema = json.loads((ROOT / "grader" / "schemas" / "result-v1.schema.json").read_text())
+    doc = json.loads((ROOT / "tests" / "results" / "graded.json").read_text())
+    doc["submission"].update(commit="ab" * 20, dirty=True)
+    jsonschema.validate(doc, schema)
+    doc["submission"]["dirty"] = "yes"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, schema)
