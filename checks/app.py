@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from grader.api import (
     CheckContext,
     CheckOutcome,
@@ -16,23 +18,51 @@ from grader.api import (
 # Decided by the runner: when the app never answers HTTP, every other check is skipped.
 starts = decided_by_runner("app.starts", title="The app starts and answers HTTP", level="basic")
 
+CONTRACT_GETS = ("/health", "/products", "/top")
+MAX_ROUTES = 12  # parameterless GET routes exercised before concluding the app never talks to Redis
+DOCS = ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
+
+
+def parameterless_gets(openapi: dict[str, Any]) -> list[str]:
+    """The contract's GET routes, then every other GET route the app declares that needs no path parameter and
+    no required query parameter: the routes a first request can reach."""
+    routes = list(CONTRACT_GETS)
+    for path, operations in (openapi.get("paths") or {}).items():
+        get = (operations or {}).get("get")
+        if not isinstance(get, dict) or "{" in path or path in DOCS or path in routes:
+            continue
+        if any(p.get("required") for p in get.get("parameters") or [] if isinstance(p, dict)):
+            continue
+        routes.append(path)
+    return routes[:MAX_ROUTES]
+
 
 @check("app.uses_redis_url", title="The app talks to the Redis given in REDIS_URL", level="basic")
 async def uses_redis_url(ctx: CheckContext) -> CheckOutcome:
     client = ctx.probe.client()
-    replies = [await client.get("/health"), await client.get("/products")]
-    # Everything since the app started counts: startup work (SCRIPT LOAD, PING) reaches Redis too.
-    seen = ctx.trace.all()
-    if seen:
-        return passed(
-            f"{len(seen)} Redis commands reached the harness's Redis through REDIS_URL",
-            redis=commands_text(seen, limit=5),
-        )
+    replies = []
+    # Everything since the app started counts: startup work (SCRIPT LOAD, PING) reaches Redis too. The app's
+    # Redis traffic may happen on any route, so each parameterless GET route is tried before concluding.
+    for path in parameterless_gets(ctx.openapi):
+        replies.append(await client.get(path))
+        seen = ctx.trace.all()
+        if seen:
+            tried = ", ".join(r.path for r in replies)
+            return passed(
+                f"{len(seen)} Redis commands reached the harness's Redis through REDIS_URL (after GET {tried})",
+                redis=commands_text(seen, limit=5),
+            )
     hardcoded = [f"{f.file}:{f.line}: {f.text}" for f in ctx.facts.redis_urls]
+    tried = ", ".join(r.path for r in replies)
+    reads = ctx.facts.reads_redis_url_env
+    cause = (f": it connects to an address written in the code ({hardcoded[0]})" if hardcoded
+             else ": the code never reads REDIS_URL" if not reads
+             else ", though the code reads REDIS_URL: the address it uses comes from elsewhere (a committed .env "
+                  "that overrides the environment, a module constant, REDIS_HOST/REDIS_PORT)")
     return failed(
-        "no Redis command reached the Redis in REDIS_URL: the app connects somewhere else"
-        + (f" (hard-coded at {hardcoded[0]})" if hardcoded else ""),
+        f"no Redis traffic on GET {tried} nor at startup{cause}",
         requests=requests_text(replies),
         hardcoded_addresses=hardcoded,
-        reads_REDIS_URL=ctx.facts.reads_redis_url_env,
+        reads_REDIS_URL=reads,
+        where=hardcoded,
     )

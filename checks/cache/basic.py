@@ -9,6 +9,7 @@ from typing import Any
 
 from checks.cache.common import PRODUCTS, Populated, judge_ttl, not_populated, populate
 from grader.api import CheckContext, CheckOutcome, check, commands_text, failed, passed, requests_text, writes_to
+from grader.checksupport import raw_value, shown_bytes
 
 
 @check("cache.populates", title="The first GET /products writes the list to one Redis key", level="basic",
@@ -33,11 +34,12 @@ async def ttl(ctx: CheckContext) -> CheckOutcome:
     return await judge_ttl(ctx, populated, "right after the first write")
 
 
-def _rewritten(raw: str, token: str) -> str | None:
-    """The cached JSON with one product string replaced by `token`, or None when the value is not plain JSON."""
+def _rewritten(raw: bytes, token: str) -> str | None:
+    """The cached JSON with one product string replaced by `token`, or None when the value is not plain JSON
+    (a pickle, compressed or binary value: the trace decides then)."""
     try:
         value = json.loads(raw)
-    except ValueError:
+    except ValueError:  # UnicodeDecodeError included
         return None
 
     def replace_first(node: Any) -> bool:
@@ -62,8 +64,8 @@ async def serves_from_cache(ctx: CheckContext) -> CheckOutcome:
         return not_populated(populated)
     key = populated.key
     token = f"rg-cached-{uuid.uuid4().hex[:8]}"
-    raw = await ctx.redis.get(key) if await ctx.redis.type(key) == "string" else None
-    changed = _rewritten(raw, token) if raw is not None else None
+    stored = await raw_value(ctx.redis, key) if await ctx.redis.type(key) == "string" else None
+    changed = _rewritten(stored, token) if stored is not None else None
     if changed is not None:
         # The harness edits the cached value in place (keeping its TTL): a response served from Redis shows it.
         await ctx.redis.set(key, changed, keepttl=True)
@@ -73,6 +75,8 @@ async def serves_from_cache(ctx: CheckContext) -> CheckOutcome:
     rewrites = writes_to(commands, key)
     reads = [c for c in commands if key in c.args]
     evidence = {"key": key, "requests": requests_text([populated.reply, again]), "redis": commands_text(commands)}
+    if stored is not None and changed is None:
+        evidence["cached_value"] = shown_bytes(stored)
     if not again.ok:
         return failed(f"the repeated GET {PRODUCTS} answered {again.status or again.error}", **evidence)
     if changed is not None:

@@ -11,6 +11,7 @@ from checks.cache.common import PRODUCTS, not_populated, populate, product_list
 from grader.api import (
     CheckContext,
     CheckOutcome,
+    Command,
     Reply,
     check,
     commands_text,
@@ -23,6 +24,7 @@ from grader.api import (
 )
 
 WRITE_METHODS = ("post", "put", "patch")
+REMOVALS = {"DEL", "UNLINK", "EXPIRE", "PEXPIRE", "GETDEL"}
 
 
 @dataclass
@@ -116,8 +118,10 @@ async def invalidation(ctx: CheckContext) -> CheckOutcome:
         if path is None:
             continue
         body = sample_body(endpoint.schema, ctx.openapi, token, number)
-        reply = await client.request(endpoint.method.upper(), path, json=body)
+        with ctx.trace.recording() as during_write:
+            reply = await client.request(endpoint.method.upper(), path, json=body)
         attempts.append(reply)
+        write_commands = [c for c in during_write if client.ip not in " ".join(c.args)]  # not the limiter's
         if reply.ok:
             written = (endpoint, path, body)
             break
@@ -129,6 +133,7 @@ async def invalidation(ctx: CheckContext) -> CheckOutcome:
         tried = ", ".join(f"{e.method.upper()} {e.template}" for e in endpoints)
         return error(f"the harness could not write a product through {tried}", **evidence)
     endpoint, path, body = written
+    key = populated.key
 
     def shows(reply: Reply) -> bool:
         # The written strings, or its number when the schema has no string field (an integer field gets it cut).
@@ -144,6 +149,7 @@ async def invalidation(ctx: CheckContext) -> CheckOutcome:
         "key": populated.key,
         "requests": requests_text([populated.reply, *attempts, after]),
         "written": body,
+        "redis_during_write": commands_text(write_commands) or ["(no command)"],
         "redis_after_write": commands_text(after_write),
     }
     if not after.ok:
@@ -153,6 +159,21 @@ async def invalidation(ctx: CheckContext) -> CheckOutcome:
         return passed(f"after {endpoint.method.upper()} {path}, GET {PRODUCTS} showed the new product", **evidence)
     return failed(
         f"after {endpoint.method.upper()} {path} was accepted ({attempts[-1].status}), GET {PRODUCTS} still served "
-        f"the old list from '{populated.key}': the cached list was not deleted or refreshed",
+        f"the old list from '{key}': {mismatch(write_commands, key)}",
         **evidence,
     )
+
+
+def mismatch(commands: list[Command], key: str) -> str:
+    """Why the write left the cached list in place, from the write request's own Redis commands."""
+    removed = [c for c in commands if c.name in REMOVALS]
+    if not commands:
+        return "the write sent Redis nothing, so the cached list was not deleted or refreshed"
+    if not removed:
+        return (f"the write sent {', '.join(sorted({c.name for c in commands}))} but deleted no key; delete "
+                f"'{key}' (or write the fresh list to it)")
+    named = sorted({k for c in removed for k in c.args})
+    if key in named:
+        return f"the write deleted '{key}', but the next GET served the old list again (was it cached again?)"
+    shown = "; ".join(str(c) for c in removed[:3])
+    return f"the write sent {shown} while the cache key is '{key}'"
