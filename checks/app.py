@@ -16,7 +16,7 @@ from grader.api import (
 )
 
 # Decided by the runner: when the app never answers HTTP, every other check is skipped.
-starts = decided_by_runner("app.starts", title="The app starts and answers HTTP", level="basic")
+starts = decided_by_runner("app.starts", title="The app starts and answers HTTP", level="basic", requirement="The app starts with `uvicorn` (from `backend/`: `uvicorn app.main:app`) and answers HTTP; its requirements file lists everything it imports, `pytest` included")
 
 CONTRACT_GETS = ("/health", "/products", "/top")
 MAX_ROUTES = 12  # parameterless GET routes exercised before concluding the app never talks to Redis
@@ -37,7 +37,8 @@ def parameterless_gets(openapi: dict[str, Any]) -> list[str]:
     return routes[:MAX_ROUTES]
 
 
-@check("app.uses_redis_url", title="The app talks to the Redis given in REDIS_URL", level="basic")
+@check("app.uses_redis_url", title="The app talks to the Redis given in REDIS_URL", level="basic",
+       requirement="It connects to the Redis named in the `REDIS_URL` environment variable (no hard-coded address, no committed `.env` that overrides it)")
 async def uses_redis_url(ctx: CheckContext) -> CheckOutcome:
     client = ctx.probe.client()
     replies = []

@@ -13,7 +13,8 @@ from grader.checksupport import raw_value, shown_bytes
 
 
 @check("cache.populates", title="The first GET /products writes the list to one Redis key", level="basic",
-       requires=("app.uses_redis_url",))
+       requires=("app.uses_redis_url",),
+       requirement="`GET /products` answers 200 with the product list and, on a cache miss, writes the list to one Redis key (cache-aside; a name like `products:all`)")
 async def populates(ctx: CheckContext) -> CheckOutcome:
     populated = await populate(ctx, ctx.probe.client())
     if populated.key is None:
@@ -26,7 +27,8 @@ async def populates(ctx: CheckContext) -> CheckOutcome:
 
 
 @check("cache.ttl", title="The cached list expires after 60 seconds", level="basic",
-       requires=("cache.populates",))
+       requires=("cache.populates",),
+       requirement="The cached list is written with a TTL of 60 seconds (`SET key value EX 60`)")
 async def ttl(ctx: CheckContext) -> CheckOutcome:
     populated = await populate(ctx, ctx.probe.client())
     if populated.key is None:
@@ -56,7 +58,8 @@ def _rewritten(raw: bytes, token: str) -> str | None:
 
 
 @check("cache.serves_from_cache", title="A repeated GET /products is served from Redis", level="basic",
-       requires=("cache.populates",))
+       requires=("cache.populates",),
+       requirement="A repeated `GET /products` returns what Redis holds, without reading the database")
 async def serves_from_cache(ctx: CheckContext) -> CheckOutcome:
     client = ctx.probe.client()
     populated = await populate(ctx, client)
@@ -98,7 +101,8 @@ async def serves_from_cache(ctx: CheckContext) -> CheckOutcome:
 
 
 @check("cache.refill_after_expiry", title="After the cached list expires, the next GET /products refills it",
-       level="basic", requires=("cache.populates",))
+       level="basic", requires=("cache.populates",),
+       requirement="Once the cached list has expired, the next `GET /products` writes it again, with a TTL of 60 seconds")
 async def refill_after_expiry(ctx: CheckContext) -> CheckOutcome:
     client = ctx.probe.client()
     populated = await populate(ctx, client)

@@ -97,7 +97,8 @@ def _fill_path(template: str, products: list[Any]) -> str | None:
 
 
 @check("cache.invalidation", title="After a product is written, GET /products shows the new data",
-       level="advanced", requires=("cache.populates",))
+       level="advanced", requires=("cache.populates",),
+       requirement="`POST /products` and `PUT`/`PATCH /products/{id}` delete (or rewrite) the cached list, so the next `GET /products` shows the change")
 async def invalidation(ctx: CheckContext) -> CheckOutcome:
     endpoints = write_endpoints(ctx.openapi)
     if not endpoints:
