@@ -19,7 +19,7 @@ from grader.api import (
     requests_text,
     resolve,
 )
-from grader.checksupport import Field, missing_route, openapi_operation, operation_fields, request_parts
+from grader.checksupport import Field, missing_route, openapi_operation, operation_fields, points_at, request_parts
 
 SCORE = "/score"
 TOP = "/top"
@@ -107,6 +107,7 @@ def _player(tag: str) -> str:
 @check("leaderboard.score", title="POST /score stores the points in a Sorted Set", level="basic",
        requires=("app.uses_redis_url",),
        requirement="`POST /score` (a player and their points, as a JSON body or query parameters) answers 2xx and stores the points in a Sorted Set (`ZADD` or `ZINCRBY`)")
+@points_at("POST /score", "zadd", "zincrby", "hset")
 async def score(ctx: CheckContext) -> CheckOutcome:
     fields = score_fields(ctx.openapi)
     client = ctx.probe.client()
@@ -135,6 +136,7 @@ async def score(ctx: CheckContext) -> CheckOutcome:
 @check("leaderboard.top", title="GET /top returns the 3 highest scores, highest first", level="basic",
        requires=("app.uses_redis_url",),
        requirement="`GET /top` returns the top 3 players with their points, highest first")
+@points_at("GET /top", "zrevrange", "zrange", "zrevrangebyscore", "zrangebyscore")
 async def top(ctx: CheckContext) -> CheckOutcome:
     fields = score_fields(ctx.openapi)
     client = ctx.probe.client()
@@ -173,6 +175,7 @@ REJECTED = (422, 400)  # FastAPI's validation error; 400 is a fair hand-written 
 @check("leaderboard.validation", title="Bad POST /score input gets 422, never 500", level="advanced",
        requires=("app.uses_redis_url",),
        requirement="`POST /score` without points, or with points that are not a number, answers 422 (never 500)")
+@points_at("POST /score")
 async def validation(ctx: CheckContext) -> CheckOutcome:
     fields = score_fields(ctx.openapi)
     client = ctx.probe.client()
@@ -233,6 +236,7 @@ class PipelineSettings(CheckSettings):
 @check("leaderboard.pipeline", title="The test data is bulk-inserted with a pipeline", level="advanced",
        requires=("app.uses_redis_url",), timeout=90.0, settings=PipelineSettings,
        requirement="A seed module (one of {seed_modules}, run with `python -m` from the app's folder) bulk-inserts test players with one pipeline")
+@points_at("zadd", "zincrby")
 async def pipeline(ctx: CheckContext[PipelineSettings]) -> CheckOutcome:
     settings = ctx.settings
     found = {m: _module_file(ctx.app_dir, m) for m in settings.seed_modules}

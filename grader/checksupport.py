@@ -3,14 +3,16 @@ student's code may have written it, and turning requests and commands into evide
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio
 
 from grader.openapi import resolve
+from grader.outcome import CheckOutcome, Outcome
 from grader.probe import Reply, VirtualClient
 from grader.proxy import Command
 
@@ -187,3 +189,27 @@ def missing_route(openapi: dict[str, Any], method: str, path: str) -> str | None
     routes = declared_routes(openapi)
     shown = ", ".join(routes[:12]) + (f" (and {len(routes) - 12} more)" if len(routes) > 12 else "")
     return f"{method.upper()} {path} is not a route; the app has: {shown or '(none)'}"
+
+
+# ---- Evidence that points at the code ---------------------------------------------------------------------
+
+
+def points_at(*names: str) -> Callable[[Callable[..., Awaitable[CheckOutcome]]], Callable[..., Awaitable[CheckOutcome]]]:
+    """Put under @check: a failure gets `where` evidence, 'file.py:N: <source line>' for the Redis calls and routes
+    named ("zadd", "GET /top"; see StaticFacts.located), which the reports and the CI annotations show on the line.
+    A name ending in '*' matches every route that starts with it ("POST /products*")."""
+
+    def decorate(func: Callable[..., Awaitable[CheckOutcome]]) -> Callable[..., Awaitable[CheckOutcome]]:
+        @functools.wraps(func)
+        async def located(ctx: Any) -> CheckOutcome:
+            outcome = await func(ctx)
+            if outcome.outcome == Outcome.FAILED and "where" not in outcome.evidence:
+                wanted = [r for n in names if n.endswith("*") for r in ctx.facts.routes if r.startswith(n[:-1])]
+                where = ctx.facts.located(*[n for n in names if not n.endswith("*")], *wanted)
+                if where:
+                    outcome.evidence = {"where": where, **outcome.evidence}
+            return outcome
+
+        return located
+
+    return decorate

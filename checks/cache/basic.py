@@ -9,12 +9,13 @@ from typing import Any
 
 from checks.cache.common import PRODUCTS, Populated, judge_ttl, not_populated, populate
 from grader.api import CheckContext, CheckOutcome, check, commands_text, failed, passed, requests_text, writes_to
-from grader.checksupport import raw_value, shown_bytes
+from grader.checksupport import points_at, raw_value, shown_bytes
 
 
 @check("cache.populates", title="The first GET /products writes the list to one Redis key", level="basic",
        requires=("app.uses_redis_url",),
        requirement="`GET /products` answers 200 with the product list and, on a cache miss, writes the list to one Redis key (cache-aside; a name like `products:all`)")
+@points_at("GET /products", "set", "setex")
 async def populates(ctx: CheckContext) -> CheckOutcome:
     populated = await populate(ctx, ctx.probe.client())
     if populated.key is None:
@@ -29,6 +30,7 @@ async def populates(ctx: CheckContext) -> CheckOutcome:
 @check("cache.ttl", title="The cached list expires after 60 seconds", level="basic",
        requires=("cache.populates",),
        requirement="The cached list is written with a TTL of 60 seconds (`SET key value EX 60`)")
+@points_at("set", "setex", "expire")
 async def ttl(ctx: CheckContext) -> CheckOutcome:
     populated = await populate(ctx, ctx.probe.client())
     if populated.key is None:
@@ -60,6 +62,7 @@ def _rewritten(raw: bytes, token: str) -> str | None:
 @check("cache.serves_from_cache", title="A repeated GET /products is served from Redis", level="basic",
        requires=("cache.populates",),
        requirement="A repeated `GET /products` returns what Redis holds, without reading the database")
+@points_at("GET /products", "get")
 async def serves_from_cache(ctx: CheckContext) -> CheckOutcome:
     client = ctx.probe.client()
     populated = await populate(ctx, client)
@@ -103,6 +106,7 @@ async def serves_from_cache(ctx: CheckContext) -> CheckOutcome:
 @check("cache.refill_after_expiry", title="After the cached list expires, the next GET /products refills it",
        level="basic", requires=("cache.populates",),
        requirement="Once the cached list has expired, the next `GET /products` writes it again, with a TTL of 60 seconds")
+@points_at("set", "setex")
 async def refill_after_expiry(ctx: CheckContext) -> CheckOutcome:
     client = ctx.probe.client()
     populated = await populate(ctx, client)

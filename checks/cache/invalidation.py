@@ -22,6 +22,7 @@ from grader.api import (
     resolve,
     skipped,
 )
+from grader.checksupport import points_at
 
 WRITE_METHODS = ("post", "put", "patch")
 REMOVALS = {"DEL", "UNLINK", "EXPIRE", "PEXPIRE", "GETDEL"}
@@ -99,6 +100,7 @@ def _fill_path(template: str, products: list[Any]) -> str | None:
 @check("cache.invalidation", title="After a product is written, GET /products shows the new data",
        level="advanced", requires=("cache.populates",),
        requirement="`POST /products` and `PUT`/`PATCH /products/{id}` delete (or rewrite) the cached list, so the next `GET /products` shows the change")
+@points_at("POST /products*", "PUT /products*", "PATCH /products*", "delete", "unlink")
 async def invalidation(ctx: CheckContext) -> CheckOutcome:
     endpoints = write_endpoints(ctx.openapi)
     if not endpoints:
