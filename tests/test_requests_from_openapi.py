@@ -96,3 +96,15 @@ def test_aioredis_on_python_311_is_explained():
            "TypeError: duplicate base class TimeoutError\n")
     cause = diagnose_startup_log(log, "app.main:app", Path("/tmp/app"))
     assert cause is not None and "redis.asyncio" in cause and "aioredis" in cause
+
+
+def test_static_facts_locate_routes_and_redis_calls():
+    from grader.reporters.junit import code_location
+    from grader.static import analyze
+
+    facts = analyze(Path(__file__).resolve().parent.parent / "fixtures" / "submissions" / "reference")
+    where = facts.located("GET /top", "zrevrange")
+    assert where[0].startswith("backend/app/main.py:") and '@app.get("/top")' in where[0]
+    assert any("zrevrange" in line for line in where)
+    assert code_location({"where": where}) == ("backend/app/main.py", int(where[0].split(":")[1]))
+    assert not any("test_api.py" in f.file for fs in facts.redis_calls.values() for f in fs)  # httpx, not Redis
