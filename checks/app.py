@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from grader.api import (
@@ -55,15 +56,47 @@ async def uses_redis_url(ctx: CheckContext) -> CheckOutcome:
             )
     hardcoded = [f"{f.file}:{f.line}: {f.text}" for f in ctx.facts.redis_urls]
     tried = ", ".join(r.path for r in replies)
-    reads = ctx.facts.reads_redis_url_env
-    cause = (f": it connects to an address written in the code ({hardcoded[0]})" if hardcoded
-             else ": the code never reads REDIS_URL" if not reads
-             else ", though the code reads REDIS_URL: the address it uses comes from elsewhere (a committed .env "
-                  "that overrides the environment, a module constant, REDIS_HOST/REDIS_PORT)")
-    return failed(
-        f"no Redis traffic on GET {tried} nor at startup{cause}",
-        requests=requests_text(replies),
-        hardcoded_addresses=hardcoded,
-        reads_REDIS_URL=reads,
-        where=hardcoded,
-    )
+    dotenv = _committed_dotenv(ctx)
+    connection_error = _connection_error(ctx.app_log(300))
+    evidence: dict[str, Any] = {"requests": requests_text(replies), "hardcoded_addresses": hardcoded,
+                                "reads_REDIS_URL": ctx.facts.reads_redis_url_env}
+    if connection_error:
+        evidence["app_log"] = connection_error
+    overrides = [f"{f.file}:{f.line}: {f.text}" for f in ctx.facts.dotenv_overrides]
+    if hardcoded:
+        cause = f": it connects to an address written in the code ({hardcoded[0]})"
+        evidence["where"] = hardcoded
+    elif dotenv and overrides:
+        cause = (f": the committed {dotenv} is loaded with load_dotenv(override=True) ({overrides[0]}), which "
+                 "replaces the REDIS_URL the app is given")
+        evidence["where"] = overrides
+    elif not ctx.facts.reads_redis_url_env:
+        cause = ": the code never reads REDIS_URL"
+    else:
+        cause = (", though the code reads REDIS_URL: the address it connects to comes from elsewhere (a module "
+                 "constant, a settings default, another variable)")
+    seen = f"; the app's log says: {connection_error[0]}" if connection_error else ""
+    return failed(f"no Redis traffic on GET {tried} nor at startup{cause}{seen}", **evidence)
+
+
+_CONNECTION_ERROR = re.compile(r"Error \d+ connecting to [^\s]+[^\n]{0,160}|Connection refused[^\n]{0,120}")
+
+
+def _connection_error(log: str) -> list[str]:
+    """The app's own words for a failed Redis connection (`Error 111 connecting to localhost:6379. ...`)."""
+    found = list(dict.fromkeys(m.group(0).strip() for m in _CONNECTION_ERROR.finditer(log)))
+    return found[:3]
+
+
+def _committed_dotenv(ctx: CheckContext) -> str | None:
+    """'backend/.env (REDIS_URL=...)' for a committed .env next to the app or at the root that sets REDIS_URL."""
+    for folder in dict.fromkeys((ctx.app_dir, ctx.workspace.root)):
+        path = folder / ".env"
+        try:
+            lines = path.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        setting = next((line.strip() for line in lines if line.strip().startswith("REDIS_URL")), None)
+        if setting:
+            return f"{path.relative_to(ctx.workspace.root).as_posix()} ({setting})"
+    return None

@@ -330,6 +330,7 @@ class CheckContext(Generic[SettingsT]):
     # await ctx.run(argv, timeout=..., env=None, cwd=None) -> CompletedRun.
     run: RunCommand
     python: str  # the submission environment's interpreter, for ctx.run([ctx.python, "-m", ...])
+    app_log: Callable[[int], str] = field(default=lambda lines: "")  # the last lines of the app's own output
 
     @property
     def app_dir(self) -> Path:

@@ -108,3 +108,20 @@ def test_static_facts_locate_routes_and_redis_calls():
     assert any("zrevrange" in line for line in where)
     assert code_location({"where": where}) == ("backend/app/main.py", int(where[0].split(":")[1]))
     assert not any("test_api.py" in f.file for fs in facts.redis_calls.values() for f in fs)  # httpx, not Redis
+
+
+def test_connection_errors_are_quoted_from_the_log():
+    from checks.app import _connection_error
+
+    log = ("INFO: Started\nredis.exceptions.ConnectionError: Error 111 connecting to localhost:6379. "
+           "Connection refused.\nINFO: done\n")
+    assert _connection_error(log) == ["Error 111 connecting to localhost:6379. Connection refused."]
+    assert _connection_error("all good") == []
+
+
+def test_load_dotenv_override_is_a_fact(tmp_path):
+    from grader.static import analyze
+
+    (tmp_path / "main.py").write_text("from dotenv import load_dotenv\nload_dotenv(override=True)\nload_dotenv()\n")
+    facts = analyze(tmp_path)
+    assert [(f.file, f.line) for f in facts.dotenv_overrides] == [("main.py", 2)]

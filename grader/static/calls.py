@@ -32,6 +32,11 @@ def _receiver_text(expr: ast.expr) -> str:
 
 def redis_call_facts(mod: ParsedModule, call: ast.Call, facts: StaticFacts, awaited: bool) -> None:
     func = call.func
+    name_of_call = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    if name_of_call == "load_dotenv" and any(
+            k.arg == "override" and isinstance(k.value, ast.Constant) and k.value.value is True for k in call.keywords):
+        facts.dotenv_overrides.append(mod.finding(call))
+        return
     if not isinstance(func, ast.Attribute) or func.attr.lower() not in REDIS_METHODS:
         return
     if is_test_file(mod.rel.rsplit("/", 1)[-1]):

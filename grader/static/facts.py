@@ -36,6 +36,8 @@ class StaticFacts:
     # Where things are (evidence points at them; no grade rests on them): Redis calls by lower-case command
     # ("zadd", "set", "delete", ...), and route decorators by "METHOD /path" as written.
     redis_calls: dict[str, list[Finding]] = field(default_factory=dict)
+    # load_dotenv(override=True): a committed .env then wins over the REDIS_URL the environment gives.
+    dotenv_overrides: list[Finding] = field(default_factory=list)
     routes: dict[str, list[Finding]] = field(default_factory=dict)
 
     def located(self, *names: str, limit: int = 3) -> list[str]:
