@@ -125,3 +125,15 @@ def test_load_dotenv_override_is_a_fact(tmp_path):
     (tmp_path / "main.py").write_text("from dotenv import load_dotenv\nload_dotenv(override=True)\nload_dotenv()\n")
     facts = analyze(tmp_path)
     assert [(f.file, f.line) for f in facts.dotenv_overrides] == [("main.py", 2)]
+
+
+def test_product_writes_declared_as_query_parameters_are_sent_so():
+    from checks.cache.invalidation import sample_body, write_endpoints
+
+    openapi = {"paths": {"/products/": {"post": {"parameters": [
+        {"name": "name", "in": "query", "required": True, "schema": {"type": "string"}},
+        {"name": "price", "in": "query", "required": True, "schema": {"type": "number"}}]}}}}
+    [endpoint] = write_endpoints(openapi)
+    body = sample_body(endpoint.schema, openapi, "rg-new-2", 3.5)
+    assert body == {"name": "rg-new-2", "price": 3.5}
+    assert request_parts(endpoint.inputs, body) == {"params": body}

@@ -22,7 +22,7 @@ from grader.api import (
     resolve,
     skipped,
 )
-from grader.checksupport import points_at
+from grader.checksupport import Field, operation_fields, points_at, request_parts
 
 WRITE_METHODS = ("post", "put", "patch")
 REMOVALS = {"DEL", "UNLINK", "EXPIRE", "PEXPIRE", "GETDEL"}
@@ -32,11 +32,13 @@ REMOVALS = {"DEL", "UNLINK", "EXPIRE", "PEXPIRE", "GETDEL"}
 class WriteEndpoint:
     method: str
     template: str  # the OpenAPI path, e.g. /products/{product_id}
-    schema: dict[str, Any]
+    schema: dict[str, Any]  # its inputs as one object schema (properties, required)
+    inputs: tuple[Field, ...] = ()  # where each input travels: a JSON body, the query string, a form
 
 
 def write_endpoints(openapi: dict[str, Any]) -> list[WriteEndpoint]:
-    """POST /products first (it needs no id), then PUT/PATCH /products/{id}, each with a JSON body schema."""
+    """POST /products first (it needs no id), then PUT/PATCH /products/{id}, each with the inputs it declares (a
+    JSON body, form fields or query parameters)."""
     found = []
     for path, operations in (openapi.get("paths") or {}).items():
         if not (path.rstrip("/") == PRODUCTS or path.startswith(PRODUCTS + "/{")) or path.count("/") > 2:
@@ -45,11 +47,12 @@ def write_endpoints(openapi: dict[str, Any]) -> list[WriteEndpoint]:
             operation = (operations or {}).get(method)
             if not isinstance(operation, dict):
                 continue
-            try:
-                schema = operation["requestBody"]["content"]["application/json"]["schema"]
-            except (KeyError, TypeError):
+            inputs = tuple(operation_fields(openapi, operation))
+            json_body = "application/json" in ((operation.get("requestBody") or {}).get("content") or {})
+            if not inputs and not json_body:
                 continue
-            found.append(WriteEndpoint(method, path, resolve(schema, openapi)))
+            schema = {"properties": {f.name: f.schema for f in inputs}, "required": [f.name for f in inputs if f.required]}
+            found.append(WriteEndpoint(method, path, schema, inputs))
     return sorted(found, key=lambda e: ("{" in e.template, WRITE_METHODS.index(e.method)))
 
 
@@ -105,7 +108,7 @@ async def invalidation(ctx: CheckContext) -> CheckOutcome:
     endpoints = write_endpoints(ctx.openapi)
     if not endpoints:
         return skipped(f"the app has no write endpoint under {PRODUCTS} (POST {PRODUCTS}, PUT/PATCH "
-                       f"{PRODUCTS}/{{id}} with a JSON body in /openapi.json), so there is nothing to invalidate",
+                       f"{PRODUCTS}/{{id}} taking a product in /openapi.json), so there is nothing to invalidate",
                        applicable=False)
     client = ctx.probe.client()
     populated = await populate(ctx, client)
@@ -122,7 +125,7 @@ async def invalidation(ctx: CheckContext) -> CheckOutcome:
             continue
         body = sample_body(endpoint.schema, ctx.openapi, token, number)
         with ctx.trace.recording() as during_write:
-            reply = await client.request(endpoint.method.upper(), path, json=body)
+            reply = await client.request(endpoint.method.upper(), path, **request_parts(endpoint.inputs, body))
         attempts.append(reply)
         write_commands = [c for c in during_write if client.ip not in " ".join(c.args)]  # not the limiter's
         if reply.ok:
