@@ -20,14 +20,30 @@ def _where(findings: list[Finding]) -> list[str]:
     return [f"{f.file}:{f.line}: {f.text}" for f in findings]
 
 
-@check("async.client", title="Uses redis.asyncio with decode_responses=True", level="basic")
+# Libraries that decode bytes themselves and break on str: a client built for them needs no decode_responses.
+# (fastapi-cache2's RedisBackend, given a decoding client, fails on every cached read.)
+BYTES_BACKENDS = ("RedisBackend(",)
+
+
+def _for_bytes_backend(ctx: CheckContext, finding: Finding) -> bool:
+    """The client is built in a file that hands a client to a library that needs bytes (benefit of the doubt:
+    the file shows it, the AST cannot tell which of its clients goes there)."""
+    try:
+        text = (ctx.workspace.root / finding.file).read_text(errors="replace")
+    except OSError:
+        return False
+    return any(marker in text for marker in BYTES_BACKENDS)
+
+
+@check("async.client", title="Uses redis.asyncio with decode_responses=True", level="basic", needs_app=False,
+       requirement="The app uses `redis.asyncio` (never the synchronous client in a request), built with `decode_responses=True`")
 async def client(ctx: CheckContext) -> CheckOutcome:
     facts = ctx.facts
     sync = [f for f in facts.sync_clients if _in_request_path(f)]
     if sync:
         return failed(
             f"a synchronous Redis client is built at {_where(sync)[0]}: it blocks the event loop; use redis.asyncio",
-            sync_clients=_where(sync), async_clients=_where(facts.async_clients),
+            sync_clients=_where(sync), async_clients=_where(facts.async_clients), where=_where(sync),
         )
     if not facts.async_clients:
         libraries = sorted(facts.libraries & {"fastapi_limiter", "cashews", "aiocache", "slowapi", "limits"})
@@ -37,14 +53,19 @@ async def client(ctx: CheckContext) -> CheckOutcome:
         return failed("no redis.asyncio client is built anywhere in the code", libraries=sorted(facts.libraries))
     # decode_responses is invisible on the wire; it is judged where the code builds its own client.
     undecoded = [f for f in facts.missing_decode_responses if _in_request_path(f)]
+    for_library = [f for f in undecoded if _for_bytes_backend(ctx, f)]
+    undecoded = [f for f in undecoded if f not in for_library]
     if undecoded:
         return failed(
             f"the asyncio client at {_where(undecoded)[0]} is built without decode_responses=True: every reply "
             "comes back as bytes",
             async_clients=_where(facts.async_clients), without_decode_responses=_where(undecoded),
+            where=_where(undecoded),
         )
-    return passed(f"asyncio client with decode_responses=True at {_where(facts.async_clients)[0]}",
-                  async_clients=_where(facts.async_clients))
+    extra = {"for_a_library_that_needs_bytes": _where(for_library)} if for_library else {}
+    return passed(f"asyncio client with decode_responses=True at {_where(facts.async_clients)[0]}"
+                  + (" (the one without it feeds a library that decodes bytes itself)" if for_library else ""),
+                  async_clients=_where(facts.async_clients), **extra)
 
 
 # ---- Advanced ---------------------------------------------------------------------------------------------
@@ -113,7 +134,8 @@ def _answered(reply: Reply) -> bool:
 
 
 @check("async.event_loop", title="10 concurrent requests take about one request's time, not ten",
-       level="advanced", requires=("app.uses_redis_url",), timeout=150.0, timing=True)
+       level="advanced", requires=("app.uses_redis_url",), timeout=150.0, timing=True,
+       requirement="No Redis call blocks the event loop: 10 concurrent requests take about as long as one")
 async def event_loop(ctx: CheckContext) -> CheckOutcome:
     route, tried = await _round_trip_route(ctx)
     if route is None:

@@ -19,6 +19,7 @@ from grader.api import (
     requests_text,
     resolve,
 )
+from grader.checksupport import Field, missing_route, openapi_operation, operation_fields, points_at, request_parts
 
 SCORE = "/score"
 TOP = "/top"
@@ -32,29 +33,43 @@ class ScoreFields:
     user: str
     score: str
     how: str  # where the names came from, for the evidence
+    inputs: tuple[Field, ...] = ()  # where each input travels: a JSON body, the query string, a form
+
+    def request(self, values: dict[str, Any]) -> dict[str, Any]:
+        """httpx keyword arguments sending `values` the way POST /score declares them (json=, params=, data=)."""
+        return request_parts(self.inputs, values)
+
+    def shown(self, values: dict[str, Any]) -> str:
+        """The request as a student would write it: `?player=x&points=42`, a form or a JSON body."""
+        parts = self.request(values)
+        if "params" in parts and len(parts) == 1:
+            return "?" + "&".join(f"{k}={v}" for k, v in parts["params"].items())
+        return " ".join(f"{'form' if k == 'data' else k} {v}" for k, v in parts.items())
+
+
+def _kind(schema: dict[str, Any], openapi: dict[str, Any]) -> str:
+    types = [schema.get("type")] + [resolve(p, openapi).get("type") for p in schema.get("anyOf", [])]
+    return "number" if {"number", "integer"} & set(types) else "string" if "string" in types else "other"
 
 
 def score_fields(openapi: dict[str, Any]) -> ScoreFields:
-    """The JSON field names of POST /score, read from the app's own /openapi.json."""
-    try:
-        body = openapi["paths"][SCORE]["post"]["requestBody"]["content"]["application/json"]["schema"]
-        properties = resolve(body, openapi).get("properties", {})
-    except (KeyError, TypeError):
-        return ScoreFields("user", "score", "defaults (POST /score has no JSON body schema in /openapi.json)")
-
-    def kind(name: str) -> str:
-        prop = resolve(properties[name], openapi)
-        types = [prop.get("type")] + [resolve(p, openapi).get("type") for p in prop.get("anyOf", [])]
-        return "number" if {"number", "integer"} & set(types) else "string" if "string" in types else "other"
+    """The input names of POST /score (user and points, whatever they are called), read from the app's own
+    /openapi.json wherever it declares them: a JSON body, query parameters or form fields."""
+    operation = openapi_operation(openapi, "post", SCORE)
+    inputs = tuple(operation_fields(openapi, operation)) if operation else ()
+    if not inputs:
+        return ScoreFields("user", "score", f"defaults (POST {SCORE} declares no input in /openapi.json)")
 
     def pick(names: tuple[str, ...], wanted: str) -> str | None:
-        typed = [p for p in properties if kind(p) == wanted]
+        typed = [f.name for f in inputs if _kind(f.schema, openapi) == wanted]
         return next((p for n in names for p in typed if p.lower() == n), typed[0] if len(typed) == 1 else None)
 
     user, points = pick(USER_NAMES, "string"), pick(SCORE_NAMES, "number")
+    where = "/".join(sorted({"JSON body" if f.where == "json" else f.where for f in inputs}))
+    declared = sorted(f.name for f in inputs)
     if user and points:
-        return ScoreFields(user, points, f"/openapi.json: POST /score takes {sorted(properties)}")
-    return ScoreFields(user or "user", points or "score", f"partly guessed from {sorted(properties)}")
+        return ScoreFields(user, points, f"/openapi.json: POST {SCORE} takes {declared} ({where})", inputs)
+    return ScoreFields(user or "user", points or "score", f"partly guessed from {declared} ({where})", inputs)
 
 
 def top_entries(body: Any) -> list[tuple[str, float]] | None:
@@ -90,17 +105,23 @@ def _player(tag: str) -> str:
 
 
 @check("leaderboard.score", title="POST /score stores the points in a Sorted Set", level="basic",
-       requires=("app.uses_redis_url",))
+       requires=("app.uses_redis_url",),
+       requirement="`POST /score` (a player and their points, as a JSON body or query parameters) answers 2xx and stores the points in a Sorted Set (`ZADD` or `ZINCRBY`)")
+@points_at("POST /score", "zadd", "zincrby", "hset")
 async def score(ctx: CheckContext) -> CheckOutcome:
     fields = score_fields(ctx.openapi)
     client = ctx.probe.client()
     user = _player("alice")
+    values = {fields.user: user, fields.score: 42}
     with ctx.trace.recording() as commands:
-        reply = await client.post(SCORE, json={fields.user: user, fields.score: 42})
+        reply = await client.post(SCORE, **fields.request(values))
     evidence = {"requests": [str(reply)], "redis": commands_text(commands) or ["(no command)"], "fields": fields.how}
     if not reply.ok:
-        return failed(f"POST {SCORE} with {{{fields.user!r}: ..., {fields.score!r}: 42}} answered "
-                      f"{reply.status or reply.error}", body=reply.text[:300], **evidence)
+        absent = missing_route(ctx.openapi, "post", SCORE) if reply.status in (404, 405) else None
+        if absent:
+            return failed(absent, **evidence)
+        return failed(f"POST {SCORE} with {fields.shown(values)} answered {reply.status or reply.error}",
+                      body=reply.text[:300], **evidence)
     zset_writes = [c for c in commands if c.name in ZSET_WRITES and user in c.args]
     if not zset_writes:
         return failed(f"POST {SCORE} sent no ZADD/ZINCRBY for '{user}': scores belong in a Sorted Set", **evidence)
@@ -113,22 +134,27 @@ async def score(ctx: CheckContext) -> CheckOutcome:
 
 
 @check("leaderboard.top", title="GET /top returns the 3 highest scores, highest first", level="basic",
-       requires=("app.uses_redis_url",))
+       requires=("app.uses_redis_url",),
+       requirement="`GET /top` returns the top 3 players with their points, highest first")
+@points_at("GET /top", "zrevrange", "zrange", "zrevrangebyscore", "zrangebyscore")
 async def top(ctx: CheckContext) -> CheckOutcome:
     fields = score_fields(ctx.openapi)
     client = ctx.probe.client()
     players = {_player(tag): points for tag, points in
                (("ann", 10), ("bob", 50), ("cat", 30), ("dan", 70), ("eve", 20))}
-    posts = [await client.post(SCORE, json={fields.user: name, fields.score: points})
+    posts = [await client.post(SCORE, **fields.request({fields.user: name, fields.score: points}))
              for name, points in players.items()]
     if not all(p.ok for p in posts):
-        return failed(f"POST {SCORE} did not accept the test players", requests=requests_text(posts))
+        absent = missing_route(ctx.openapi, "post", SCORE)
+        return failed(absent or f"POST {SCORE} did not accept the test players", requests=requests_text(posts),
+                      fields=fields.how)
     reply = await client.get(TOP)
     expected = sorted(players.items(), key=lambda item: -item[1])[:3]
     evidence = {"requests": requests_text(posts + [reply]), "body": reply.text[:400],
                 "expected": [f"{name}: {points}" for name, points in expected]}
     if not reply.ok:
-        return failed(f"GET {TOP} answered {reply.status or reply.error}", **evidence)
+        absent = missing_route(ctx.openapi, "get", TOP) if reply.status in (404, 405) else None
+        return failed(absent or f"GET {TOP} answered {reply.status or reply.error}", **evidence)
     entries = top_entries(reply.body)
     if entries is None:
         return failed(f"GET {TOP} answered a shape with no (user, score) pairs", **evidence)
@@ -147,7 +173,9 @@ REJECTED = (422, 400)  # FastAPI's validation error; 400 is a fair hand-written 
 
 
 @check("leaderboard.validation", title="Bad POST /score input gets 422, never 500", level="advanced",
-       requires=("app.uses_redis_url",))
+       requires=("app.uses_redis_url",),
+       requirement="`POST /score` without points, or with points that are not a number, answers 422 (never 500)")
+@points_at("POST /score")
 async def validation(ctx: CheckContext) -> CheckOutcome:
     fields = score_fields(ctx.openapi)
     client = ctx.probe.client()
@@ -155,7 +183,7 @@ async def validation(ctx: CheckContext) -> CheckOutcome:
         f"missing '{fields.score}'": {fields.user: _player("nos")},
         f"non-numeric '{fields.score}'": {fields.user: _player("nan"), fields.score: "not-a-number"},
     }
-    replies = {case: await client.post(SCORE, json=body) for case, body in cases.items()}
+    replies = {case: await client.post(SCORE, **fields.request(body)) for case, body in cases.items()}
     evidence = {"requests": [f"{case}: {body} -> {replies[case].status or replies[case].error}"
                              for case, body in cases.items()],
                 "fields": fields.how}
@@ -206,7 +234,9 @@ class PipelineSettings(CheckSettings):
 
 
 @check("leaderboard.pipeline", title="The test data is bulk-inserted with a pipeline", level="advanced",
-       requires=("app.uses_redis_url",), timeout=90.0, settings=PipelineSettings)
+       requires=("app.uses_redis_url",), timeout=90.0, settings=PipelineSettings,
+       requirement="A seed module (one of {seed_modules}, run with `python -m` from the app's folder) bulk-inserts test players with one pipeline")
+@points_at("zadd", "zincrby")
 async def pipeline(ctx: CheckContext[PipelineSettings]) -> CheckOutcome:
     settings = ctx.settings
     found = {m: _module_file(ctx.app_dir, m) for m in settings.seed_modules}

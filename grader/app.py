@@ -216,6 +216,10 @@ def diagnose_startup_log(log: str, target: str, app_dir: Path) -> str | None:
         place = f" ({_shown_path(where[-1].group(1), app_dir)}, line {where[-1].group(2)})" if where else ""
         return f"syntax error: {last.group(2).strip()}{place}"
 
+    if "duplicate base class TimeoutError" in log and "aioredis" in log:
+        return ("aioredis 2.x cannot be imported on Python 3.11 or later (TypeError: duplicate base class "
+                "TimeoutError): use redis.asyncio (redis>=4.2), which replaced it")
+
     missing = list(_NO_MODULE.finditer(log))
     if missing:
         name = missing[-1].group(1)

@@ -122,6 +122,8 @@ class Check:
     timing: bool = False
     settings: type[CheckSettings] = CheckSettings
     decided_by_runner: bool = False  # app.starts: the runner's gate, never run as a function
+    needs_app: bool = True  # False: judged from the code alone, so also when the app does not start
+    requirement: str = ""  # what the assignment asks, in the student's words (grader assignment prints it)
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
@@ -148,14 +150,19 @@ def check(
     isolated: bool = False,
     timing: bool = False,
     settings: type[CheckSettings] = CheckSettings,
+    needs_app: bool = True,
+    requirement: str = "",
 ) -> Callable[[CheckFunction], CheckFunction]:
     """Declare a check. The function stays a plain function; its declaration rides on it as `__check__`, where a
     Registry finds it when it loads the function's module.
 
     `requires`: checks that must pass first, or this one is skipped saying which failed. `timeout`: the default
     of settings.timeout. `isolated` and `timing`: how the runner may schedule it (see the module's docstring).
-    `settings`: the dataclass (a CheckSettings) its rubric table fills."""
-    declared = Check(id, title, level, _not_yet, tuple(requires), float(timeout), isolated, timing, settings)
+    `settings`: the dataclass (a CheckSettings) its rubric table fills. `needs_app=False`: the check reads only
+    the code (ctx.facts, ctx.run), so it is judged even when the app does not start. `requirement`: the rule
+    the check grades, stated for the student (the published assignment is generated from it)."""
+    declared = Check(id, title, level, _not_yet, tuple(requires), float(timeout), isolated, timing, settings,
+                     needs_app=needs_app, requirement=requirement)
 
     def declare(func: CheckFunction) -> CheckFunction:
         func.__check__ = dataclasses.replace(declared, func=func)  # type: ignore[attr-defined]
@@ -164,10 +171,10 @@ def check(
     return declare
 
 
-def decided_by_runner(id: str, *, title: str, level: str) -> Check:
+def decided_by_runner(id: str, *, title: str, level: str, requirement: str = "") -> Check:
     """A check the runner decides itself (app.starts, its gate), declared so rubrics and reports know its title.
     Assign it to a module-level name: the Registry collects it like a decorated function."""
-    return Check(id, title, level, _never_run, decided_by_runner=True)
+    return Check(id, title, level, _never_run, decided_by_runner=True, requirement=requirement)
 
 
 async def _not_yet(ctx: CheckContext) -> CheckOutcome:
@@ -323,6 +330,7 @@ class CheckContext(Generic[SettingsT]):
     # await ctx.run(argv, timeout=..., env=None, cwd=None) -> CompletedRun.
     run: RunCommand
     python: str  # the submission environment's interpreter, for ctx.run([ctx.python, "-m", ...])
+    app_log: Callable[[int], str] = field(default=lambda lines: "")  # the last lines of the app's own output
 
     @property
     def app_dir(self) -> Path:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from grader import __version__
+from grader.assignment_cli import assignment
 from grader.errors import GraderError, UsageError
 from grader.quiz.cli import quiz
 from grader.rubric import GRADE_ORDER
@@ -294,6 +295,7 @@ def merge_command(shards: tuple[Path, ...], out_dir: Path, trust_shards: bool) -
 
 
 main.add_command(quiz)
+main.add_command(assignment)
 
 if __name__ == "__main__":
     main()

@@ -56,6 +56,8 @@ class VirtualClient:
             base_url=probe.base_url,
             timeout=probe.timeout,
             verify=probe.tls,
+            # A client follows redirects: `GET /products` answered 307 to `/products/` (a router's "/") is served.
+            follow_redirects=True,
             transport=httpx.AsyncHTTPTransport(
                 local_address=ip,
                 verify=probe.tls,

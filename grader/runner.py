@@ -31,6 +31,7 @@ from grader.registry import Registry
 from grader.result import Submission, failed_to_grade, graded
 from grader.services import RedisServer, start_redis, start_redis_in_background
 from grader.static import StaticFacts, analyze
+from grader.without_app import judge_without_app
 from grader.workspace import Workspace, open_workspace
 
 APP_STARTS = "app.starts"
@@ -134,7 +135,9 @@ def _grade_workspace(
             mark = lap("app_start", mark)
             gate = _app_starts(start, app, workspace)
             if gate.outcome != "passed":
-                return _gate_closed(rubric, gate)
+                # What is judged from the code alone is still judged: a start failure costs only what needs the app.
+                return _gate_closed(rubric, gate) | judge_without_app(
+                    rubric, checks, options, server, workspace, facts, python_env)
             # The isolated checks get a Redis of their own (grader/schedule.py); it starts while the first
             # checks run, and they wait for it only if they get there first.
             own_redis = (

@@ -9,10 +9,13 @@ from typing import Any
 
 from checks.cache.common import PRODUCTS, Populated, judge_ttl, not_populated, populate
 from grader.api import CheckContext, CheckOutcome, check, commands_text, failed, passed, requests_text, writes_to
+from grader.checksupport import points_at, raw_value, shown_bytes
 
 
 @check("cache.populates", title="The first GET /products writes the list to one Redis key", level="basic",
-       requires=("app.uses_redis_url",))
+       requires=("app.uses_redis_url",),
+       requirement="`GET /products` answers 200 with the product list and, on a cache miss, writes the list to one Redis key (cache-aside; a name like `products:all`)")
+@points_at("GET /products", "set", "setex")
 async def populates(ctx: CheckContext) -> CheckOutcome:
     populated = await populate(ctx, ctx.probe.client())
     if populated.key is None:
@@ -25,7 +28,9 @@ async def populates(ctx: CheckContext) -> CheckOutcome:
 
 
 @check("cache.ttl", title="The cached list expires after 60 seconds", level="basic",
-       requires=("cache.populates",))
+       requires=("cache.populates",),
+       requirement="The cached list is written with a TTL of 60 seconds (`SET key value EX 60`)")
+@points_at("set", "setex", "expire")
 async def ttl(ctx: CheckContext) -> CheckOutcome:
     populated = await populate(ctx, ctx.probe.client())
     if populated.key is None:
@@ -33,11 +38,12 @@ async def ttl(ctx: CheckContext) -> CheckOutcome:
     return await judge_ttl(ctx, populated, "right after the first write")
 
 
-def _rewritten(raw: str, token: str) -> str | None:
-    """The cached JSON with one product string replaced by `token`, or None when the value is not plain JSON."""
+def _rewritten(raw: bytes, token: str) -> str | None:
+    """The cached JSON with one product string replaced by `token`, or None when the value is not plain JSON
+    (a pickle, compressed or binary value: the trace decides then)."""
     try:
         value = json.loads(raw)
-    except ValueError:
+    except ValueError:  # UnicodeDecodeError included
         return None
 
     def replace_first(node: Any) -> bool:
@@ -54,7 +60,9 @@ def _rewritten(raw: str, token: str) -> str | None:
 
 
 @check("cache.serves_from_cache", title="A repeated GET /products is served from Redis", level="basic",
-       requires=("cache.populates",))
+       requires=("cache.populates",),
+       requirement="A repeated `GET /products` returns what Redis holds, without reading the database")
+@points_at("GET /products", "get")
 async def serves_from_cache(ctx: CheckContext) -> CheckOutcome:
     client = ctx.probe.client()
     populated = await populate(ctx, client)
@@ -62,8 +70,8 @@ async def serves_from_cache(ctx: CheckContext) -> CheckOutcome:
         return not_populated(populated)
     key = populated.key
     token = f"rg-cached-{uuid.uuid4().hex[:8]}"
-    raw = await ctx.redis.get(key) if await ctx.redis.type(key) == "string" else None
-    changed = _rewritten(raw, token) if raw is not None else None
+    stored = await raw_value(ctx.redis, key) if await ctx.redis.type(key) == "string" else None
+    changed = _rewritten(stored, token) if stored is not None else None
     if changed is not None:
         # The harness edits the cached value in place (keeping its TTL): a response served from Redis shows it.
         await ctx.redis.set(key, changed, keepttl=True)
@@ -73,6 +81,8 @@ async def serves_from_cache(ctx: CheckContext) -> CheckOutcome:
     rewrites = writes_to(commands, key)
     reads = [c for c in commands if key in c.args]
     evidence = {"key": key, "requests": requests_text([populated.reply, again]), "redis": commands_text(commands)}
+    if stored is not None and changed is None:
+        evidence["cached_value"] = shown_bytes(stored)
     if not again.ok:
         return failed(f"the repeated GET {PRODUCTS} answered {again.status or again.error}", **evidence)
     if changed is not None:
@@ -94,7 +104,9 @@ async def serves_from_cache(ctx: CheckContext) -> CheckOutcome:
 
 
 @check("cache.refill_after_expiry", title="After the cached list expires, the next GET /products refills it",
-       level="basic", requires=("cache.populates",))
+       level="basic", requires=("cache.populates",),
+       requirement="Once the cached list has expired, the next `GET /products` writes it again, with a TTL of 60 seconds")
+@points_at("set", "setex")
 async def refill_after_expiry(ctx: CheckContext) -> CheckOutcome:
     client = ctx.probe.client()
     populated = await populate(ctx, client)

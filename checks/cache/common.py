@@ -20,6 +20,7 @@ from grader.api import (
     value_text,
     writes_to,
 )
+from grader.checksupport import missing_route
 
 PRODUCTS = "/products"
 TTL_SECONDS = 60
@@ -34,6 +35,7 @@ class Populated:
     commands: list[Command]
     key: str | None  # the key that holds the list, found by its content
     candidates: list[str]
+    absent: str | None = None  # 'GET /products is not a route; the app has: ...' when the app lacks it
 
 
 def product_list(body: Any) -> list[Any] | None:
@@ -66,11 +68,14 @@ async def populate(ctx: CheckContext, client: VirtualClient) -> Populated:
         if markers and all(m in text or json.dumps(m)[1:-1] in text for m in markers[:3]):
             key = candidate
             break
-    return Populated(reply, commands, key, candidates)
+    absent = missing_route(ctx.openapi, "get", PRODUCTS) if reply.status in (404, 405) else None
+    return Populated(reply, commands, key, candidates, absent)
 
 
 def not_populated(populated: Populated) -> CheckOutcome:
     reply = populated.reply
+    if populated.absent:
+        return failed(populated.absent, requests=[str(reply)], body=reply.text[:300])
     if not reply.ok or product_list(reply.body) is None:
         return failed(
             f"GET {PRODUCTS} answered {reply.status if reply.error is None else reply.error}, expected 200 with the "

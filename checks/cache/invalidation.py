@@ -11,6 +11,7 @@ from checks.cache.common import PRODUCTS, not_populated, populate, product_list
 from grader.api import (
     CheckContext,
     CheckOutcome,
+    Command,
     Reply,
     check,
     commands_text,
@@ -21,19 +22,23 @@ from grader.api import (
     resolve,
     skipped,
 )
+from grader.checksupport import Field, operation_fields, points_at, request_parts
 
 WRITE_METHODS = ("post", "put", "patch")
+REMOVALS = {"DEL", "UNLINK", "EXPIRE", "PEXPIRE", "GETDEL"}
 
 
 @dataclass
 class WriteEndpoint:
     method: str
     template: str  # the OpenAPI path, e.g. /products/{product_id}
-    schema: dict[str, Any]
+    schema: dict[str, Any]  # its inputs as one object schema (properties, required)
+    inputs: tuple[Field, ...] = ()  # where each input travels: a JSON body, the query string, a form
 
 
 def write_endpoints(openapi: dict[str, Any]) -> list[WriteEndpoint]:
-    """POST /products first (it needs no id), then PUT/PATCH /products/{id}, each with a JSON body schema."""
+    """POST /products first (it needs no id), then PUT/PATCH /products/{id}, each with the inputs it declares (a
+    JSON body, form fields or query parameters)."""
     found = []
     for path, operations in (openapi.get("paths") or {}).items():
         if not (path.rstrip("/") == PRODUCTS or path.startswith(PRODUCTS + "/{")) or path.count("/") > 2:
@@ -42,11 +47,12 @@ def write_endpoints(openapi: dict[str, Any]) -> list[WriteEndpoint]:
             operation = (operations or {}).get(method)
             if not isinstance(operation, dict):
                 continue
-            try:
-                schema = operation["requestBody"]["content"]["application/json"]["schema"]
-            except (KeyError, TypeError):
+            inputs = tuple(operation_fields(openapi, operation))
+            json_body = "application/json" in ((operation.get("requestBody") or {}).get("content") or {})
+            if not inputs and not json_body:
                 continue
-            found.append(WriteEndpoint(method, path, resolve(schema, openapi)))
+            schema = {"properties": {f.name: f.schema for f in inputs}, "required": [f.name for f in inputs if f.required]}
+            found.append(WriteEndpoint(method, path, schema, inputs))
     return sorted(found, key=lambda e: ("{" in e.template, WRITE_METHODS.index(e.method)))
 
 
@@ -95,12 +101,14 @@ def _fill_path(template: str, products: list[Any]) -> str | None:
 
 
 @check("cache.invalidation", title="After a product is written, GET /products shows the new data",
-       level="advanced", requires=("cache.populates",))
+       level="advanced", requires=("cache.populates",),
+       requirement="`POST /products` and `PUT`/`PATCH /products/{id}` delete (or rewrite) the cached list, so the next `GET /products` shows the change")
+@points_at("POST /products*", "PUT /products*", "PATCH /products*", "delete", "unlink")
 async def invalidation(ctx: CheckContext) -> CheckOutcome:
     endpoints = write_endpoints(ctx.openapi)
     if not endpoints:
         return skipped(f"the app has no write endpoint under {PRODUCTS} (POST {PRODUCTS}, PUT/PATCH "
-                       f"{PRODUCTS}/{{id}} with a JSON body in /openapi.json), so there is nothing to invalidate",
+                       f"{PRODUCTS}/{{id}} taking a product in /openapi.json), so there is nothing to invalidate",
                        applicable=False)
     client = ctx.probe.client()
     populated = await populate(ctx, client)
@@ -116,8 +124,10 @@ async def invalidation(ctx: CheckContext) -> CheckOutcome:
         if path is None:
             continue
         body = sample_body(endpoint.schema, ctx.openapi, token, number)
-        reply = await client.request(endpoint.method.upper(), path, json=body)
+        with ctx.trace.recording() as during_write:
+            reply = await client.request(endpoint.method.upper(), path, **request_parts(endpoint.inputs, body))
         attempts.append(reply)
+        write_commands = [c for c in during_write if client.ip not in " ".join(c.args)]  # not the limiter's
         if reply.ok:
             written = (endpoint, path, body)
             break
@@ -129,6 +139,7 @@ async def invalidation(ctx: CheckContext) -> CheckOutcome:
         tried = ", ".join(f"{e.method.upper()} {e.template}" for e in endpoints)
         return error(f"the harness could not write a product through {tried}", **evidence)
     endpoint, path, body = written
+    key = populated.key
 
     def shows(reply: Reply) -> bool:
         # The written strings, or its number when the schema has no string field (an integer field gets it cut).
@@ -144,6 +155,7 @@ async def invalidation(ctx: CheckContext) -> CheckOutcome:
         "key": populated.key,
         "requests": requests_text([populated.reply, *attempts, after]),
         "written": body,
+        "redis_during_write": commands_text(write_commands) or ["(no command)"],
         "redis_after_write": commands_text(after_write),
     }
     if not after.ok:
@@ -153,6 +165,21 @@ async def invalidation(ctx: CheckContext) -> CheckOutcome:
         return passed(f"after {endpoint.method.upper()} {path}, GET {PRODUCTS} showed the new product", **evidence)
     return failed(
         f"after {endpoint.method.upper()} {path} was accepted ({attempts[-1].status}), GET {PRODUCTS} still served "
-        f"the old list from '{populated.key}': the cached list was not deleted or refreshed",
+        f"the old list from '{key}': {mismatch(write_commands, key)}",
         **evidence,
     )
+
+
+def mismatch(commands: list[Command], key: str) -> str:
+    """Why the write left the cached list in place, from the write request's own Redis commands."""
+    removed = [c for c in commands if c.name in REMOVALS]
+    if not commands:
+        return "the write sent Redis nothing, so the cached list was not deleted or refreshed"
+    if not removed:
+        return (f"the write sent {', '.join(sorted({c.name for c in commands}))} but deleted no key; delete "
+                f"'{key}' (or write the fresh list to it)")
+    named = sorted({k for c in removed for k in c.args})
+    if key in named:
+        return f"the write deleted '{key}', but the next GET served the old list again (was it cached again?)"
+    shown = "; ".join(str(c) for c in removed[:3])
+    return f"the write sent {shown} while the cache key is '{key}'"

@@ -350,6 +350,27 @@ class Advice:
     reachable: bool
 
 
+_BLOCKED = re.compile(r"^needs (\S+), which |\((\S+) failed\)$")
+
+
+def blocked_by(report: Report) -> dict[str, list[Check]]:
+    """check id -> the skipped checks that wait on it, directly or through another skipped check (the runner's
+    messages: "needs X, which failed", "the app did not start (app.starts failed)")."""
+    waits_on: dict[str, str] = {}
+    for c in report.checks:
+        if c.outcome == "skipped" and c.applicable and (m := _BLOCKED.search(c.message)):
+            waits_on[c.id] = m.group(1) or m.group(2)
+    behind: dict[str, list[Check]] = {}
+    for c in report.checks:
+        root, seen = waits_on.get(c.id), {c.id}
+        while root in waits_on and root not in seen:  # up the chain to the check that did not pass
+            seen.add(root)
+            root = waits_on[root]
+        if root is not None:
+            behind.setdefault(root, []).append(c)
+    return behind
+
+
 def plan_next_band(report: Report) -> Advice | None:
     """The fewest failed/error checks whose points lift the score into the next band up (largest first).
 
@@ -367,8 +388,11 @@ def plan_next_band(report: Report) -> Advice | None:
     threshold, band = above[0]
     raw_max = report.max_points if report.max_points else sum(c.max_points for c in report.checks if c.applicable)
     scale = report.max_score / raw_max if raw_max else 0.0
+    # A fix is worth its own points and those of the checks skipped behind it (what it unlocks), at best.
+    behind = blocked_by(report)
     candidates = sorted(
-        ((c, (c.max_points - c.points) * scale) for c in report.checks if c.problem and c.applicable),
+        ((c, sum(d.max_points - d.points for d in [c, *behind.get(c.id, [])]) * scale)
+         for c in report.checks if c.problem and c.applicable),
         key=lambda pair: (-pair[1], pair[0].id),
     )
     fixes: list[tuple[Check, float]] = []
@@ -388,7 +412,9 @@ def next_band_advice(report: Report) -> str:
     plan = plan_next_band(report)
     if plan is None:
         return ""
-    fixes = ", ".join(f"{c.id} (+{fmt_num(g)})" for c, g in plan.fixes)
+    behind = blocked_by(report)
+    fixes = ", ".join(f"{c.id} (+{fmt_num(g)}" + (f", with the {len(behind[c.id])} checks it unlocks)"
+                                                  if behind.get(c.id) else ")") for c, g in plan.fixes)
     if plan.reachable:
         return f"fix {fixes} to reach {plan.band}"
     best = report.score + sum(g for _, g in plan.fixes) if report.score is not None else 0.0

@@ -31,6 +31,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from grader.sources import parse, python_files
+from grader.static.calls import redis_call_facts, route_facts
 from grader.static.clients import Pools, client_facts, evaluate_pools
 from grader.static.env import env_call_facts, env_node_facts, settings_classes, url_literal_facts
 from grader.static.facts import Finding, StaticFacts
@@ -99,8 +100,12 @@ def _collect(mod: ParsedModule, facts: StaticFacts, pools: Pools, settings: set[
         for n in mod.nodes
         if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)
     }
+    awaited = {id(n.value) for n in mod.nodes if isinstance(n, ast.Await)}
     for node in mod.nodes:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            route_facts(mod, node, facts)
         if isinstance(node, ast.Call):
+            redis_call_facts(mod, node, facts, id(node) in awaited)
             client_facts(mod, node, facts, pools)
             method_call_facts(mod, node, facts)
             env_call_facts(node, facts)

@@ -33,6 +33,17 @@ class StaticFacts:
     reads_redis_url_env: bool = False
     # Top-level non-stdlib modules imported absolutely (the submission's own packages, e.g. `app`, too).
     libraries: set[str] = field(default_factory=set)
+    # Where things are (evidence points at them; no grade rests on them): Redis calls by lower-case command
+    # ("zadd", "set", "delete", ...), and route decorators by "METHOD /path" as written.
+    redis_calls: dict[str, list[Finding]] = field(default_factory=dict)
+    # load_dotenv(override=True): a committed .env then wins over the REDIS_URL the environment gives.
+    dotenv_overrides: list[Finding] = field(default_factory=list)
+    routes: dict[str, list[Finding]] = field(default_factory=dict)
+
+    def located(self, *names: str, limit: int = 3) -> list[str]:
+        """'file.py:N: <source line>' for the first Redis calls or routes named (commands or "GET /top")."""
+        found = sorted({f for n in names for f in self.redis_calls.get(n.lower(), []) + self.routes.get(n, [])})
+        return [f"{f.file}:{f.line}: {f.text}" for f in found[:limit]]
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready, for check evidence."""
@@ -42,6 +53,8 @@ class StaticFacts:
                 out[name] = [vars(f) for f in value]
             elif isinstance(value, set):
                 out[name] = sorted(value)
+            elif isinstance(value, dict):
+                out[name] = {k: [vars(f) for f in v] for k, v in value.items()}
             else:
                 out[name] = value
         return out

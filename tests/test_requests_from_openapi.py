@@ -1,0 +1,139 @@
+"""Requests built from what an app's /openapi.json declares, missing routes named, binary values shown, and
+the pure helpers of the checks that use them (no app needed: these read schemas and strings only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from checks.app import parameterless_gets
+from checks.cache.invalidation import mismatch
+from checks.leaderboard import score_fields, top_entries
+from grader.app import diagnose_startup_log
+from grader.checksupport import missing_route, request_parts, shown_bytes
+from grader.proxy import Command
+
+QUERY_SCORE = {
+    "paths": {
+        "/score": {"post": {"parameters": [
+            {"name": "player", "in": "query", "required": True, "schema": {"type": "string"}},
+            {"name": "points", "in": "query", "required": True, "schema": {"type": "number"}},
+        ]}},
+        "/products/": {"get": {}},
+        "/items/{item_id}": {"get": {}},
+        "/search": {"get": {"parameters": [{"name": "q", "in": "query", "required": True}]}},
+        "/": {"get": {}},
+        "/docs": {"get": {}},
+    }
+}
+
+FORM_SCORE = {
+    "paths": {"/score": {"post": {"requestBody": {"content": {"application/x-www-form-urlencoded": {
+        "schema": {"$ref": "#/components/schemas/Body"}}}}}}},
+    "components": {"schemas": {"Body": {"properties": {"name": {"type": "string"}, "value": {"type": "integer"}},
+                                        "required": ["name", "value"]}}},
+}
+
+
+def test_query_parameters_are_sent_as_query_parameters():
+    fields = score_fields(QUERY_SCORE)
+    assert (fields.user, fields.score) == ("player", "points")
+    assert fields.request({"player": "alice", "points": 10}) == {"params": {"player": "alice", "points": 10}}
+    assert fields.shown({"player": "alice", "points": 10}) == "?player=alice&points=10"
+
+
+def test_form_fields_are_sent_as_a_form():
+    fields = score_fields(FORM_SCORE)
+    assert (fields.user, fields.score) == ("name", "value")
+    assert fields.request({"name": "a", "value": 1}) == {"data": {"name": "a", "value": 1}}
+
+
+def test_without_a_schema_the_body_is_json():
+    fields = score_fields({})
+    assert fields.request({fields.user: "a", fields.score: 1}) == {"json": {"user": "a", "score": 1}}
+    assert request_parts([], {"x": 1}) == {"json": {"x": 1}}
+
+
+def test_a_missing_route_is_named_with_the_routes_the_app_has():
+    message = missing_route(QUERY_SCORE, "get", "/top")
+    assert message is not None and message.startswith("GET /top is not a route; the app has: POST /score")
+    assert missing_route(QUERY_SCORE, "get", "/products") is None  # declared as /products/ (a router's "/")
+    assert missing_route({}, "get", "/top") is None  # no schema: nothing can be said
+
+
+def test_parameterless_get_routes_come_after_the_contract_ones():
+    routes = parameterless_gets(QUERY_SCORE)
+    assert routes[:3] == ["/health", "/products", "/top"]
+    assert "/" in routes and "/products/" in routes
+    assert "/items/{item_id}" not in routes and "/search" not in routes and "/docs" not in routes
+
+
+def test_top_in_an_object_with_player_and_points():
+    body = {"top": [{"player": "dan", "points": 70.0}, {"player": "bob", "points": 50}]}
+    assert top_entries(body) == [("dan", 70.0), ("bob", 50.0)]
+
+
+def test_binary_values_are_shown_not_decoded():
+    import pickle
+
+    assert shown_bytes(pickle.dumps([{"name": "x"}])).startswith("a pickle of ")
+    assert shown_bytes(b'[{"name": "x"}]') == '[{"name": "x"}]'
+
+
+def _command(name: str, *args: str) -> Command:
+    return Command(seq=1, conn=1, time=0.0, name=name, args=args, pipelined=False, in_multi=False, dropped=False)
+
+
+def test_invalidation_names_the_key_the_write_deleted():
+    text = mismatch([_command("DEL", "products")], "products:all")
+    assert "DEL products" in text and "'products:all'" in text
+    assert "sent Redis nothing" in mismatch([], "products:all")
+    assert "deleted no key" in mismatch([_command("SET", "x", "1")], "products:all")
+
+
+def test_aioredis_on_python_311_is_explained():
+    log = ('  File "/venv/lib/python3.11/site-packages/aioredis/exceptions.py", line 14, in <module>\n'
+           "    class TimeoutError(asyncio.TimeoutError, builtins.TimeoutError, RedisError):\n"
+           "TypeError: duplicate base class TimeoutError\n")
+    cause = diagnose_startup_log(log, "app.main:app", Path("/tmp/app"))
+    assert cause is not None and "redis.asyncio" in cause and "aioredis" in cause
+
+
+def test_static_facts_locate_routes_and_redis_calls():
+    from grader.reporters.junit import code_location
+    from grader.static import analyze
+
+    facts = analyze(Path(__file__).resolve().parent.parent / "fixtures" / "submissions" / "reference")
+    where = facts.located("GET /top", "zrevrange")
+    assert where[0].startswith("backend/app/main.py:") and '@app.get("/top")' in where[0]
+    assert any("zrevrange" in line for line in where)
+    assert code_location({"where": where}) == ("backend/app/main.py", int(where[0].split(":")[1]))
+    assert not any("test_api.py" in f.file for fs in facts.redis_calls.values() for f in fs)  # httpx, not Redis
+
+
+def test_connection_errors_are_quoted_from_the_log():
+    from checks.app import _connection_error
+
+    log = ("INFO: Started\nredis.exceptions.ConnectionError: Error 111 connecting to localhost:6379. "
+           "Connection refused.\nINFO: done\n")
+    assert _connection_error(log) == ["Error 111 connecting to localhost:6379. Connection refused."]
+    assert _connection_error("all good") == []
+
+
+def test_load_dotenv_override_is_a_fact(tmp_path):
+    from grader.static import analyze
+
+    (tmp_path / "main.py").write_text("from dotenv import load_dotenv\nload_dotenv(override=True)\nload_dotenv()\n")
+    facts = analyze(tmp_path)
+    assert [(f.file, f.line) for f in facts.dotenv_overrides] == [("main.py", 2)]
+
+
+def test_product_writes_declared_as_query_parameters_are_sent_so():
+    from checks.cache.invalidation import sample_body, write_endpoints
+
+    openapi = {"paths": {"/products/": {"post": {"parameters": [
+        {"name": "name", "in": "query", "required": True, "schema": {"type": "string"}},
+        {"name": "price", "in": "query", "required": True, "schema": {"type": "number"}}]}}}}
+    [endpoint] = write_endpoints(openapi)
+    body = sample_body(endpoint.schema, openapi, "rg-new-2", 3.5)
+    assert body == {"name": "rg-new-2", "price": 3.5}
+    assert request_parts(endpoint.inputs, body) == {"params": body}
