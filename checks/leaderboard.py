@@ -12,14 +12,19 @@ from grader.api import (
     CheckContext,
     CheckOutcome,
     CheckSettings,
+    Field,
     check,
     commands_text,
     failed,
+    missing_route,
+    openapi_operation,
+    operation_fields,
     passed,
+    points_at,
+    request_parts,
     requests_text,
     resolve,
 )
-from grader.checksupport import Field, missing_route, openapi_operation, operation_fields, points_at, request_parts
 
 SCORE = "/score"
 TOP = "/top"

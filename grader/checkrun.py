@@ -94,6 +94,7 @@ async def run_checks(
         settings=CheckSettings(),
         run=_runner_for(proxy, python_env.python, files.app_dir),
         python=python_env.python,
+        app_log=app.log_tail,
     )
     isolated = _IsolatedContext(base, own_server)
     outcomes = dict(decided)

@@ -8,8 +8,19 @@ import uuid
 from typing import Any
 
 from checks.cache.common import PRODUCTS, Populated, judge_ttl, not_populated, populate
-from grader.api import CheckContext, CheckOutcome, check, commands_text, failed, passed, requests_text, writes_to
-from grader.checksupport import points_at, raw_value, shown_bytes
+from grader.api import (
+    CheckContext,
+    CheckOutcome,
+    check,
+    commands_text,
+    failed,
+    passed,
+    points_at,
+    raw_value,
+    requests_text,
+    shown_bytes,
+    writes_to,
+)
 
 
 @check("cache.populates", title="The first GET /products writes the list to one Redis key", level="basic",

@@ -15,12 +15,12 @@ from grader.api import (
     all_keys,
     commands_text,
     failed,
+    missing_route,
     passed,
     strings_in,
     value_text,
     writes_to,
 )
-from grader.checksupport import missing_route
 
 PRODUCTS = "/products"
 TTL_SECONDS = 60

@@ -12,17 +12,20 @@ from grader.api import (
     CheckContext,
     CheckOutcome,
     Command,
+    Field,
     Reply,
     check,
     commands_text,
     error,
     failed,
+    operation_fields,
     passed,
+    points_at,
+    request_parts,
     requests_text,
     resolve,
     skipped,
 )
-from grader.checksupport import Field, operation_fields, points_at, request_parts
 
 WRITE_METHODS = ("post", "put", "patch")
 REMOVALS = {"DEL", "UNLINK", "EXPIRE", "PEXPIRE", "GETDEL"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from grader.api import (
     failed,
     keys_of,
     passed,
+    raw_value,
     skipped,
     strings_in,
 )
@@ -105,7 +107,7 @@ def _is_miss(command: Command, key: str) -> bool:
     return command.name in READS and bool(command.args) and command.args[0] == key and command.reply in EMPTY_REPLIES
 
 
-def _shorten_metadata(raw: str, life_s: float) -> tuple[str, str] | None:
+def _shorten_metadata(raw: str | bytes, life_s: float) -> tuple[str, str] | None:
     """XFetch may keep its own expiry time inside the value ({"value": ..., "expiry": <unix time>}): then
     a shorter Redis TTL alone would make the key vanish while the app still believes it has a minute left.
     Any top-level number that looks like an absolute expiry about a minute ahead (seconds or milliseconds)
@@ -146,16 +148,18 @@ class _Stream:
         tasks: list[asyncio.Task[Reply]] = []
         clients = [self.ctx.probe.client()]
         n = 0
-        while (due := start + n / STREAM_RATE) < self.stop_at:
-            if n and n % PER_CLIENT == 0:
-                clients.append(self.ctx.probe.client())
-            if due > loop.time():
-                await asyncio.sleep(due - loop.time())
-            tasks.append(asyncio.create_task(clients[-1].get(PRODUCTS)))
-            n += 1
         try:
+            while (due := start + n / STREAM_RATE) < self.stop_at:
+                if n and n % PER_CLIENT == 0:
+                    clients.append(self.ctx.probe.client())
+                if due > loop.time():
+                    await asyncio.sleep(due - loop.time())
+                tasks.append(asyncio.create_task(clients[-1].get(PRODUCTS)))
+                n += 1
             return list(await asyncio.gather(*tasks))
         finally:
+            for task in tasks:
+                task.cancel()  # a no-op once done; a stream cut short leaves no request behind
             # Hundreds of clients per check: their sockets are closed now, not at the end of the run.
             for client in clients:
                 await client.aclose()
@@ -166,11 +170,17 @@ async def _one_expiry(ctx: CheckContext, key: str, markers: list[str], life_s: f
     loop = asyncio.get_running_loop()
     stream = _Stream(ctx)
     task = asyncio.create_task(stream.run())
-    await asyncio.sleep(LEAD_IN_S)
-    with ctx.trace.recording() as seen:
-        metadata, expires_at = await _shorten_life(ctx, key, life_s)
-        stream.stop_at = loop.time() + life_s + TAIL_S
-        replies = await task
+    try:
+        await asyncio.sleep(LEAD_IN_S)
+        with ctx.trace.recording() as seen:
+            metadata, expires_at = await _shorten_life(ctx, key, life_s)
+            stream.stop_at = loop.time() + life_s + TAIL_S
+            replies = await task
+    finally:
+        if not task.done():  # the check ended early: the stream must not outlive it
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     commands = list(seen)
     writes = [c for c in commands if _is_value_write(c, key, markers)]
     early = sum(1 for c in writes if c.time < expires_at)
@@ -183,7 +193,8 @@ async def _shorten_life(ctx: CheckContext, key: str, life_s: float) -> tuple[str
     the value, and the earliest time the key can expire.
     """
     metadata = None
-    raw = await ctx.redis.get(key) if await ctx.redis.type(key) == "string" else None
+    # The value's bytes as stored: a pickle is not text (json.loads of it is a ValueError, not a crash).
+    raw = await raw_value(ctx.redis, key) if await ctx.redis.type(key) == "string" else None
     shortened = _shorten_metadata(raw, life_s) if raw is not None else None
     # The trace's clock is time.monotonic(), like the loop's: the key can expire no earlier than this.
     expires_at = time.monotonic() + life_s
