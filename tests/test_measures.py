@@ -4,6 +4,7 @@ complexity 15, as ruff's C901 counts it with the limit pyproject.toml sets."""
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -73,3 +74,17 @@ def test_no_function_over_complexity_15():
         path = Path(finding["filename"]).resolve().relative_to(ROOT).as_posix()
         offenders.setdefault(path, []).append(f"line {finding['location']['row']}: {finding['message']}")
     judge(offenders)
+
+
+def test_checks_import_only_grader_api() -> None:
+    """The check boundary: a module in checks/ imports nothing of the engine but grader.api."""
+    root = Path(__file__).resolve().parent.parent
+    offenders = []
+    for path in sorted((root / "checks").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            offenders += [f"{path.relative_to(root)}: {name}" for name in names
+                          if (name == "grader" or name.startswith("grader.")) and name != "grader.api"]
+    assert not offenders, offenders
