@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio
 
 from grader import rubric as rubrics
-from grader import schedule
+from grader import runtime, schedule
 from grader.app import AppStart, RunningApp
 from grader.checking import Check, CheckContext, RunCommand
 from grader.environment import Environment
@@ -25,7 +25,6 @@ from grader.errors import GraderError
 from grader.outcome import CheckOutcome, error, skipped
 from grader.probe import Probe
 from grader.proxy import RedisProxy
-from grader.sandbox import CompletedRun, run_sandboxed
 from grader.services import RedisServer
 from grader.static import StaticFacts
 from grader.workspace import Workspace
@@ -35,7 +34,8 @@ if TYPE_CHECKING:
 
 
 def redis_env(endpoint: RedisProxy | RedisServer) -> dict[str, str]:
-    return {"REDIS_URL": endpoint.url, "REDIS_HOST": endpoint.host, "REDIS_PORT": str(endpoint.port)}
+    """REDIS_URL etc. as the submission's code sees them in the current runtime (grader/runtime/)."""
+    return runtime.current().redis_env(endpoint)
 
 
 def selected(check_id: str, only: tuple[str, ...]) -> bool:
@@ -117,17 +117,9 @@ def in_rubric(rubric: rubrics.Rubric, checks: dict[str, Check]) -> list[Check]:
 
 
 def _runner_for(endpoint: RedisProxy | RedisServer, python: str, app_dir: Path) -> RunCommand:
-    """ctx.run: a command in the submission's environment, with REDIS_URL pointing at `endpoint`."""
-
-    async def run(
-        argv: list[str], *, timeout: float, env: dict[str, str] | None = None, cwd: Path | None = None
-    ) -> CompletedRun:
-        """`cwd` defaults to the app's folder; a check may pick another inside the workspace (its tests' root)."""
-        bin_dir = str(Path(python).parent)
-        full_env = {"PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin", **redis_env(endpoint), **(env or {})}
-        return await run_sandboxed(argv, cwd or app_dir, full_env, timeout=timeout)
-
-    return run
+    """ctx.run: a command in the submission's environment, with REDIS_URL pointing at `endpoint`, run by the
+    grading's runtime (`cwd` defaults to the app's folder; a check may pick another inside the workspace)."""
+    return runtime.current().runner(endpoint, python, app_dir)
 
 
 class _IsolatedContext:
