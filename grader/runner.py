@@ -63,7 +63,7 @@ def grade(path: Path, options: GradeOptions = GradeOptions()) -> dict[str, Any]:
         try:
             # Chosen once for the whole grading; on exit it removes whatever it started, whatever happened.
             with open_runtime(options.runtime, options.app_image) as runtime, activated(runtime):
-                environment["runtime"] = runtime.describe()
+                environment.update(runtime.describe())
                 outcomes = _grade_workspace(workspace, rubric, checks, options, environment, timings, runtime)
         except GraderError as exc:
             result = failed_to_grade(

@@ -91,8 +91,8 @@ class Runtime(Protocol):
         """ctx.run: a command in the submission's environment, its REDIS_URL pointing at `redis`."""
         ...
 
-    def describe(self) -> str | dict[str, str]:
-        """What the result document records as environment["runtime"]."""
+    def describe(self) -> dict[str, str]:
+        """What the result document's `environment` records of it: {"runtime": name, ...}."""
         ...
 
     def __enter__(self) -> Self: ...

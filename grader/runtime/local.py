@@ -43,8 +43,8 @@ class LocalRuntime:
 
         return run
 
-    def describe(self) -> str:
-        return "local"
+    def describe(self) -> dict[str, str]:
+        return {"runtime": self.name}
 
     def __enter__(self) -> Self:
         return self
