@@ -153,7 +153,24 @@ class DockerRuntime:
         """A confined container running `command`, started, and removed on exit at the latest."""
         if self._root is None or self._env_dir is None:
             raise RuntimeError("DockerRuntime.prepare() first")
-        container = self._client.containers.create(
+        import docker.errors
+
+        try:
+            container = self._create(command, working_dir, env, mounts)
+        except docker.errors.APIError as exc:
+            raise GraderError(f"cannot create a container of {self.image!r}: {_engine_words(exc)}") from exc
+        self._containers.append(container)
+        try:
+            container.start()
+        except docker.errors.APIError as exc:
+            # e.g. an image whose files its unprivileged user cannot read
+            raise GraderError(f"cannot start a container of {self.image!r} as user {containers.USER}: "
+                              f"{_engine_words(exc)}") from exc
+        return container
+
+    def _create(self, command: list[str], working_dir: str, env: dict[str, str], mounts: list[Any]) -> Any:
+        assert self._root is not None and self._env_dir is not None
+        return self._client.containers.create(
             self.image,
             command,
             working_dir=working_dir,
@@ -166,9 +183,6 @@ class DockerRuntime:
             ],
             **{key: value for key, value in containers.confined(self.limits).items() if key != "detach"},
         )
-        self._containers.append(container)
-        container.start()
-        return container
 
     def socket_dir(self, name: str) -> Path:
         """A fresh host directory for one container's sockets, which its unprivileged user may write into."""
@@ -189,6 +203,11 @@ class DockerRuntime:
             self.forward_redis(sockets, redis)
             self._redis_dirs[key] = sockets
         return self._redis_dirs[key]
+
+
+def _engine_words(exc: Exception) -> str:
+    lines = str(getattr(exc, "explanation", None) or exc).strip().splitlines()
+    return lines[-1] if lines else type(exc).__name__
 
 
 async def _completed(container: Any, timeout: float) -> CompletedRun:
