@@ -292,6 +292,11 @@ class DockerApp:
             failure = f"did not answer HTTP within {self.start_timeout:g} s"
         return AppStart(False, BASE_URL, 0, failure, elapsed)
 
+    @property
+    def container(self) -> Any:
+        """The docker SDK's Container of the app (None before start())."""
+        return self._container
+
     def _connect(self, timeout: float) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(timeout)
