@@ -6,7 +6,8 @@ can find and kill even the ones that left the process group (double fork + setsi
 starts outlives stop().
 
 This is containment against accidents and sloppy code (a server that ignores SIGTERM, a forgotten
-background worker), not a security boundary: the code runs as the harness's user.
+background worker), not a security boundary: the code runs as the harness's user. The local runtime
+(grader/runtime/local.py) runs the submission here; the docker runtime runs it in confined containers.
 """
 
 from __future__ import annotations

@@ -252,8 +252,8 @@ def _owner_gone(owner: str) -> bool:
 
 
 def remove_orphaned_containers() -> list[str]:
-    """Remove the Redis containers whose grader is gone; the ids removed. Never raises: a sweep that cannot
-    reach the engine leaves things as they are."""
+    """Remove the containers (Redis, and the submission's of the docker runtime) whose grader is gone; the ids
+    removed. Never raises: a sweep that cannot reach the engine leaves things as they are."""
     removed = []
     try:
         import docker

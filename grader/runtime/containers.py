@@ -66,6 +66,8 @@ def confined(limits: Limits = Limits()) -> dict[str, Any]:
         "read_only": True,
         "tmpfs": {"/tmp": SCRATCH},
         "init": True,  # a real PID 1 reaps orphans and passes signals on
+        # The engine keeps a container's output on the host's disk: only its last MiB, as the sandbox keeps a tail.
+        "log_config": {"type": "json-file", "config": {"max-size": "1m", "max-file": "1"}},
         "labels": labels(),
         "detach": True,
     }

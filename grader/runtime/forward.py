@@ -103,6 +103,10 @@ class Forwarders:
                 server.close()
             for writer in list(self._writers):
                 writer.close()
+            connections = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in connections:
+                task.cancel()
+            await asyncio.wait_for(asyncio.gather(*connections, return_exceptions=True), _TIMEOUT / 2)
 
         with contextlib.suppress(RuntimeError, TimeoutError):
             asyncio.run_coroutine_threadsafe(close_all(), loop).result(_TIMEOUT)
