@@ -10,6 +10,7 @@ a grader killed with SIGKILL is removed by the next one's orphan sweep.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -85,9 +86,17 @@ def environment(extra: dict[str, str]) -> dict[str, str]:
     }
 
 
-def relayed(command: list[str]) -> list[str]:
-    """`command` started behind the Redis relay (grader/runtime/relay.py)."""
-    return [PYTHON, "-I", RELAY, f"{SOCKETS}/redis.sock", str(REDIS_PORT), "--", *command]
+JOB = f"{SOCKETS}/job.json"
+# What every container starts with: the relay, waiting for the job the grader gives it (write_job).
+IDLE_COMMAND = [PYTHON, "-I", RELAY, f"{SOCKETS}/redis.sock", str(REDIS_PORT), "--job", JOB]
+
+
+def write_job(sockets: Path, argv: list[str], cwd: str, env: dict[str, str]) -> None:
+    """Give the container whose socket directory is `sockets` its command (see grader/runtime/relay.py)."""
+    staging = sockets / ".job.json"
+    staging.write_text(json.dumps({"argv": argv, "cwd": cwd, "env": env}), encoding="utf-8")
+    os.chmod(staging, 0o644)
+    os.rename(staging, sockets / "job.json")  # whole or not at all: the relay reads it as soon as it exists
 
 
 def remove(container: Any) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
 import signal
 import socket
@@ -30,6 +29,7 @@ from grader.runtime.base import TCP, ClientAddressing
 from grader.runtime.container_env import prepare_container_env
 from grader.runtime.forward import Forwarders
 from grader.runtime.local import LocalRuntime
+from grader.runtime.pool import ContainerPool, Idle, Recipe, engine_words
 from grader.sandbox import DEFAULT_LOG_CAP, CompletedRun
 from grader.services import remove_orphaned_containers
 
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from grader.runtime.base import Endpoint
 
 APP_SOCKET = f"{containers.SOCKETS}/app.sock"
+PREWARMED_COMMANDS = 2  # ctx.run containers made ahead: the submission's tests and its seed script
 BASE_URL = "http://app"  # the host part is never resolved: every request goes over the Unix socket
 
 
@@ -53,11 +54,8 @@ class DockerRuntime:
         self._client: Any = None
         self._image_id = ""
         self._dir: Path | None = None
-        self._root: Path | None = None
-        self._env_dir: Path | None = None
+        self._pool: ContainerPool | None = None
         self._forwarders = Forwarders()
-        self._redis_dirs: dict[tuple[str, int], Path] = {}
-        self._containers: list[Any] = []
 
     # -- lifecycle
 
@@ -91,14 +89,12 @@ class DockerRuntime:
             pass
         try:
             return str(self._client.images.pull(self.image).id)
-        except Exception as exc:
-            reason = str(getattr(exc, "explanation", None) or exc).strip().splitlines()[-1]
-            raise GraderError(f"the app image {self.image!r} is not here and cannot be pulled: {reason}") from exc
+        except Exception as exc:  # the engine's own words, in one line
+            raise GraderError(f"the app image {self.image!r} is not here and cannot be pulled: {engine_words(exc)}") from exc
 
     def __exit__(self, *exc: object) -> None:
-        for container in self._containers:
-            containers.remove(container)
-        self._containers.clear()
+        if self._pool is not None:
+            self._pool.close()
         self._forwarders.stop()
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
@@ -111,9 +107,12 @@ class DockerRuntime:
     # -- the protocol
 
     def prepare(self, root: Path, kind: str) -> Environment:
-        """The venv in the app image (`kind`, --env, does not apply: the harness's interpreter is not in it)."""
-        self._root = Path(root)
-        environment, self._env_dir = prepare_container_env(self._client, self.image, self._image_id, self._root)
+        """The venv in the app image (`kind`, --env, does not apply: the harness's interpreter is not in it).
+        Then the containers start being made: the app's and those of the commands the checks usually run."""
+        assert self._dir is not None
+        environment, env_dir = prepare_container_env(self._client, self.image, self._image_id, Path(root))
+        self._pool = ContainerPool(self._client, Recipe(self.image, self.limits, Path(root), env_dir), self._dir)
+        self._pool.prewarm(1 + PREWARMED_COMMANDS)
         return environment
 
     def app(self, launch: AppLaunch, redis: Endpoint, *, start_timeout: float) -> DockerApp:
@@ -133,81 +132,25 @@ class DockerRuntime:
                 # The harness's own interpreter (its ruff reading the code): not the submission's code, and
                 # not in the image.
                 return await local(argv, timeout=timeout, env=env, cwd=cwd)
-            sockets = self._redis_dir(redis)
-            container = await asyncio.to_thread(
-                self.start_container,
-                containers.relayed([str(arg) for arg in argv]),
-                working_dir=str(cwd or app_dir),
-                env={**self.redis_env(redis), **(env or {})},
-                mounts=[containers.bind(sockets, containers.SOCKETS)],
-            )
-            return await _completed(container, timeout)
+            idle = await asyncio.to_thread(self.take)
+            self.give(idle, [str(arg) for arg in argv], str(cwd or app_dir), {**self.redis_env(redis), **(env or {})},
+                      redis)  # fmt: skip
+            return await _completed(idle.container, timeout)
 
         return run
 
-    # -- containers and sockets
+    # -- containers
 
-    def start_container(
-        self, command: list[str], *, working_dir: str, env: dict[str, str], mounts: list[Any]
-    ) -> Any:
-        """A confined container running `command`, started, and removed on exit at the latest."""
-        if self._root is None or self._env_dir is None:
+    def take(self) -> Idle:
+        """A confined container, started, idle until give(); removed on exit at the latest."""
+        if self._pool is None:
             raise RuntimeError("DockerRuntime.prepare() first")
-        import docker.errors
+        return self._pool.take()
 
-        try:
-            container = self._create(command, working_dir, env, mounts)
-        except docker.errors.APIError as exc:
-            raise GraderError(f"cannot create a container of {self.image!r}: {_engine_words(exc)}") from exc
-        self._containers.append(container)
-        try:
-            container.start()
-        except docker.errors.APIError as exc:
-            # e.g. an image whose files its unprivileged user cannot read
-            raise GraderError(f"cannot start a container of {self.image!r} as user {containers.USER}: "
-                              f"{_engine_words(exc)}") from exc
-        return container
-
-    def _create(self, command: list[str], working_dir: str, env: dict[str, str], mounts: list[Any]) -> Any:
-        assert self._root is not None and self._env_dir is not None
-        return self._client.containers.create(
-            self.image,
-            command,
-            working_dir=working_dir,
-            environment=containers.environment(env),
-            mounts=[
-                containers.bind(self._root, str(self._root)),
-                containers.bind(self._env_dir, containers.ENV_DIR),
-                containers.bind(containers.RELAY_SOURCE, containers.RELAY),
-                *mounts,
-            ],
-            **{key: value for key, value in containers.confined(self.limits).items() if key != "detach"},
-        )
-
-    def socket_dir(self, name: str) -> Path:
-        """A fresh host directory for one container's sockets, which its unprivileged user may write into."""
-        assert self._dir is not None
-        path = self._dir / name
-        path.mkdir()
-        os.chmod(path, 0o777)  # its parent (0700) keeps everyone but the grader out
-        return path
-
-    def forward_redis(self, sockets: Path, redis: Endpoint) -> None:
-        self._forwarders.add(sockets / "redis.sock", redis.host, redis.port)
-
-    def _redis_dir(self, redis: Endpoint) -> Path:
-        """The socket directory of the commands that use `redis` (one per endpoint, shared by their runs)."""
-        key = (redis.host, redis.port)
-        if key not in self._redis_dirs:
-            sockets = self.socket_dir(f"redis-{len(self._redis_dirs) + 1}")
-            self.forward_redis(sockets, redis)
-            self._redis_dirs[key] = sockets
-        return self._redis_dirs[key]
-
-
-def _engine_words(exc: Exception) -> str:
-    lines = str(getattr(exc, "explanation", None) or exc).strip().splitlines()
-    return lines[-1] if lines else type(exc).__name__
+    def give(self, idle: Idle, argv: list[str], cwd: str, env: dict[str, str], redis: Endpoint) -> None:
+        """Start `argv` in an idle container, its Redis relayed to `redis`."""
+        self._forwarders.add(idle.sockets / "redis.sock", redis.host, redis.port)
+        containers.write_job(idle.sockets, argv, cwd, env)
 
 
 async def _completed(container: Any, timeout: float) -> CompletedRun:
@@ -261,20 +204,16 @@ class DockerApp:
     def start(self) -> AppStart:
         if self._container is not None:
             raise RuntimeError("DockerApp.start() called twice")
-        sockets = self.runtime.socket_dir("app")
-        self.runtime.forward_redis(sockets, self.redis)
-        self._socket = sockets / "app.sock"
+        idle = self.runtime.take()
+        self._container = idle.container
+        self._socket = idle.sockets / "app.sock"
         self.runtime.addressing = ClientAddressing(uds=str(self._socket))
         uvicorn = [
             containers.PYTHON, "-m", "uvicorn", self.launch.target, "--uds", APP_SOCKET,
             "--proxy-headers", "--forwarded-allow-ips", "*", "--no-access-log", "--lifespan", "auto",
         ]  # fmt: skip
-        self._container = self.runtime.start_container(
-            containers.relayed(uvicorn),
-            working_dir=str(self.launch.app_dir),
-            env={**self.runtime.redis_env(self.redis), **self.launch.env},
-            mounts=[containers.bind(sockets, containers.SOCKETS, read_only=False)],
-        )
+        env = {**self.runtime.redis_env(self.redis), **self.launch.env}
+        self.runtime.give(idle, uvicorn, str(self.launch.app_dir), env, self.redis)
         started = time.monotonic()  # the app's startup, not the container engine's
         state = wait_until_answering(
             lambda: self.poll() is not None,

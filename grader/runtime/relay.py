@@ -1,19 +1,23 @@
 """Runs INSIDE the submission's container (standard library only): a Redis relay, then the submission's program.
 
-    python relay.py UNIX_SOCKET PORT -- PROGRAM ARGS...
+    python relay.py UNIX_SOCKET PORT --job JOB_FILE
 
 The container has no network at all; the grader listens on UNIX_SOCKET (a host directory mounted into the
 container) and forwards to its RESP proxy. This script listens on 127.0.0.1:PORT inside the container, where
-REDIS_URL points, and pipes each connection to UNIX_SOCKET; then it runs PROGRAM, passes it SIGTERM/SIGINT, and
-exits with its exit code. The listener is bound before PROGRAM starts, so the app never finds Redis missing.
+REDIS_URL points, and pipes each connection to UNIX_SOCKET. Then it waits for JOB_FILE, a JSON object
+{"argv": [...], "cwd": "...", "env": {...}} the grader writes once it knows what to run (so the container can be
+created ahead of time), runs it, passes it SIGTERM/SIGINT, ends whatever it left behind in its process group,
+and exits with its exit code.
 """
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 
 
 def _pump(source: socket.socket, target: socket.socket) -> None:
@@ -58,25 +62,43 @@ def _serve(listener: socket.socket, unix_path: str) -> None:
         threading.Thread(target=_connection, args=(client, unix_path), daemon=True).start()
 
 
+def _job(path: str) -> dict:
+    while not os.path.exists(path):  # the grader renames it into place complete
+        time.sleep(0.02)
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
 def main(argv: list) -> int:
-    if len(argv) < 4 or argv[2] != "--":
-        sys.stderr.write("usage: relay.py UNIX_SOCKET PORT -- PROGRAM ARGS...\n")
+    if len(argv) != 4 or argv[2] != "--job":
+        sys.stderr.write("usage: relay.py UNIX_SOCKET PORT --job JOB_FILE\n")
         return 2
-    unix_path, port, program = argv[0], int(argv[1]), argv[3:]
+    unix_path, port, job_file = argv[0], int(argv[1]), argv[3]
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", port))
     listener.listen(128)
     threading.Thread(target=_serve, args=(listener, unix_path), daemon=True).start()
+    job = _job(job_file)
+    program = job["argv"]
     try:
-        child = subprocess.Popen(program)  # the listener is not inherited (sockets are non-inheritable)
+        # Its own process group, so what it leaves behind can be ended with it. The listener is not inherited.
+        child = subprocess.Popen(program, cwd=job["cwd"], env={**os.environ, **job["env"]}, start_new_session=True)
     except OSError as exc:
         sys.stderr.write(f"cannot run {program[0]!r}: {exc.strerror or exc}\n")
         return 127
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda signum, frame: child.send_signal(signum))
+        signal.signal(signum, lambda signum, frame: _signal_group(child.pid, signum))
     code = child.wait()
+    _signal_group(child.pid, signal.SIGKILL)
     return 128 - code if code < 0 else code  # killed by signal N: 128+N, as a shell reports it
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":
