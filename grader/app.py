@@ -232,6 +232,23 @@ def _own_module(top: str, base: Path) -> bool:
     return (base / f"{top}.py").is_file() or (base / top).is_dir()
 
 
+def _missing_module(name: str, module: str, app_dir: Path) -> str:
+    """Why `No module named <name>`: a missing package, a wrong module path, or an import of the wrong form."""
+    top = name.split(".")[0]
+    if top == "uvicorn":
+        return "missing dependency: uvicorn is not installed in the submission's environment"
+    if module == name or module.startswith(name + "."):
+        return f"wrong module path: there is no module {name!r} in {app_dir.name}/, so uvicorn cannot import {module!r}"
+    if _own_module(top, app_dir):
+        return f"import error: No module named {name!r} (a module of the submission itself)"
+    if _own_module(top, app_dir.parent):
+        return (
+            f"import error: No module named {name!r}: the app runs from {app_dir.name}/, "
+            f"so imports must not start with {top}."
+        )
+    return f"missing dependency: No module named {name!r} (is its package in requirements.txt?)"
+
+
 def diagnose_startup_log(log: str, target: str, app_dir: Path) -> str | None:
     """The likely cause of a failed start, from uvicorn's output. Pure: unit-testable without processes.
 
@@ -258,23 +275,7 @@ def diagnose_startup_log(log: str, target: str, app_dir: Path) -> str | None:
 
     missing = list(_NO_MODULE.finditer(log))
     if missing:
-        name = missing[-1].group(1)
-        top = name.split(".")[0]
-        if top == "uvicorn":
-            return "missing dependency: uvicorn is not installed in the submission's environment"
-        if module == name or module.startswith(name + "."):
-            return (
-                f"wrong module path: there is no module {name!r} in {app_dir.name}/, "
-                f"so uvicorn cannot import {module!r}"
-            )
-        if _own_module(top, app_dir):
-            return f"import error: No module named {name!r} (a module of the submission itself)"
-        if _own_module(top, app_dir.parent):
-            return (
-                f"import error: No module named {name!r}: the app runs from {app_dir.name}/, "
-                f"so imports must not start with {top}."
-            )
-        return f"missing dependency: No module named {name!r} (is its package in requirements.txt?)"
+        return _missing_module(missing[-1].group(1), module, app_dir)
 
     if m := _CANNOT_IMPORT.search(log):
         return f"import error: {m.group(1).strip()}"
