@@ -11,6 +11,8 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,15 +20,15 @@ from conftest import REDIS_IMAGE, SUBMISSIONS, require
 
 from grader import procfs
 from grader.app import AppLaunch
+from grader.ports import free_port
 from grader.probe import Probe
 from grader.proxy import RedisProxy
 from grader.runner import GradeOptions, grade
 from grader.runtime import activated, open_runtime
-from grader.runtime.containers import ENV_DIR
+from grader.runtime.containers import ENV_DIR, RELAY_SOURCE, write_job
 from grader.runtime.docker import BASE_URL, DockerRuntime
+from grader.runtime.forward import Forwarders
 from grader.services import OWNER_LABEL, find_local_redis_server, start_redis
-
-pytestmark = pytest.mark.docker
 
 APPS = Path(__file__).resolve().parent / "apps"
 PYTHON_IMAGE = os.environ.get("PYTHON_IMAGE", "local/python:3.11-bookworm")
@@ -53,7 +55,7 @@ print(json.dumps(found))
 
 
 @pytest.fixture(scope="module")
-def app_image(docker_engine: None) -> str:
+def app_image(docker_engine: None) -> str:  # every test that uses it is marked `docker`
     import docker
 
     client = docker.from_env(timeout=120)
@@ -93,6 +95,7 @@ def _outcomes(result: dict) -> dict[str, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.docker
 @pytest.mark.parametrize("name", ["reference", "ratelimit-get-set", "sync-client"])
 def test_a_submission_gets_the_same_outcomes_in_both_runtimes(name: str, app_image: str) -> None:
     in_docker = _graded(name, "docker", app_image)
@@ -107,6 +110,7 @@ def test_a_submission_gets_the_same_outcomes_in_both_runtimes(name: str, app_ima
         assert in_docker["grade"] == "S", _outcomes(in_docker)
 
 
+@pytest.mark.docker
 def test_the_app_and_its_commands_are_confined(app_image: str, tmp_path: Path) -> None:
     root = tmp_path / "hello"
     shutil.copytree(APPS / "hello", root)
@@ -176,3 +180,25 @@ def _assert_no_way_out(found: dict) -> None:
     assert found["host_server"] == "ConnectionRefusedError"  # its loopback is not the host's
     assert found["env_write"] == "Read-only file system"
     assert found["workspace_write"] == "Read-only file system"
+
+
+@pytest.mark.skipif(find_local_redis_server() is None, reason="needs a local redis-server")
+def test_the_relay_and_the_forwarder_carry_redis_to_the_proxy(tmp_path: Path) -> None:
+    # Both halves of a container's way to Redis, run here without a container: the relay listens on TCP and
+    # pipes to a Unix socket, where the forwarder takes over to the proxy; the job's exit code comes back.
+    port = free_port()
+    ping = "import os, sys, redis; print(redis.Redis.from_url(os.environ['REDIS_URL']).ping()); sys.exit(3)"
+    with start_redis("local") as server, RedisProxy(server.host, server.port) as proxy:
+        forwarders = Forwarders().start()
+        try:
+            forwarders.add(tmp_path / "redis.sock", proxy.host, proxy.port)
+            write_job(tmp_path, [sys.executable, "-c", ping], str(tmp_path), {"REDIS_URL": f"redis://127.0.0.1:{port}/0"})
+            done = subprocess.run(
+                [sys.executable, str(RELAY_SOURCE), str(tmp_path / "redis.sock"), str(port), "--job", str(tmp_path / "job.json")],
+                capture_output=True, text=True, timeout=60, check=False,
+            )
+        finally:
+            forwarders.stop()
+        assert done.returncode == 3, done.stderr
+        assert done.stdout.strip() == "True"
+        assert [c.name for c in proxy.trace.all()][-1] == "PING"
