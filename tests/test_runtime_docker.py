@@ -96,7 +96,7 @@ def _outcomes(result: dict) -> dict[str, str]:
 
 @pytest.mark.slow
 @pytest.mark.docker
-@pytest.mark.parametrize("name", ["reference", "ratelimit-get-set", "sync-client"])
+@pytest.mark.parametrize("name", ["reference", "ratelimit-get-set", "sync-client", "hardcoded-redis-url"])
 def test_a_submission_gets_the_same_outcomes_in_both_runtimes(name: str, app_image: str) -> None:
     in_docker = _graded(name, "docker", app_image)
     assert in_docker["status"] == "graded", in_docker
@@ -138,7 +138,9 @@ def test_the_app_and_its_commands_are_confined(app_image: str, tmp_path: Path) -
             probe = Probe(BASE_URL)
             reply = asyncio.run(_get_and_close(probe, "/who"))
             assert reply.status == 200, reply
-            assert reply.body == {"path": "who", "client": "127.0.1.1", "redis_url": "redis://127.0.0.1:6379/0"}
+            redis_url = runtime.redis_env(proxy)["REDIS_URL"]
+            assert reply.body == {"path": "who", "client": "127.0.1.1", "redis_url": redis_url}
+            assert ":6379/" not in redis_url  # an app that ignores REDIS_URL must not find Redis at its default
         # A command of the submission's (ctx.run) in a container of its own, its Redis relayed to the proxy.
         run = runtime.runner(proxy, env.python, root)
         done = asyncio.run(run([env.python, "-c", PROBE_INSIDE, port, ENV_DIR], timeout=120))

@@ -33,7 +33,9 @@ PYTHON = f"{ENV_DIR}/bin/python"
 RELAY = "/opt/redis-grader/relay.py"
 RELAY_SOURCE = Path(__file__).with_name("relay.py")
 SOCKETS = "/run/grader"  # host directory with the Unix sockets (app.sock, redis.sock)
-REDIS_PORT = 6379  # where the relay listens inside the container
+# Where the relay listens inside the container: a port picked per grading, never Redis's default 6379, so that
+# an app that ignores REDIS_URL and dials localhost:6379 finds nothing there, as it would on the local runtime.
+REDIS_PORTS = (20000, 60000)
 
 
 @dataclass(frozen=True)
@@ -87,8 +89,11 @@ def environment(extra: dict[str, str]) -> dict[str, str]:
 
 
 JOB = f"{SOCKETS}/job.json"
-# What every container starts with: the relay, waiting for the job the grader gives it (write_job).
-IDLE_COMMAND = [PYTHON, "-I", RELAY, f"{SOCKETS}/redis.sock", str(REDIS_PORT), "--job", JOB]
+
+
+def idle_command(redis_port: int) -> list[str]:
+    """What every container starts with: the relay, waiting for the job the grader gives it (write_job)."""
+    return [PYTHON, "-I", RELAY, f"{SOCKETS}/redis.sock", str(redis_port), "--job", JOB]
 
 
 def write_job(sockets: Path, argv: list[str], cwd: str, env: dict[str, str]) -> None:

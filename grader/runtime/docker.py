@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import shutil
 import signal
 import socket
@@ -51,6 +52,7 @@ class DockerRuntime:
         self.image = image
         self.limits = limits or containers.Limits()
         self.addressing: ClientAddressing = TCP  # the app's socket, once there is an app
+        self.redis_port = random.randrange(*containers.REDIS_PORTS)
         self._client: Any = None
         self._image_id = ""
         self._dir: Path | None = None
@@ -111,7 +113,7 @@ class DockerRuntime:
         Then the containers start being made: the app's and those of the commands the checks usually run."""
         assert self._dir is not None
         environment, env_dir = prepare_container_env(self._client, self.image, self._image_id, Path(root))
-        self._pool = ContainerPool(self._client, Recipe(self.image, self.limits, Path(root), env_dir), self._dir)
+        self._pool = ContainerPool(self._client, Recipe(self.image, self.limits, Path(root), env_dir, self.redis_port), self._dir)
         self._pool.prewarm(1 + PREWARMED_COMMANDS)
         return environment
 
@@ -119,7 +121,7 @@ class DockerRuntime:
         return DockerApp(self, launch, redis, start_timeout)
 
     def redis_env(self, redis: Endpoint) -> dict[str, str]:
-        port = containers.REDIS_PORT
+        port = self.redis_port  # the relay's, inside every container; it leads to `redis`
         return {"REDIS_URL": f"redis://127.0.0.1:{port}/0", "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(port)}
 
     def runner(self, redis: Endpoint, python: str, app_dir: Path) -> RunCommand:

@@ -35,6 +35,7 @@ class Recipe:
     limits: containers.Limits
     root: Path  # the submission's copy: mounted at the same path
     env_dir: Path  # its venv: mounted at containers.ENV_DIR
+    redis_port: int  # where the relay listens inside
 
 
 class ContainerPool:
@@ -90,7 +91,7 @@ class ContainerPool:
         recipe = self._recipe
         return self._client.containers.create(
             recipe.image,
-            containers.IDLE_COMMAND,
+            containers.idle_command(recipe.redis_port),
             working_dir="/",
             environment=containers.environment({}),
             mounts=[
