@@ -10,6 +10,7 @@ created ahead of time), runs it, passes it SIGTERM/SIGINT, ends whatever it left
 and exits with its exit code.
 """
 
+import asyncio
 import json
 import os
 import signal
@@ -20,46 +21,41 @@ import threading
 import time
 
 
-def _pump(source: socket.socket, target: socket.socket) -> None:
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         while True:
-            data = source.recv(65536)
+            data = await reader.read(65536)
             if not data:
                 break
-            target.sendall(data)
+            writer.write(data)
+            await writer.drain()
     except OSError:
         pass
-    finally:
-        for sock in (source, target):  # one side gone: the connection is over in both directions
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
-def _connection(client: socket.socket, unix_path: str) -> None:
-    upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+async def _connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, unix_path: str) -> None:
     try:
-        upstream.connect(unix_path)
+        up_reader, up_writer = await asyncio.open_unix_connection(unix_path)
     except OSError:
-        client.close()
-        upstream.close()
+        writer.close()
         return
-    back = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
-    back.start()
-    _pump(client, upstream)
-    back.join()
-    client.close()
-    upstream.close()
+    pumps = [asyncio.ensure_future(_pump(reader, up_writer)), asyncio.ensure_future(_pump(up_reader, writer))]
+    # One side gone: the connection is over in both directions.
+    await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+    for pump in pumps:
+        pump.cancel()
+    writer.close()
+    up_writer.close()
 
 
 def _serve(listener: socket.socket, unix_path: str) -> None:
-    while True:
-        try:
-            client, _ = listener.accept()
-        except OSError:
-            return
-        threading.Thread(target=_connection, args=(client, unix_path), daemon=True).start()
+    """Every connection in one thread (an asyncio loop): the container's pids limit counts threads, and an app
+    may open many Redis connections."""
+    loop = asyncio.new_event_loop()
+    server = loop.run_until_complete(
+        asyncio.start_server(lambda r, w: _connection(r, w, unix_path), sock=listener)
+    )
+    loop.run_until_complete(server.serve_forever())  # until the container ends
 
 
 def _job(path: str) -> dict:
