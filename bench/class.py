@@ -36,7 +36,7 @@ def verdicts(out: Path) -> dict[tuple[str, str], str]:
 
 
 def run_batch(class_dir: Path, out: Path, jobs: int, args: argparse.Namespace) -> float:
-    argv = [sys.executable, "-m", "grader", "batch", str(class_dir), "--out", str(out), "--jobs", str(jobs),
+    argv = [sys.executable, "-m", "grader", "batch", "--runtime", "local", str(class_dir), "--out", str(out), "--jobs", str(jobs),
             "--env", args.env, "--redis", args.redis, "--fresh"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
     started = time.monotonic()

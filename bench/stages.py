@@ -17,6 +17,7 @@ from grader.checking import load_checks
 from grader.checkrun import selected
 from grader.resources import reference_submission
 from grader.runner import GradeOptions, grade
+from grader.runtime import DEFAULT_APP_IMAGE
 
 STAGES = ("workspace", "static", "environment", "redis", "app_start", "checks")
 
@@ -27,8 +28,11 @@ def main() -> None:
     parser.add_argument("--env", default="isolated", choices=("isolated", "current"))
     parser.add_argument("--redis", default="local", choices=("local", "docker", "auto"))
     parser.add_argument("--only", action="append", default=[])
+    parser.add_argument("--runtime", default="local", choices=("local", "docker"))
+    parser.add_argument("--app-image", default=DEFAULT_APP_IMAGE)
     args = parser.parse_args()
-    options = GradeOptions(env=args.env, redis=args.redis, only=tuple(args.only))
+    options = GradeOptions(env=args.env, redis=args.redis, only=tuple(args.only), runtime=args.runtime,
+                           app_image=args.app_image)
     basic = tuple(check.id for check in load_checks().values() if check.level == "basic")
     basic_only = replace(options, only=tuple(c for c in basic if selected(c, options.only)) or ("none",))
 

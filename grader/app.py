@@ -11,11 +11,10 @@ import re
 import signal
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import httpx
 
 from grader.sandbox import SandboxedProcess
 
@@ -24,6 +23,7 @@ if TYPE_CHECKING:  # typing.Self is 3.11+; the package supports 3.10
 
 PORT_ATTEMPTS = 3
 POLL_INTERVAL = 0.1
+READY_POLL_TIMEOUT = 2.0  # one readiness poll, connect to status line, in all
 
 
 @dataclass
@@ -116,24 +116,13 @@ class RunningApp:
         raise AssertionError("unreachable")
 
     def _wait_ready(self, proc: SandboxedProcess, deadline: float) -> str:
-        """"ready", "exited" or "timeout". Any HTTP status counts: a rate limiter may well answer 429."""
-        transport = httpx.HTTPTransport(local_address=self.ready_ip)
-        # trust_env=False: an HTTP(S)_PROXY in the harness's environment must not capture loopback traffic.
-        with httpx.Client(transport=transport, trust_env=False) as client:
-            while True:
-                if proc.poll() is not None:
-                    return "exited"
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return "timeout"
-                try:
-                    client.get(f"{self.base_url}/", timeout=min(2.0, max(0.2, remaining)))
-                    # Whoever answered, uvicorn must still be alive: a process that won the port race
-                    # could answer while ours has just failed to bind.
-                    return "ready" if proc.poll() is None else "exited"
-                except httpx.HTTPError:
-                    pass
-                time.sleep(min(POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
+        """"ready", "exited" or "timeout" (see wait_until_answering)."""
+        port = self.port
+
+        def connect(timeout: float) -> socket.socket:
+            return socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(self.ready_ip, 0))
+
+        return wait_until_answering(lambda: proc.poll() is not None, lambda t: root_status(connect, t), deadline)
 
     @property
     def process(self) -> SandboxedProcess | None:
@@ -168,6 +157,57 @@ def _lost_port_race(log: str) -> bool:
     return "address already in use" in log.lower()
 
 
+# --------------------------------------------------------------------------------------------- readiness
+
+_STATUS_LINE = re.compile(rb"HTTP/\d(?:\.\d)? (\d{3})")
+
+
+def root_status(
+    connect: Callable[[float], socket.socket], timeout: float, forwarded_for: str | None = None
+) -> int | None:
+    """The status of `GET /`, read from the status line alone, within `timeout` seconds in all (connecting
+    included); None when there is no answer in time. The body is never read: a `/` that streams forever or
+    drips its bytes cannot hold the poll."""
+    deadline = time.monotonic() + timeout
+    header = f"X-Forwarded-For: {forwarded_for}\r\n" if forwarded_for else ""
+    request = f"GET / HTTP/1.1\r\nHost: app\r\n{header}Connection: close\r\n\r\n".encode()
+    received = b""
+    try:
+        with connect(timeout) as sock:
+            sock.sendall(request)
+            while b"\r\n" not in received and len(received) < 4096:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                sock.settimeout(remaining)
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                received += chunk
+    except OSError:
+        return None
+    match = _STATUS_LINE.match(received)
+    return int(match.group(1)) if match else None
+
+
+def wait_until_answering(
+    exited: Callable[[], bool], status: Callable[[float], int | None], deadline: float
+) -> str:
+    """Poll until the app answers HTTP: "ready", "exited" or "timeout". Any status counts: a rate limiter may
+    well answer 429."""
+    while True:
+        if exited():
+            return "exited"
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return "timeout"
+        if status(min(READY_POLL_TIMEOUT, max(0.2, remaining))) is not None:
+            # Whoever answered, the app must still be alive: a process that won the port race could answer
+            # while ours has just failed to bind.
+            return "exited" if exited() else "ready"
+        time.sleep(min(POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
+
+
 # --------------------------------------------------------------------------------------------- diagnosis
 
 _NO_MODULE = re.compile(r"No module named '?([\w.]+)'?")
@@ -190,6 +230,23 @@ def _shown_path(path: str, app_dir: Path) -> str:
 
 def _own_module(top: str, base: Path) -> bool:
     return (base / f"{top}.py").is_file() or (base / top).is_dir()
+
+
+def _missing_module(name: str, module: str, app_dir: Path) -> str:
+    """Why `No module named <name>`: a missing package, a wrong module path, or an import of the wrong form."""
+    top = name.split(".")[0]
+    if top == "uvicorn":
+        return "missing dependency: uvicorn is not installed in the submission's environment"
+    if module == name or module.startswith(name + "."):
+        return f"wrong module path: there is no module {name!r} in {app_dir.name}/, so uvicorn cannot import {module!r}"
+    if _own_module(top, app_dir):
+        return f"import error: No module named {name!r} (a module of the submission itself)"
+    if _own_module(top, app_dir.parent):
+        return (
+            f"import error: No module named {name!r}: the app runs from {app_dir.name}/, "
+            f"so imports must not start with {top}."
+        )
+    return f"missing dependency: No module named {name!r} (is its package in requirements.txt?)"
 
 
 def diagnose_startup_log(log: str, target: str, app_dir: Path) -> str | None:
@@ -222,23 +279,7 @@ def diagnose_startup_log(log: str, target: str, app_dir: Path) -> str | None:
 
     missing = list(_NO_MODULE.finditer(log))
     if missing:
-        name = missing[-1].group(1)
-        top = name.split(".")[0]
-        if top == "uvicorn":
-            return "missing dependency: uvicorn is not installed in the submission's environment"
-        if module == name or module.startswith(name + "."):
-            return (
-                f"wrong module path: there is no module {name!r} in {app_dir.name}/, "
-                f"so uvicorn cannot import {module!r}"
-            )
-        if _own_module(top, app_dir):
-            return f"import error: No module named {name!r} (a module of the submission itself)"
-        if _own_module(top, app_dir.parent):
-            return (
-                f"import error: No module named {name!r}: the app runs from {app_dir.name}/, "
-                f"so imports must not start with {top}."
-            )
-        return f"missing dependency: No module named {name!r} (is its package in requirements.txt?)"
+        return _missing_module(missing[-1].group(1), module, app_dir)
 
     if m := _CANNOT_IMPORT.search(log):
         return f"import error: {m.group(1).strip()}"

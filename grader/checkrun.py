@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, cast
 import redis.asyncio
 
 from grader import rubric as rubrics
-from grader import schedule
-from grader.app import AppStart, RunningApp
+from grader import runtime, schedule
+from grader.app import AppStart
 from grader.checking import (
     Check,
     CheckContext,
@@ -36,7 +36,7 @@ from grader.machinelock import ordinary_check, timing_phase
 from grader.outcome import CheckOutcome, Outcome, error, skipped
 from grader.probe import Probe
 from grader.proxy import RedisProxy
-from grader.sandbox import CompletedRun, run_sandboxed
+from grader.runtime import AppHandle
 from grader.services import RedisServer
 from grader.services.guard import ANSWER_TIMEOUT, restore
 from grader.static import StaticFacts
@@ -52,10 +52,6 @@ REPORT_GRACE_S = 10.0
 log = logging.getLogger(__name__)
 
 
-def redis_env(endpoint: RedisProxy | RedisServer) -> dict[str, str]:
-    return {"REDIS_URL": endpoint.url, "REDIS_HOST": endpoint.host, "REDIS_PORT": str(endpoint.port)}
-
-
 def selected(check_id: str, only: tuple[str, ...]) -> bool:
     """Whether --only (ids or glob patterns; empty: everything) selects this check."""
     return not only or any(fnmatch.fnmatchcase(check_id, pattern) for pattern in only)
@@ -66,7 +62,7 @@ async def run_checks(
     checks: Mapping[str, Check],
     options: GradeOptions,
     decided: Mapping[str, CheckOutcome],
-    app: RunningApp,
+    app: AppHandle,
     start: AppStart,
     proxy: RedisProxy,
     server: RedisServer,
@@ -152,17 +148,9 @@ def in_rubric(rubric: rubrics.Rubric, checks: Mapping[str, Check]) -> list[Check
 
 
 def _runner_for(endpoint: RedisProxy | RedisServer, python: str, app_dir: Path) -> RunCommand:
-    """ctx.run: a command in the submission's environment, with REDIS_URL pointing at `endpoint`."""
-
-    async def run(
-        argv: list[str], *, timeout: float, env: dict[str, str] | None = None, cwd: Path | None = None
-    ) -> CompletedRun:
-        """`cwd` defaults to the app's folder; a check may pick another inside the workspace (its tests' root)."""
-        bin_dir = str(Path(python).parent)
-        full_env = {"PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin", **redis_env(endpoint), **(env or {})}
-        return await run_sandboxed(argv, cwd or app_dir, full_env, timeout=timeout)
-
-    return run
+    """ctx.run: a command in the submission's environment, with REDIS_URL pointing at `endpoint`, run by the
+    grading's runtime (`cwd` defaults to the app's folder; a check may pick another inside the workspace)."""
+    return runtime.current().runner(endpoint, python, app_dir)
 
 
 class _IsolatedContext:
@@ -205,7 +193,7 @@ def _not_to_run(check: Check, outcomes: Mapping[str, CheckOutcome], options: Gra
     return None
 
 
-async def _run_one(check: Check, ctx: CheckContext, app: RunningApp, server: RedisServer) -> CheckOutcome:
+async def _run_one(check: Check, ctx: CheckContext, app: AppHandle, server: RedisServer) -> CheckOutcome:
     exit_code = app.poll()
     if exit_code is not None:
         return error(f"the app exited (code {exit_code}) during grading", log_tail=app.log_tail(30).splitlines())

@@ -20,6 +20,7 @@ from grader.assignment_cli import assignment
 from grader.errors import GraderError, UsageError
 from grader.quiz.cli import quiz
 from grader.rubric import GRADE_ORDER
+from grader.runtime import DEFAULT_APP_IMAGE
 from grader.tempdirs import sweep_orphaned_tempdirs
 
 if TYPE_CHECKING:
@@ -80,29 +81,52 @@ _GRADING_OPTIONS = [
     click.option("--docs-url", metavar="URL", help="Base URL of the textbook for remediation links."),
     click.option("--only", multiple=True, metavar="ID", help="Run only these checks (ids or globs like 'cache.*'); "
                  "the others are left out of the score."),
+    click.option("--runtime", type=click.Choice(["local", "docker"]), default=None,
+                 help="Where the submission's code runs (its install, app, tests and seed): local (this machine, as "
+                 "your user, in a sandbox that is no security boundary) or docker (containers with no network, an "
+                 "unprivileged user, no capabilities, resource limits). Default: local for `check`; for `batch`, "
+                 "docker when an engine answers."),
+    click.option("--app-image", default=DEFAULT_APP_IMAGE, show_default=True,
+                 help="Image for --runtime docker: Python 3 with venv and pip."),
 ]
 
 
-def grading_options(command: Callable[..., None]) -> Callable[..., None]:
-    """Adds the shared grading options to a command, which receives them as `grading: GradeOptions`."""
+def grading_options(default_runtime: Callable[[], str]) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Adds the shared grading options to a command, which receives them as `grading: GradeOptions`;
+    `default_runtime` picks the runtime when --runtime is not given."""
 
-    @functools.wraps(command)
-    def with_grading(*args: Any, rubric: str, redis_backend: str, redis_image: str, env_kind: str,
-                     start_timeout: float, docs_url: str | None, only: tuple[str, ...], **kwargs: Any) -> None:
-        from grader.runner import GradeOptions
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(command)
+        def with_grading(*args: Any, rubric: str, redis_backend: str, redis_image: str, env_kind: str,
+                         start_timeout: float, docs_url: str | None, only: tuple[str, ...], runtime: str | None,
+                         app_image: str, **kwargs: Any) -> None:
+            from grader.runner import GradeOptions
 
-        grading = GradeOptions(rubric=rubric, redis=redis_backend, redis_image=redis_image, env=env_kind,
-                               start_timeout=start_timeout, docs_url=docs_url, only=only)
-        command(*args, grading=grading, **kwargs)
+            grading = GradeOptions(rubric=rubric, redis=redis_backend, redis_image=redis_image, env=env_kind,
+                                   start_timeout=start_timeout, docs_url=docs_url, only=only,
+                                   runtime=runtime or default_runtime(), app_image=app_image)
+            command(*args, grading=grading, **kwargs)
 
-    for option in reversed(_GRADING_OPTIONS):
-        with_grading = option(with_grading)
-    return with_grading
+        for option in reversed(_GRADING_OPTIONS):
+            with_grading = option(with_grading)
+        return with_grading
+
+    return decorate
+
+
+def _local() -> str:
+    return "local"  # a student or a CI job grades its own code
+
+
+def _batch_default() -> str:
+    from grader.runtime import default_batch_runtime
+
+    return default_batch_runtime()  # a class is strangers' code: containers when an engine answers, said loudly if not
 
 
 @main.command("check")
 @click.argument("path", type=click.Path(path_type=Path))
-@grading_options
+@grading_options(_local)
 @click.option("--min-grade", type=click.Choice(GRADE_ORDER), default="C", show_default=True,
               help="Exit 1 when the grade is below this.")
 @click.option("--app", "app_target", metavar="MODULE:ATTR", help="The FastAPI app, when detection picks the wrong one.")
@@ -189,7 +213,7 @@ def list_checks(rubric: str) -> None:
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=600.0, show_default=True,
               help="Seconds one submission may take in all (environment build included); then its grading is "
               "stopped and recorded as not graded.")
-@grading_options
+@grading_options(_batch_default)
 @click.option("--retry-errors", is_flag=True, help="Grade again the submissions an earlier run could not grade.")
 @click.option("--fresh", is_flag=True, help="Grade every submission again, ignoring earlier results.")
 @click.option("--shard", metavar="I/N", help="Grade only the I-th of N slices of the class (every N-th submission "

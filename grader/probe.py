@@ -1,11 +1,17 @@
-"""HTTP to the app from many virtual clients, each with its own loopback source address.
+"""HTTP to the app from many virtual clients, each with an address of its own (127.0.1.1, 127.0.1.2, ...).
 
-uvicorn trusts X-Forwarded-For from 127.0.0.1, so no virtual client ever uses it and none sends that header:
-the app sees each client's real source address (127.0.1.1, 127.0.1.2, ...) in request.client.host.
+How a client shows its address depends on the runtime (grader/runtime/base.py, ClientAddressing): locally it
+binds it as its source address (uvicorn trusts X-Forwarded-For from 127.0.0.1, so no client ever uses that
+one, and none sends the header); to an app in a container, reached over a Unix socket, it sends it in
+X-Forwarded-For. Either way the app sees it in request.client.host.
+
+Every exchange has a total deadline and a cap on the body it reads, so an app that streams forever or drips
+bytes costs a check its time, never the grading its progress.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 import time
@@ -13,6 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
+from grader import runtime
+from grader.runtime import ClientAddressing
+
+MAX_BODY = 1024 * 1024  # bytes read of a reply; the rest is dropped and the reply marked truncated
 
 # A connection that uvicorn closed (e.g. after a 500 raised from middleware) fails on reuse with one of these;
 # the request never reached the app, so sending it again on a fresh connection is safe.
@@ -28,6 +39,7 @@ class Reply:
     text: str
     elapsed: float
     error: str | None = None
+    truncated: bool = False  # the body was longer than MAX_BODY: `text` holds its beginning
 
     @property
     def body(self) -> Any:
@@ -58,10 +70,9 @@ class VirtualClient:
             verify=probe.tls,
             # A client follows redirects: `GET /products` answered 307 to `/products/` (a router's "/") is served.
             follow_redirects=True,
-            transport=httpx.AsyncHTTPTransport(
-                local_address=ip,
-                verify=probe.tls,
-                limits=httpx.Limits(max_connections=200, max_keepalive_connections=200),
+            headers=probe.addressing.headers(ip),
+            transport=probe.addressing.transport(
+                ip, verify=probe.tls, limits=httpx.Limits(max_connections=200, max_keepalive_connections=200)
             ),
         )
 
@@ -70,19 +81,26 @@ class VirtualClient:
         self.probe.peak_in_flight = max(self.probe.peak_in_flight, self.probe.in_flight)
         started = time.monotonic()
         try:
-            for attempt in (1, 2):
-                try:
-                    response = await self._http.request(method, path, **kwargs)
-                    return Reply(method, path, self.ip, response.status_code, response.text, time.monotonic() - started)
-                except _CONNECTION_GONE:
-                    if attempt == 2:
-                        raise
-        except httpx.TimeoutException:
+            # The total deadline: httpx's own timeout bounds each read, not a body that never ends.
+            return await asyncio.wait_for(self._exchange(method, path, started, **kwargs), self.probe.timeout)
+        except (httpx.TimeoutException, asyncio.TimeoutError):
             return Reply(method, path, self.ip, None, "", time.monotonic() - started, f"timed out after {self.probe.timeout:g} s")
         except httpx.HTTPError as exc:
             return Reply(method, path, self.ip, None, "", time.monotonic() - started, f"{type(exc).__name__}: {exc}")
         finally:
             self.probe.in_flight -= 1
+
+    async def _exchange(self, method: str, path: str, started: float, **kwargs: Any) -> Reply:
+        for attempt in (1, 2):
+            try:
+                async with self._http.stream(method, path, **kwargs) as response:
+                    body, truncated = await _capped_body(response)
+                    text = body.decode(response.encoding or "utf-8", errors="replace")
+                    return Reply(method, path, self.ip, response.status_code, text, time.monotonic() - started,
+                                 truncated=truncated)  # fmt: skip
+            except _CONNECTION_GONE:
+                if attempt == 2:
+                    raise
         raise AssertionError("unreachable")
 
     async def get(self, path: str, **kwargs: Any) -> Reply:
@@ -95,12 +113,24 @@ class VirtualClient:
         await self._http.aclose()
 
 
+async def _capped_body(response: httpx.Response) -> tuple[bytes, bool]:
+    """The body up to MAX_BODY bytes, and whether there was more (left unread: the connection is then closed)."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > MAX_BODY:
+            return bytes(body[:MAX_BODY]), True
+    return bytes(body), False
+
+
 class Probe:
     """Hands out virtual clients, each with an address no other client of this run has had."""
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0):
+    def __init__(self, base_url: str, *, timeout: float = 10.0, addressing: ClientAddressing | None = None):
         self.base_url = base_url
         self.timeout = timeout
+        # By default, the addressing of the grading's runtime (TCP source addresses outside a grading).
+        self.addressing = addressing if addressing is not None else runtime.current().addressing
         self.in_flight = 0
         self.peak_in_flight = 0
         self._next = 0

@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from grader import rubric as rubrics
-from grader.app import AppLaunch, AppStart, RunningApp
+from grader.app import AppLaunch, AppStart
 from grader.checking import Check, load_checks
-from grader.checkrun import in_rubric, redis_env, run_checks, selected
-from grader.environment import prepare_environment
+from grader.checkrun import in_rubric, run_checks, selected
 from grader.errors import GraderError
 from grader.outcome import CheckOutcome, failed, passed, skipped
 from grader.proxy import RedisProxy
@@ -29,6 +28,7 @@ from grader.quiz import add_quiz, submission_quiz
 from grader.quiz import load_settings as load_quiz_settings
 from grader.registry import Registry
 from grader.result import Submission, failed_to_grade, graded
+from grader.runtime import DEFAULT_APP_IMAGE, AppHandle, Runtime, activated, open_runtime
 from grader.services import RedisServer, start_redis, start_redis_in_background
 from grader.static import StaticFacts, analyze
 from grader.without_app import judge_without_app
@@ -49,6 +49,8 @@ class GradeOptions:
     request_timeout: float = 10.0
     docs_url: str | None = None
     only: tuple[str, ...] = field(default=())  # check ids or glob patterns ("cache.*"); empty = all
+    runtime: str = "local"  # local | docker: where the submission's code runs (grader/runtime/)
+    app_image: str = DEFAULT_APP_IMAGE  # the image the docker runtime runs it in
 
 
 def grade(path: Path, options: GradeOptions = GradeOptions(), registry: Registry | None = None) -> dict[str, Any]:
@@ -63,10 +65,13 @@ def grade(path: Path, options: GradeOptions = GradeOptions(), registry: Registry
         submission = Submission(workspace.name, str(workspace.source), workspace.commit)
         # Read before the app runs, so nothing the app does can change the answers.
         quiz = submission_quiz(workspace.root, workspace.name, rubric, quiz_settings, options.docs_url)
-        environment: dict[str, Any] = {"runtime": "local", "redis": None}
+        environment: dict[str, Any] = {"runtime": options.runtime, "redis": None}
         timings: dict[str, float] = {"workspace": time.monotonic() - started}
         try:
-            outcomes = _grade_workspace(workspace, rubric, checks, options, environment, timings)
+            # Chosen once for the whole grading; on exit it removes whatever it started, whatever happened.
+            with open_runtime(options.runtime, options.app_image) as runtime, activated(runtime):
+                environment.update(runtime.describe())
+                outcomes = _grade_workspace(workspace, rubric, checks, options, environment, timings, runtime)
         except GraderError as exc:
             result = failed_to_grade(
                 submission, rubric, str(exc), duration_s=time.monotonic() - started, environment=environment
@@ -101,6 +106,7 @@ def _grade_workspace(
     options: GradeOptions,
     environment: dict[str, Any],
     timings: dict[str, float],
+    runtime: Runtime,
 ) -> dict[str, CheckOutcome]:
     def lap(stage: str, since: float) -> float:
         now = time.monotonic()
@@ -113,7 +119,7 @@ def _grade_workspace(
         return _gate_closed(rubric, failed(workspace.problem or "no FastAPI app found", searched=str(workspace.name)))
 
     mark = lap("static", mark)
-    python_env = prepare_environment(workspace.root, options.env)
+    python_env = runtime.prepare(workspace.root, options.env)
     environment["python_env"] = python_env.description
     if python_env.ignored:
         environment["ignored_requirements"] = python_env.ignored
@@ -125,12 +131,9 @@ def _grade_workspace(
         if warnings:
             environment["warnings"] = warnings
         launch = AppLaunch(
-            python=python_env.python,
-            app_dir=workspace.entrypoint.app_dir,
-            target=workspace.entrypoint.target,
-            env=redis_env(proxy),
+            python=python_env.python, app_dir=workspace.entrypoint.app_dir, target=workspace.entrypoint.target
         )
-        with RunningApp(launch, start_timeout=options.start_timeout) as app:
+        with runtime.app(launch, proxy, start_timeout=options.start_timeout) as app:
             start = app.start()
             mark = lap("app_start", mark)
             gate = _app_starts(start, app, workspace)
@@ -200,7 +203,7 @@ def _redis_warnings(server: RedisServer, facts: StaticFacts) -> list[str]:
     return warnings
 
 
-def _app_starts(start: AppStart, app: RunningApp, workspace: Workspace) -> CheckOutcome:
+def _app_starts(start: AppStart, app: AppHandle, workspace: Workspace) -> CheckOutcome:
     assert workspace.entrypoint is not None
     if start.ready:
         return passed(

@@ -6,7 +6,8 @@ can find and kill even the ones that left the process group (double fork + setsi
 starts outlives stop().
 
 This is containment against accidents and sloppy code (a server that ignores SIGTERM, a forgotten
-background worker), not a security boundary: the code runs as the harness's user.
+background worker), not a security boundary: the code runs as the harness's user. The local runtime
+(grader/runtime/local.py) runs the submission here; the docker runtime runs it in confined containers.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import select
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 import weakref
@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from grader import procfs
 from grader.errors import GraderError
 from grader.lifeline import bound_to_grader
+from grader.tempdirs import make_owned_tempdir
 
 if TYPE_CHECKING:  # typing.Self is 3.11+; the package supports 3.10
     from typing_extensions import Self
@@ -174,7 +175,7 @@ class SandboxedProcess:
             raise RuntimeError("SandboxedProcess.start() called twice")
         if not self.cwd.is_dir():
             raise GraderError(f"cannot run {self.argv[0]}: working directory {self.cwd} does not exist")
-        self._home = tempfile.mkdtemp(prefix="redis-grader-home-")
+        self._home = str(make_owned_tempdir("redis-grader-home-"))
         try:
             self._proc = subprocess.Popen(
                 bound_to_grader(self.argv, _WRAPPER, str(ADDRESS_SPACE_LIMIT), str(NOFILE_LIMIT)),

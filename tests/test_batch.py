@@ -243,7 +243,7 @@ def test_error_document_has_the_result_shape(tmp_path: Path) -> None:
 def test_batch_usage_errors_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str) -> None:
     (tmp_path / "subs" / "alice").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(main, ["batch", *args])
+    result = CliRunner().invoke(main, ["batch", "--runtime", "local", *args])
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
@@ -310,7 +310,7 @@ def hang_dir(tmp_path: Path) -> Path:
 
 
 def _argv(subs: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "grader", "batch", str(subs), "--out", str(out), "--env", "current", "--redis",
+    return [sys.executable, "-m", "grader", "batch", "--runtime", "local", str(subs), "--out", str(out), "--env", "current", "--redis",
             "local", "--jobs", "2", "--only", "cache.*", "--rubric", str(subs.parent / "rubric.toml"), *extra]
 
 

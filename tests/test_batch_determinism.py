@@ -42,7 +42,7 @@ def test_three_batches_at_four_jobs_agree(tmp_path: Path) -> None:
     seen = []
     for run in range(RUNS):
         out = tmp_path / f"out{run}"
-        argv = [sys.executable, "-m", "grader", "batch", str(subs), "--out", str(out), "--jobs", "4",
+        argv = [sys.executable, "-m", "grader", "batch", "--runtime", "local", str(subs), "--out", str(out), "--jobs", "4",
                 "--env", "current", "--redis", "local"]
         done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=900,
                               check=False)

@@ -199,7 +199,7 @@ def test_a_roster_and_an_archive_class_are_graded_with_their_commit(tmp_path: Pa
     shutil.make_archive(str(archives / "carol"), "zip", SUBMISSIONS / "reference")
 
     def run(source: Path, out: Path) -> list[dict[str, str]]:
-        argv = [sys.executable, "-m", "grader", "batch", str(source), "--out", str(out), "--env", "current",
+        argv = [sys.executable, "-m", "grader", "batch", "--runtime", "local", str(source), "--out", str(out), "--env", "current",
                 "--redis", "local", "--jobs", "2", "--only", "cache.*", "--rubric", str(tmp_path / "rubric.toml")]
         done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=280,
                               check=False)

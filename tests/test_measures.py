@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import tomllib
 from conftest import ROOT
 
@@ -18,20 +17,6 @@ MAX_MODULE_LINES = 500
 MAX_COMPLEXITY = 15
 SIZED = ("grader", "checks")
 COMPLEXITY_SCOPE = ("grader", "checks", "bench", "tests")
-
-# Modules being split into smaller ones right now: what they exceed is reported as an expected failure instead of
-# a failure. Remove an entry once its module is within the limits (and the whole set when it is empty).
-PENDING_SPLIT = frozenset(
-    {
-        "grader/app.py",
-        "grader/batch.py",
-        "grader/proxy.py",
-        "grader/static.py",
-        "grader/workspace.py",
-        "checks/cache.py",
-    }
-)
-
 
 def ruff() -> Path:
     """The ruff installed with the grader (a pinned dependency), next to this interpreter."""
@@ -41,11 +26,7 @@ def ruff() -> Path:
 
 
 def judge(offenders: dict[str, list[str]]) -> None:
-    """Fail for an offender in a module not being split; expect failure for the ones that are."""
-    new = {path: found for path, found in offenders.items() if path not in PENDING_SPLIT}
-    assert not new, "\n".join(f"{path}: {item}" for path, found in sorted(new.items()) for item in found)
-    if offenders:
-        pytest.xfail("still to be split: " + "; ".join(f"{p}: {', '.join(f)}" for p, f in sorted(offenders.items())))
+    assert not offenders, "\n".join(f"{path}: {item}" for path, found in sorted(offenders.items()) for item in found)
 
 
 def test_the_complexity_limit_is_configured():

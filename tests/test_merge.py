@@ -130,7 +130,7 @@ def test_two_shards_merged_equal_the_unsharded_batch(tmp_path: Path) -> None:
     (tmp_path / "rubric.toml").write_text(RUBRIC)
 
     def run(out: Path, *extra: str) -> None:
-        argv = [sys.executable, "-m", "grader", "batch", str(subs), "--out", str(out), "--env", "current",
+        argv = [sys.executable, "-m", "grader", "batch", "--runtime", "local", str(subs), "--out", str(out), "--env", "current",
                 "--redis", "local", "--jobs", "2", "--only", "cache.*", "--rubric", str(tmp_path / "rubric.toml"),
                 *extra]
         done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=280,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from grader import __version__
 from grader import rubric as rubrics
 from grader.errors import UsageError
+from grader.runtime import DEFAULT_APP_IMAGE
 
 from . import sources
 from .integrity import signing_key
@@ -37,12 +38,15 @@ class BatchOptions:
     retry_errors: bool = False
     fresh: bool = False
     shard: tuple[int, int] | None = None  # (I, N): grade only the I-th of N slices of the class
+    runtime: str = "local"  # where each submission's code runs (grader/runtime/); `grader batch` picks docker when it can
+    app_image: str = DEFAULT_APP_IMAGE
 
     @classmethod
     def of(cls, grading: GradeOptions, **batch: Any) -> BatchOptions:
         """The batch's options around the ones every `grader check` child gets (the CLI declares them once)."""
         return cls(rubric=grading.rubric, redis=grading.redis, redis_image=grading.redis_image, env=grading.env,
-                   start_timeout=grading.start_timeout, docs_url=grading.docs_url, only=grading.only, **batch)
+                   start_timeout=grading.start_timeout, docs_url=grading.docs_url, only=grading.only,
+                   runtime=grading.runtime, app_image=grading.app_image, **batch)
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,8 @@ def check_argv(sub: SubmissionDir, options: BatchOptions, result_fd: int) -> lis
         "--redis-image", options.redis_image,
         "--env", options.env,
         "--start-timeout", f"{options.start_timeout:g}",
+        "--runtime", options.runtime,
+        "--app-image", options.app_image,
         "--result-fd", str(result_fd),
     ]  # fmt: skip
     if options.docs_url:

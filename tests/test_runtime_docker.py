@@ -1,0 +1,206 @@
+"""The docker runtime for real: submissions graded in containers get the same outcomes as on the local runtime,
+and the containers are confined (no network, an unprivileged user without capabilities, a read-only venv and
+submission) and all removed afterwards.
+
+The app image is PYTHON_IMAGE (default local/python:3.11-bookworm, see DESIGN.md §7)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REDIS_IMAGE, SUBMISSIONS, require
+
+from grader import procfs
+from grader.app import AppLaunch
+from grader.ports import free_port
+from grader.probe import Probe
+from grader.proxy import RedisProxy
+from grader.runner import GradeOptions, grade
+from grader.runtime import activated, open_runtime
+from grader.runtime.containers import ENV_DIR, RELAY_SOURCE, write_job
+from grader.runtime.docker import BASE_URL, DockerRuntime
+from grader.runtime.forward import Forwarders
+from grader.services import OWNER_LABEL, find_local_redis_server, start_redis
+
+APPS = Path(__file__).resolve().parent / "apps"
+PYTHON_IMAGE = os.environ.get("PYTHON_IMAGE", "local/python:3.11-bookworm")
+REDIS = "local" if find_local_redis_server() else "docker"
+
+# Run inside a container by the tests below: prints what it can and cannot do, as JSON.
+PROBE_INSIDE = r"""
+import json, os, socket, sys
+found = {"uid": os.getuid(), "interfaces": sorted(os.listdir("/sys/class/net"))}
+found["cap_eff"] = [l.split()[1] for l in open("/proc/self/status") if l.startswith("CapEff")][0]
+try:
+    socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=3).close()
+    found["host_server"] = "connected"
+except OSError as exc:
+    found["host_server"] = type(exc).__name__
+for name, path in (("env_write", sys.argv[2] + "/written-by-the-submission"), ("workspace_write", "written.txt")):
+    try:
+        open(path, "w").close()
+        found[name] = "written"
+    except OSError as exc:
+        found[name] = exc.strerror
+print(json.dumps(found))
+"""
+
+
+@pytest.fixture(scope="module")
+def app_image(docker_engine: None) -> str:  # every test that uses it is marked `docker`
+    import docker
+
+    client = docker.from_env(timeout=120)
+    try:
+        try:
+            client.images.get(PYTHON_IMAGE)
+        except docker.errors.ImageNotFound:
+            require(False, f"no image {PYTHON_IMAGE} (build it with ../shared/ci/python-image)")
+        try:  # an image imported from a 0700 root directory cannot run as an unprivileged user
+            client.containers.run(PYTHON_IMAGE, ["/bin/sh", "-c", "true"], user="65534:65534", network_mode="none",
+                                  remove=True)  # fmt: skip
+        except docker.errors.APIError as exc:
+            require(False, f"{PYTHON_IMAGE} cannot run as an unprivileged user (is its / mode 0700?): {exc}")
+    finally:
+        client.close()
+    return PYTHON_IMAGE
+
+
+def _ours() -> list[str]:
+    import docker
+
+    client = docker.from_env(timeout=30)
+    try:
+        owner = f"{OWNER_LABEL}={procfs.identity(os.getpid())}"
+        return [c.name for c in client.containers.list(all=True, filters={"label": owner})]
+    finally:
+        client.close()
+
+
+def _graded(name: str, runtime: str, image: str) -> dict:
+    options = GradeOptions(runtime=runtime, app_image=image, redis=REDIS, redis_image=REDIS_IMAGE, env="current")
+    return grade(SUBMISSIONS / name, options)
+
+
+def _outcomes(result: dict) -> dict[str, str]:
+    return {c["id"]: c["outcome"] for c in result["checks"]}
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+@pytest.mark.parametrize("name", ["reference", "ratelimit-get-set", "sync-client", "hardcoded-redis-url"])
+def test_a_submission_gets_the_same_outcomes_in_both_runtimes(name: str, app_image: str) -> None:
+    in_docker = _graded(name, "docker", app_image)
+    assert in_docker["status"] == "graded", in_docker
+    assert in_docker["environment"]["runtime"] == "docker"
+    assert in_docker["environment"]["app_image"] == app_image
+    assert _ours() == []  # every container of the grading is gone
+    local = _graded(name, "local", app_image)
+    assert local["environment"]["runtime"] == "local"
+    assert _outcomes(in_docker) == _outcomes(local)
+    if name == "reference":
+        assert in_docker["grade"] == "S", _outcomes(in_docker)
+
+
+@pytest.mark.docker
+def test_the_app_and_its_commands_are_confined(app_image: str, tmp_path: Path) -> None:
+    root = tmp_path / "hello"
+    shutil.copytree(APPS / "hello", root)
+    host_server = socket.create_server(("127.0.0.1", 0))  # nothing in a container may reach it
+    host_server.setblocking(False)
+    port = str(host_server.getsockname()[1])
+    with (
+        host_server,
+        start_redis(REDIS, REDIS_IMAGE) as server,
+        RedisProxy(server.host, server.port) as proxy,
+        open_runtime("docker", app_image) as runtime,
+        activated(runtime),
+    ):
+        assert isinstance(runtime, DockerRuntime)
+        env = runtime.prepare(root, "isolated")
+        with runtime.app(AppLaunch(python=env.python, app_dir=root, target="main:app"), proxy, start_timeout=60) as app:
+            start = app.start()
+            assert start.ready, app.log_tail()
+            _assert_confined(app.container.attrs)
+            # From inside the app's own container.
+            code, output = app.container.exec_run(["python", "-c", PROBE_INSIDE, port, ENV_DIR], workdir=str(root))
+            assert code == 0, output
+            _assert_no_way_out(json.loads(output.decode().strip().splitlines()[-1]))
+            # The probe reaches the app over its socket; the app sees each client's address.
+            probe = Probe(BASE_URL)
+            reply = asyncio.run(_get_and_close(probe, "/who"))
+            assert reply.status == 200, reply
+            redis_url = runtime.redis_env(proxy)["REDIS_URL"]
+            assert reply.body == {"path": "who", "client": "127.0.1.1", "redis_url": redis_url}
+            assert ":6379/" not in redis_url  # an app that ignores REDIS_URL must not find Redis at its default
+        # A command of the submission's (ctx.run) in a container of its own, its Redis relayed to the proxy.
+        run = runtime.runner(proxy, env.python, root)
+        done = asyncio.run(run([env.python, "-c", PROBE_INSIDE, port, ENV_DIR], timeout=120))
+        assert done.returncode == 0, done.output
+        _assert_no_way_out(json.loads(done.output.strip().splitlines()[-1]))
+        mark = proxy.trace.mark()
+        ping = "import os, redis; print(redis.Redis.from_url(os.environ['REDIS_URL']).ping())"
+        done = asyncio.run(run([env.python, "-c", ping], timeout=120))
+        assert done.returncode == 0 and done.output.strip() == "True", done.output
+        assert [c.name for c in proxy.trace.since(mark)][-1] == "PING"  # through the relay and the proxy
+        with pytest.raises(BlockingIOError):
+            host_server.accept()  # no container ever connected
+    assert _ours() == []
+
+
+async def _get_and_close(probe: Probe, path: str):
+    try:
+        return await probe.client().get(path)
+    finally:
+        await probe.aclose()
+
+
+def _assert_confined(attrs: dict) -> None:
+    host = attrs["HostConfig"]
+    assert host["NetworkMode"] == "none"
+    assert all(not net.get("IPAddress") for net in attrs["NetworkSettings"]["Networks"].values())
+    assert attrs["Config"]["User"] == "65534:65534"
+    assert host["CapDrop"] == ["ALL"] and "no-new-privileges" in host["SecurityOpt"]
+    assert host["ReadonlyRootfs"] is True
+    assert host["Memory"] > 0 and host["PidsLimit"] > 0 and host["NanoCpus"] > 0
+    assert not any("docker.sock" in (m.get("Source") or "") for m in attrs["Mounts"])
+    assert all(not key.startswith(("REDIS_GRADER", "GITHUB", "CI=")) for key in attrs["Config"]["Env"])
+
+
+def _assert_no_way_out(found: dict) -> None:
+    assert found["uid"] == 65534
+    assert found["cap_eff"] == "0000000000000000"
+    assert found["interfaces"] == ["lo"]  # no interface but loopback: no route anywhere
+    assert found["host_server"] == "ConnectionRefusedError"  # its loopback is not the host's
+    assert found["env_write"] == "Read-only file system"
+    assert found["workspace_write"] == "Read-only file system"
+
+
+@pytest.mark.skipif(find_local_redis_server() is None, reason="needs a local redis-server")
+def test_the_relay_and_the_forwarder_carry_redis_to_the_proxy(tmp_path: Path) -> None:
+    # Both halves of a container's way to Redis, run here without a container: the relay listens on TCP and
+    # pipes to a Unix socket, where the forwarder takes over to the proxy; the job's exit code comes back.
+    port = free_port()
+    ping = "import os, sys, redis; print(redis.Redis.from_url(os.environ['REDIS_URL']).ping()); sys.exit(3)"
+    with start_redis("local") as server, RedisProxy(server.host, server.port) as proxy:
+        forwarders = Forwarders().start()
+        try:
+            forwarders.add(tmp_path / "redis.sock", proxy.host, proxy.port)
+            write_job(tmp_path, [sys.executable, "-c", ping], str(tmp_path), {"REDIS_URL": f"redis://127.0.0.1:{port}/0"})
+            done = subprocess.run(
+                [sys.executable, str(RELAY_SOURCE), str(tmp_path / "redis.sock"), str(port), "--job", str(tmp_path / "job.json")],
+                capture_output=True, text=True, timeout=60, check=False,
+            )
+        finally:
+            forwarders.stop()
+        assert done.returncode == 3, done.stderr
+        assert done.stdout.strip() == "True"
+        assert [c.name for c in proxy.trace.all()][-1] == "PING"
