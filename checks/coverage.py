@@ -7,7 +7,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from checks.quality import HINT_WRITE_TESTS, find_test_files, tests_dir
+from checks.quality import HINT_WRITE_TESTS, find_test_files, no_tests_evidence, tests_dir
 from grader.api import CheckContext, CheckOutcome, CheckSettings, check, error, failed, passed
 
 MAX_REPORT_BYTES = 5_000_000  # coverage's JSON report is data the grader reads: a bigger one is not trusted
@@ -67,7 +67,8 @@ async def coverage(ctx: CheckContext[CoverageSettings]) -> CheckOutcome:
     root = ctx.workspace.root
     found = find_test_files(root)
     if not found:
-        return failed("the submission has no tests of its own, so they cover none of its code", hint=HINT_WRITE_TESTS)
+        return failed("the submission has no tests of its own, so they cover none of its code", hint=HINT_WRITE_TESTS,
+                      **no_tests_evidence(root))
     threshold = ctx.settings.threshold
     source = ctx.app_dir  # the folder the app runs from: its package and modules, the tests left out
     cwd = tests_dir(root, ctx.app_dir, found)
@@ -81,6 +82,9 @@ async def coverage(ctx: CheckContext[CoverageSettings]) -> CheckOutcome:
                                        or ".", "output_tail": _tail(run.output)}
         if run.timed_out:
             return failed(f"the test suite did not finish within {ctx.settings.timeout:g} s under coverage",
+                          **evidence)
+        if "No module named pytest" in run.output:
+            return failed("pytest is not installed in the submission's environment: add pytest to requirements.txt",
                           **evidence)
         if "No module named coverage" in run.output:
             return error("coverage is not installed in the submission's environment (the grader installs it)",

@@ -92,6 +92,13 @@ async def lint(ctx: CheckContext[LintSettings]) -> CheckOutcome:
     return error(f"ruff could not run (exit code {run.returncode})", output_tail=_tail(run.output))
 
 
+def no_tests_evidence(root: Path) -> dict[str, object]:
+    """What was searched, and the Python files there are instead: a student sees why none counted as a test."""
+    files = [path.relative_to(root).as_posix() for path in python_files(root)]
+    return {"looked_for": "test_*.py and *_test.py outside virtualenvs, hidden folders and generated files",
+            "python_files": files[:20] or ["(none)"]}
+
+
 def find_test_files(root: Path) -> list[Path]:
     """The submission's own test modules (test_*.py, *_test.py), by the same rule as every reader of its code."""
     return list(python_files(root, keep=is_test_file))
@@ -116,7 +123,7 @@ async def tests(ctx: CheckContext) -> CheckOutcome:
     if not found:
         # The course asks for tests: a submission without any has not met that part of the assignment.
         return failed("the submission has no tests of its own (no test_*.py or *_test.py file)",
-                      hint=HINT_WRITE_TESTS)
+                      hint=HINT_WRITE_TESTS, **no_tests_evidence(root))
     cwd = tests_dir(root, ctx.app_dir, found)
     timeout = ctx.settings.timeout
     run = await ctx.run([ctx.python, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"], timeout=timeout, cwd=cwd)
