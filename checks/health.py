@@ -1,13 +1,56 @@
-"""GET /health pings Redis, and says so honestly when Redis is gone."""
+"""GET /health pings Redis, and says so when Redis is gone: at all (basic), and deliberately (advanced)."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
-from grader.api import CheckContext, CheckOutcome, check, commands_text, failed, passed, requests_text
+from grader.api import (
+    CheckContext,
+    CheckOutcome,
+    Reply,
+    VirtualClient,
+    check,
+    commands_text,
+    failed,
+    passed,
+    requests_text,
+)
 
+ROUTE = "/health"
 # How long /health may take to answer while Redis is unreachable before it counts as hanging.
 DOWN_ANSWER_TIMEOUT = 8.0
+# Words of a body that says what is down (case-insensitive): Redis named, or the state named.
+NAMES_REDIS = ("redis",)
+
+
+@dataclass
+class DownAnswer:
+    reply: Reply | None  # None: no answer within DOWN_ANSWER_TIMEOUT
+    evidence: dict[str, object]
+
+    @property
+    def hangs(self) -> bool:
+        return self.reply is None or self.reply.error is not None or self.reply.elapsed > DOWN_ANSWER_TIMEOUT
+
+
+async def answer_while_down(ctx: CheckContext, client: VirtualClient, up: Reply) -> DownAnswer:
+    """GET /health while the app's Redis connections are closed and new ones refused."""
+    with ctx.proxy.unreachable():
+        try:
+            down: Reply | None = await asyncio.wait_for(client.get(ROUTE), DOWN_ANSWER_TIMEOUT + 2)
+        except asyncio.TimeoutError:
+            down = None
+    evidence: dict[str, object] = {"requests": requests_text([up] + ([down] if down else [])),
+                                   "healthy_body": up.text[:300]}
+    if down is not None:
+        evidence["unhealthy_body"] = down.text[:300]
+    return DownAnswer(down, evidence)
+
+
+def _hangs(down: DownAnswer) -> CheckOutcome:
+    return failed(f"with Redis unreachable GET {ROUTE} gave no answer within {DOWN_ANSWER_TIMEOUT:g} s (it hangs)",
+                  **down.evidence)
 
 
 @check(
@@ -19,39 +62,58 @@ DOWN_ANSWER_TIMEOUT = 8.0
 async def redis_ping(ctx: CheckContext) -> CheckOutcome:
     client = ctx.probe.client()
     with ctx.trace.recording() as commands:
-        up = await client.get("/health")
+        up = await client.get(ROUTE)
     if up.status != 200:
         return failed(
-            f"GET /health answered {up.status if up.error is None else up.error} while Redis was up, expected 200",
+            f"GET {ROUTE} answered {up.status if up.error is None else up.error} while Redis was up, expected 200",
             requests=[str(up)], body=up.text[:300], redis=commands_text(commands),
         )
     if not any(c.name == "PING" for c in commands):
         return failed(
-            "GET /health answered 200 but sent no PING to Redis, so it cannot know whether Redis is up",
+            f"GET {ROUTE} answered 200 but sent no PING to Redis, so it cannot know whether Redis is up",
             requests=[str(up)], redis=commands_text(commands) or ["(no command)"],
         )
-
-    with ctx.proxy.unreachable():
-        try:
-            down = await asyncio.wait_for(client.get("/health"), DOWN_ANSWER_TIMEOUT + 2)
-        except asyncio.TimeoutError:
-            down = None
-    evidence = {"requests": requests_text([up] + ([down] if down else [])), "healthy_body": up.text[:300]}
-    if down is None or down.error is not None or down.elapsed > DOWN_ANSWER_TIMEOUT:
-        return failed(
-            f"with Redis unreachable GET /health gave no answer within {DOWN_ANSWER_TIMEOUT:g} s (it hangs)",
-            **evidence,
-        )
-    evidence["unhealthy_body"] = down.text[:300]
-    if down.status == 500:
-        return failed(
-            "with Redis unreachable GET /health answered 500 (an unhandled error): catch the Redis error and "
-            "answer 503 with the status (a rate-limit middleware that lets the Redis error escape causes this too)",
-            **evidence,
-        )
-    if down.status == 200 and down.text == up.text:
-        return failed("with Redis unreachable GET /health still reports healthy (same 200 answer)", **evidence)
+    down = await answer_while_down(ctx, client, up)
+    if down.hangs:
+        return _hangs(down)
+    assert down.reply is not None
+    if down.reply.status == 200 and down.reply.text == up.text:
+        return failed(f"with Redis unreachable GET {ROUTE} still reports healthy (same 200 answer)", **down.evidence)
+    note = ""
+    if down.reply.status == 500:
+        # The promise of this check - it pings Redis and reports it down - is kept; answering with a deliberate
+        # 503 instead of an unhandled error is health.graceful's.
+        note = " (an unhandled error: it reports Redis down, but a deliberate 503 is better - see health.graceful)"
     return passed(
-        f"GET /health pings Redis (200 while up) and answers {down.status} while Redis is unreachable",
-        **evidence,
+        f"GET {ROUTE} pings Redis (200 while up) and answers {down.reply.status} while Redis is unreachable{note}",
+        **down.evidence,
     )
+
+
+@check(
+    "health.graceful",
+    title="With Redis unreachable, GET /health answers a deliberate 503 that says Redis is down",
+    level="advanced",
+    requires=("app.uses_redis_url",),
+)
+async def graceful(ctx: CheckContext) -> CheckOutcome:
+    # Every request goes through the app's middleware, the rate limiter's included: a limiter that lets the
+    # Redis error escape turns /health into a 500 before /health runs at all.
+    client = ctx.probe.client()
+    up = await client.get(ROUTE)
+    down = await answer_while_down(ctx, client, up)
+    if down.hangs:
+        return _hangs(down)
+    reply = down.reply
+    assert reply is not None
+    if reply.status == 500:
+        return failed(
+            f"with Redis unreachable GET {ROUTE} answered 500 (an unhandled error): catch the Redis error and "
+            "answer 503 saying Redis is down (a rate-limit middleware that lets the Redis error escape causes this "
+            "too)", **down.evidence)
+    if reply.status != 503:
+        return failed(f"with Redis unreachable GET {ROUTE} answered {reply.status}, expected a 503", **down.evidence)
+    if not any(word in reply.text.lower() for word in NAMES_REDIS):
+        return failed(f"with Redis unreachable GET {ROUTE} answered 503, but its body does not say what is down "
+                      f"(no mention of Redis): {reply.text[:120]!r}", **down.evidence)
+    return passed(f"with Redis unreachable GET {ROUTE} answered 503: {reply.text[:120]}", **down.evidence)

@@ -19,7 +19,6 @@ from grader.api import (
     is_test_file,
     passed,
     python_files,
-    skipped,
 )
 
 MAX_FINDINGS = 20
@@ -28,6 +27,8 @@ _FINDING = re.compile(r"^(?P<path>.+?):(?P<line>\d+):(?P<col>\d+): (?P<rest>.+)$
 # pytest's exit codes.
 _NO_TESTS_COLLECTED = 5
 _OUTPUT_TAIL = 30
+HINT_WRITE_TESTS = ("Write tests of your own: a tests/test_api.py whose test_* functions call your endpoints "
+                    "(httpx.AsyncClient with ASGITransport, or FastAPI's TestClient) and assert what they answer.")
 
 
 def _tail(output: str, lines: int = _OUTPUT_TAIL) -> list[str]:
@@ -91,6 +92,13 @@ async def lint(ctx: CheckContext[LintSettings]) -> CheckOutcome:
     return error(f"ruff could not run (exit code {run.returncode})", output_tail=_tail(run.output))
 
 
+def no_tests_evidence(root: Path) -> dict[str, object]:
+    """What was searched, and the Python files there are instead: a student sees why none counted as a test."""
+    files = [path.relative_to(root).as_posix() for path in python_files(root)]
+    return {"looked_for": "test_*.py and *_test.py outside virtualenvs, hidden folders and generated files",
+            "python_files": files[:20] or ["(none)"]}
+
+
 def find_test_files(root: Path) -> list[Path]:
     """The submission's own test modules (test_*.py, *_test.py), by the same rule as every reader of its code."""
     return list(python_files(root, keep=is_test_file))
@@ -113,7 +121,9 @@ async def tests(ctx: CheckContext) -> CheckOutcome:
     root = ctx.workspace.root
     found = find_test_files(root)
     if not found:
-        return skipped("the submission has no tests of its own (no test_*.py)", applicable=False)
+        # The course asks for tests: a submission without any has not met that part of the assignment.
+        return failed("the submission has no tests of its own (no test_*.py or *_test.py file)",
+                      hint=HINT_WRITE_TESTS, **no_tests_evidence(root))
     cwd = tests_dir(root, ctx.app_dir, found)
     timeout = ctx.settings.timeout
     run = await ctx.run([ctx.python, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"], timeout=timeout, cwd=cwd)
@@ -133,7 +143,8 @@ async def tests(ctx: CheckContext) -> CheckOutcome:
         return failed("pytest is not installed in the submission's environment: add pytest to requirements.txt",
                       **evidence)
     if run.returncode == _NO_TESTS_COLLECTED:
-        return skipped("pytest collected no tests from the submission's test files", applicable=False, **evidence)
+        return failed("pytest collected no tests from the submission's test files (no test_* functions?)",
+                      hint=HINT_WRITE_TESTS, **evidence)
     summary = next((line for line in reversed(_tail(run.output)) if "failed" in line or "error" in line.lower()),
                    f"exit code {run.returncode}")
     return failed(f"the submission's tests fail: {summary.strip('= ')}", **evidence)

@@ -46,8 +46,8 @@ else:  # pragma: no cover - 3.10
 
 KINDS = ("isolated", "current")
 DEFAULT_PACKAGES = ("fastapi", "uvicorn", "redis")  # when the submission declares nothing
-ALWAYS = ("uvicorn",)  # the harness starts the app with `python -m uvicorn`
-CACHE_FORMAT = "2"  # bump to invalidate every cached environment after a change in how they are built
+ALWAYS = ("uvicorn", "coverage")  # `python -m uvicorn` starts the app; quality.coverage measures its tests
+CACHE_FORMAT = "3"  # bump to invalidate every cached environment after a change in how they are built
 COMPLETE_MARKER = ".redis-grader-complete"
 MANIFEST = ".redis-grader-manifest.json"
 NO_BYTECODE_PTH = "redis_grader_no_bytecode.pth"

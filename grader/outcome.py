@@ -36,6 +36,11 @@ class CheckOutcome:
     # left out of max_score; one skipped because something it needs failed still counts against it.
     applicable: bool = True
     duration_s: float = 0.0  # set by the runner
+    # What the student should do next follows what was seen: a check that observed something other than the
+    # defect its rubric hint describes names its own hint, and the textbook sections that teach that fix
+    # (ids of the rubric's [sections]; () for none). None keeps the rubric's.
+    hint: str | None = None
+    sections: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         self.outcome = Outcome(self.outcome)  # a plain "passed" is accepted, and checked
@@ -45,12 +50,14 @@ def passed(message: str, **evidence: Any) -> CheckOutcome:
     return CheckOutcome(Outcome.PASSED, message, evidence)
 
 
-def failed(message: str, **evidence: Any) -> CheckOutcome:
-    return CheckOutcome(Outcome.FAILED, message, evidence)
+def failed(message: str, *, hint: str | None = None, sections: tuple[str, ...] | None = None,
+           **evidence: Any) -> CheckOutcome:
+    return CheckOutcome(Outcome.FAILED, message, evidence, hint=hint, sections=sections)
 
 
-def error(message: str, **evidence: Any) -> CheckOutcome:
-    return CheckOutcome(Outcome.ERROR, message, evidence)
+def error(message: str, *, hint: str | None = None, sections: tuple[str, ...] | None = None,
+          **evidence: Any) -> CheckOutcome:
+    return CheckOutcome(Outcome.ERROR, message, evidence, hint=hint, sections=sections)
 
 
 def skipped(message: str, *, applicable: bool = True, **evidence: Any) -> CheckOutcome:

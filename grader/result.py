@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import platform
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,9 @@ def check_record(check: Check, outcome: CheckOutcome, rubric: Rubric, docs_url: 
     assert entry is not None
     earned, _ = points_for(entry, outcome)
     to_fix = outcome.outcome in (Outcome.FAILED, Outcome.ERROR)
+    if outcome.sections is not None:  # the outcome names the sections that teach what it saw
+        entry = replace(entry, sections=tuple(s for s in outcome.sections if s in rubric.sections))
+    hint = entry.hint if outcome.hint is None else outcome.hint
     return {
         "id": check.id,
         "title": check.title,
@@ -40,7 +43,7 @@ def check_record(check: Check, outcome: CheckOutcome, rubric: Rubric, docs_url: 
         "applicable": outcome.applicable,
         "message": outcome.message,
         "evidence": outcome.evidence,
-        "hint": entry.hint if to_fix else "",
+        "hint": hint if to_fix else "",
         "remediation": rubric.remediation(entry, docs_url) if to_fix else [],
         "duration_s": outcome.duration_s,
         "visibility": entry.visibility,
