@@ -62,7 +62,8 @@ def _tail(output: str) -> list[str]:
 
 
 @check("quality.coverage", title="The submission's own tests cover enough of the app's code", level="advanced",
-       timeout=150.0, requires=("app.uses_redis_url",), isolated=True, settings=CoverageSettings)
+       timeout=150.0, requires=("app.uses_redis_url",), isolated=True, settings=CoverageSettings,
+       requirement="Your own tests cover at least {threshold} % of the lines of your app's code (measured by the grader with coverage.py)")
 async def coverage(ctx: CheckContext[CoverageSettings]) -> CheckOutcome:
     root = ctx.workspace.root
     found = find_test_files(root)

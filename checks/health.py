@@ -58,7 +58,7 @@ def _hangs(down: DownAnswer) -> CheckOutcome:
     title="GET /health pings Redis and reports it down when unreachable",
     level="basic",
     requires=("app.uses_redis_url",),
-)
+    requirement='`GET /health` sends Redis a `PING` and answers 200 while Redis is up; while Redis is unreachable it answers within 8 seconds with a status that is not 2xx (or a body that says Redis is down)')
 async def redis_ping(ctx: CheckContext) -> CheckOutcome:
     client = ctx.probe.client()
     with ctx.trace.recording() as commands:
@@ -95,7 +95,7 @@ async def redis_ping(ctx: CheckContext) -> CheckOutcome:
     title="With Redis unreachable, GET /health answers a deliberate 503 that says Redis is down",
     level="advanced",
     requires=("app.uses_redis_url",),
-)
+    requirement='While Redis is unreachable, `GET /health` answers a deliberate `503` whose body names what is down (not an unhandled 500), even with the rate limiter in front of it')
 async def graceful(ctx: CheckContext) -> CheckOutcome:
     # Every request goes through the app's middleware, the rate limiter's included: a limiter that lets the
     # Redis error escape turns /health into a 500 before /health runs at all.

@@ -57,7 +57,8 @@ class LintSettings(CheckSettings):
 
 
 @check("quality.lint", title="ruff check finds no errors", level="advanced", timeout=60.0, isolated=True,
-       settings=LintSettings)
+       settings=LintSettings,
+       requirement='`ruff check` with the rules {select} finds nothing in your Python files (`# noqa` comments and ruff settings of your own are ignored)')
 async def lint(ctx: CheckContext[LintSettings]) -> CheckOutcome:
     select = list(ctx.settings.select)
     rules = ",".join(select)
@@ -116,7 +117,8 @@ def tests_dir(root: Path, app_dir: Path, tests: list[Path]) -> Path:
 # Its tests run against the harness's Redis through REDIS_URL; an app that ignores REDIS_URL would test against
 # whatever happens to listen on localhost:6379, and the verdict would depend on the machine.
 @check("quality.tests", title="The submission's own pytest suite passes", level="advanced", timeout=120.0,
-       requires=("app.uses_redis_url",), isolated=True)
+       requires=("app.uses_redis_url",), isolated=True,
+       requirement='Your own pytest suite (`python -m pytest`, with `pytest` in your requirements) has tests and passes against the Redis at `REDIS_URL`')
 async def tests(ctx: CheckContext) -> CheckOutcome:
     root = ctx.workspace.root
     found = find_test_files(root)

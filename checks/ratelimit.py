@@ -103,7 +103,8 @@ HINT_TOO_LATE = "Answer 429 from the 11th request within a minute: refuse when t
 
 
 @check("ratelimit.threshold", title="Requests 1-10 from one client pass, the 11th gets 429", level="basic",
-       requires=("app.uses_redis_url",))
+       requires=("app.uses_redis_url",),
+       requirement='More than 10 requests a minute from one IP get `429 Too Many Requests`: requests 1-10 are served, the 11th is refused')
 async def threshold(ctx: CheckContext) -> CheckOutcome:
     burst = await blocked_burst(ctx)
     problem = _threshold_problem(burst)
@@ -170,7 +171,8 @@ async def own_limit(ctx: CheckContext) -> OwnLimit:
 
 
 @check("ratelimit.per_ip", title="While one client is blocked, another IP is still served", level="basic",
-       requires=("app.uses_redis_url",))
+       requires=("app.uses_redis_url",),
+       requirement='The limit counts each client IP on its own: while one IP is blocked, another is served')
 async def per_ip(ctx: CheckContext) -> CheckOutcome:
     limit = await own_limit(ctx)
     why = limit.unjudgeable("per-client counting")
@@ -190,7 +192,8 @@ async def per_ip(ctx: CheckContext) -> CheckOutcome:
 
 
 @check("ratelimit.window", title="The counter expires within 60 s and the client is served again",
-       level="basic", requires=("app.uses_redis_url",))
+       level="basic", requires=("app.uses_redis_url",),
+       requirement='The counter has a TTL of at most 60 seconds from the first request, after which the client is served again')
 async def window(ctx: CheckContext) -> CheckOutcome:
     client = ctx.probe.client()
     with ctx.trace.recording() as seen:
@@ -232,7 +235,8 @@ async def _judge_window(ctx: CheckContext, client: VirtualClient, seen: Sequence
 
 
 @check("ratelimit.key_format", title="The counter key is rate:ip:<ip>", level="basic",
-       requires=("app.uses_redis_url",))
+       requires=("app.uses_redis_url",),
+       requirement='The counter key is `rate:ip:<ip>`')
 async def key_format(ctx: CheckContext) -> CheckOutcome:
     client = ctx.probe.client()
     with ctx.trace.recording() as commands:
@@ -273,7 +277,8 @@ def _separate(commands: list[Command], ip: str) -> list[Command]:
 
 
 @check("ratelimit.lua", title="The check-and-increment runs as one Lua script per request", level="advanced",
-       requires=("app.uses_redis_url",))
+       requires=("app.uses_redis_url",),
+       requirement='The check-and-increment runs as one Lua script (`EVAL`, `EVALSHA` or `FCALL`) per request, not as separate `INCR`/`GET`/`SET`/`EXPIRE` commands')
 async def lua(ctx: CheckContext) -> CheckOutcome:
     client = ctx.probe.client()
     per_request: list[tuple[Reply, list[Command]]] = []
@@ -329,7 +334,8 @@ HINT_FEWER_UNDER_LOAD = ("Under concurrent load the limiter served fewer request
 
 @check("ratelimit.atomic_under_load",
        title="50 concurrent requests from one IP: as many served as when sent one by one, the rest refused",
-       level="advanced", requires=("app.uses_redis_url",), timing=True)
+       level="advanced", requires=("app.uses_redis_url",), timing=True,
+       requirement='50 concurrent requests from one IP get exactly as many served as when sent one by one (10), the rest `429`: no race between reading and writing the counter')
 async def atomic_under_load(ctx: CheckContext) -> CheckOutcome:
     # The limit the app enforces on sequential requests is the yardstick: an atomic limiter serves exactly as
     # many when they arrive at once, whatever that limit is (ratelimit.threshold judges whether it is 10).
@@ -391,7 +397,8 @@ async def _with_lost_expiry(ctx: CheckContext, client: VirtualClient,
 
 
 @check("ratelimit.crash_safe", title="A lost EXPIRE never leaves a counter without a TTL", level="advanced",
-       requires=("app.uses_redis_url",))
+       requires=("app.uses_redis_url",),
+       requirement='A counter never lives without a TTL, even when the expiry after the increment is lost (set both in one script)')
 async def crash_safe(ctx: CheckContext) -> CheckOutcome:
     client = ctx.probe.client()
     ip = client.ip

@@ -459,7 +459,7 @@ def prepare_environment(
         packages = list(ALWAYS)
         source = ", ".join(str(path.relative_to(root)) for path in files)
     else:
-        packages = list(DEFAULT_PACKAGES)
+        packages = [*DEFAULT_PACKAGES, *(p for p in ALWAYS if p not in DEFAULT_PACKAGES)]
         found = ", ".join(str(path.relative_to(root)) for path in files)
         source = (f"{found} lists no packages" if files else "no requirements file") + ": " + ", ".join(packages)
 

@@ -35,6 +35,10 @@ from grader.without_app import judge_without_app
 from grader.workspace import Workspace, open_workspace
 
 APP_STARTS = "app.starts"
+IMPORT_HINT = (
+    "Start the app yourself from the folder it runs from (cd backend && uvicorn app.main:app) and fix the import "
+    "it names: the module path, a missing __init__.py, or a package missing from requirements.txt."
+)
 
 
 @dataclass(frozen=True)
@@ -215,11 +219,16 @@ def _app_starts(start: AppStart, app: AppHandle, workspace: Workspace) -> CheckO
     message = f"the app did not start: {start.failure}" + (f" - likely cause: {cause}" if cause else "")
     # Paths in the private copy mean nothing to the student: show them relative to the submission.
     private = f"{workspace.root}/"
+    log_tail = app.log_tail(40)
+    # An import error is fixed where the app is started, not in the Docker setup the rubric's sections teach.
+    imports = any(sign in log_tail for sign in ("ModuleNotFoundError", "ImportError", "Could not import module"))
     return failed(
         message.replace(private, ""),
+        hint=IMPORT_HINT if imports else None,
+        sections=() if imports else None,
         entrypoint=workspace.entrypoint.target,
         found=workspace.entrypoint.how,
-        log_tail=app.log_tail(40).replace(private, "").splitlines(),
+        log_tail=log_tail.replace(private, "").splitlines(),
     )
 
 

@@ -617,3 +617,16 @@ def test_class_overview_does_not_break_words_in_the_submissions_table(graded: di
     [style] = re.findall(r"<style>(.*?)</style>", page, re.DOTALL)
     assert re.search(r"#submissions th, #submissions td \{[^}]*overflow-wrap: normal", style)
     assert re.search(r"#submissions code[^{]*\{[^}]*white-space: nowrap", style)
+
+
+def test_every_report_says_when_a_skip_costs_points(graded: dict) -> None:
+    doc = copy.deepcopy(graded)
+    check = next(c for c in doc["checks"] if c["id"] == "cache.invalidation")
+    check.update(applicable=True, points=0, message="needs cache.populates, which failed")
+    note = "counts against the score (0/5 points)"
+    assert note in render_terminal(doc, color=False)
+    assert note in render_markdown(doc)
+    assert note in render_html(doc)
+    not_counted = next(c for c in doc["checks"] if c["id"] == "quality.tests")
+    assert not not_counted["applicable"]
+    assert "skipped (not counted)" in render_terminal(doc, color=False)

@@ -55,4 +55,4 @@ def test_the_catalogue_runs_its_timing_checks_last_and_its_own_tests_beside_the_
     order = [check_id for check_id in catalogue if check_id != "app.starts"]
     phases = plan(order, catalogue)
     assert set(phases.last) == {"cache.stampede", "ratelimit.atomic_under_load", "async.event_loop"}
-    assert set(phases.background) == {"quality.lint", "quality.tests"}
+    assert set(phases.background) == {"quality.lint", "quality.tests", "quality.coverage"}

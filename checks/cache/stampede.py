@@ -207,7 +207,8 @@ async def _shorten_life(ctx: CheckContext, key: str, life_s: float) -> tuple[str
 
 
 @check("cache.stampede", title="A burst across the cache expiry loads the database about once", level="advanced",
-       requires=("cache.populates",), timeout=120.0, timing=True)
+       requires=("cache.populates",), timeout=120.0, timing=True,
+       requirement='When the cached list expires under load, the database is read about once (a lock with `SET NX PX`, or probabilistic early recomputation)')
 async def stampede(ctx: CheckContext) -> CheckOutcome:
     populated = await populate(ctx, ctx.probe.client())
     if populated.key is None:

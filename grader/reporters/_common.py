@@ -186,6 +186,18 @@ class Check:
         return self.outcome in ("failed", "error")
 
     @property
+    def costs_points(self) -> bool:
+        """A skip that counted in the maximum and earned nothing: to the student it is a failure."""
+        return self.outcome == "skipped" and self.applicable and self.max_points > 0
+
+    @property
+    def skip_note(self) -> str:
+        """How a skip weighs on the score, said the same way in every report."""
+        if self.costs_points:
+            return f"counts against the score (0/{fmt_num(self.max_points)} points)"
+        return "" if self.applicable else "not counted"
+
+    @property
     def points_text(self) -> str:
         if not self.applicable:
             return "n/a"

@@ -26,7 +26,7 @@ VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 
 def costs_points(check: Check) -> bool:
     """A skip that counted in the maximum and earned nothing: to the student it is a failure."""
-    return check.outcome == "skipped" and check.applicable and check.max_points > 0
+    return check.costs_points
 
 
 def visibility(value: Any) -> str:

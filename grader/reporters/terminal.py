@@ -90,8 +90,8 @@ def _check_lines(check: Check, style: Any, width: int) -> list[str]:
     line = f"  {mark_text} {check.id:<{width}}  {check.points_text:>5}  {check.title}"
     if check.outcome == "skipped":
         reason = check.message or "skipped"
-        counted = "" if check.applicable else " (not counted)"
-        return [line, style(f"      skipped{counted}: {_clip(reason)}", dim=True)]
+        note = f" ({check.skip_note})" if check.skip_note else ""
+        return [line, style(f"      skipped{note}: {_clip(reason)}", dim=True)]
     if not check.problem:
         return [line]
     lines = [line]
