@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from grader.ports import free_port
 from grader.sandbox import SandboxedProcess
 
 if TYPE_CHECKING:  # typing.Self is 3.11+; the package supports 3.10
@@ -41,12 +42,6 @@ class AppStart:
     port: int
     failure: str | None  # one line, e.g. "exited with code 1 before answering"
     startup_s: float
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _exit_text(code: int) -> str:
@@ -98,7 +93,7 @@ class RunningApp:
         started = time.monotonic()
         deadline = started + self.start_timeout
         for attempt in range(PORT_ATTEMPTS):
-            self.port = _free_port()
+            self.port = free_port()
             self._proc = SandboxedProcess(self._argv(self.port), self.launch.app_dir, self._env()).start()
             state = self._wait_ready(self._proc, deadline)
             if state == "ready":

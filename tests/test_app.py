@@ -100,9 +100,9 @@ def test_a_lost_port_race_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
         squatter.listen()
         taken = squatter.getsockname()[1]
         ports = iter([taken])
-        real_free_port = app_module._free_port
+        real_free_port = app_module.free_port
         # The first "free" port is taken, as if another process won the race for it.
-        monkeypatch.setattr(app_module, "_free_port", lambda: next(ports, None) or real_free_port())
+        monkeypatch.setattr(app_module, "free_port", lambda: next(ports, None) or real_free_port())
         with RunningApp(_launch("hello")) as app:
             start = app.start()
             assert start.ready, app.log_tail()

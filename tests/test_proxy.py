@@ -21,18 +21,13 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from grader.ports import free_port
 from grader.proxy import Command, Fault, RedisProxy, Trace
 from grader.proxy_trace import ARG_PREVIEW, MAX_ARGS
 from grader.resp import RespParser, encode_command
 
 T = TypeVar("T")
 DROPPED = b"-ERR dropped by redis-grader fault injection\r\n"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +37,7 @@ def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     if binary is None:
         pytest.skip("redis-server is not on PATH")
     workdir: Path = tmp_path_factory.mktemp("redis")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [binary, "--save", "", "--appendonly", "no", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir)],
         stdout=subprocess.DEVNULL,
@@ -473,7 +468,7 @@ def test_unreachable_fails_fast_and_recovers(proxy: RedisProxy) -> None:
 
 
 def test_upstream_down_gives_connection_error(redis_port: int) -> None:
-    with RedisProxy("127.0.0.1", _free_port()) as dead:
+    with RedisProxy("127.0.0.1", free_port()) as dead:
 
         async def scenario() -> None:
             r = client(dead)
