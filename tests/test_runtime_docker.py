@@ -94,9 +94,18 @@ def _outcomes(result: dict) -> dict[str, str]:
     return {c["id"]: c["outcome"] for c in result["checks"]}
 
 
+# Every fixture, both ways, takes a while (each container grading ~20-40 s on an engine with the vfs storage
+# driver): the suite grades a representative few; REDIS_GRADER_ALL_FIXTURES=1 grades the whole catalogue.
+BOTH_WAYS = (
+    sorted(path.name for path in SUBMISSIONS.iterdir() if path.is_dir())
+    if os.environ.get("REDIS_GRADER_ALL_FIXTURES")
+    else ["reference", "ratelimit-get-set", "sync-client", "hardcoded-redis-url", "import-error", "failing-tests"]
+)
+
+
 @pytest.mark.slow
 @pytest.mark.docker
-@pytest.mark.parametrize("name", ["reference", "ratelimit-get-set", "sync-client", "hardcoded-redis-url"])
+@pytest.mark.parametrize("name", BOTH_WAYS)
 def test_a_submission_gets_the_same_outcomes_in_both_runtimes(name: str, app_image: str) -> None:
     in_docker = _graded(name, "docker", app_image)
     assert in_docker["status"] == "graded", in_docker
