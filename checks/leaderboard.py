@@ -105,6 +105,11 @@ def top_entries(body: Any) -> list[tuple[str, float]] | None:
     return entries
 
 
+def entries_text(entries: list[tuple[str, float]]) -> list[str]:
+    """(user, score) pairs as a student reads them: "alice: 90", not "('alice', 90.0)"."""
+    return [f"{name}: {int(points) if float(points).is_integer() else points}" for name, points in entries]
+
+
 def _player(tag: str) -> str:
     return f"rg-{tag}-{uuid.uuid4().hex[:6]}"
 
@@ -156,7 +161,7 @@ async def top(ctx: CheckContext) -> CheckOutcome:
     reply = await client.get(TOP)
     expected = sorted(players.items(), key=lambda item: -item[1])[:3]
     evidence = {"requests": requests_text(posts + [reply]), "body": reply.text[:400],
-                "expected": [f"{name}: {points}" for name, points in expected]}
+                "expected": entries_text(expected)}
     if not reply.ok:
         absent = missing_route(ctx.openapi, "get", TOP) if reply.status in (404, 405) else None
         return failed(absent or f"GET {TOP} answered {reply.status or reply.error}", **evidence)
@@ -169,7 +174,8 @@ async def top(ctx: CheckContext) -> CheckOutcome:
     if sorted(got) == sorted((n, float(p)) for n, p in expected):
         return failed(f"GET {TOP} returned the right 3 players in the wrong order (expected highest first)",
                       **evidence)
-    return failed(f"GET {TOP} returned {got}, expected the 3 highest: {expected}", **evidence)
+    return failed(f"GET {TOP} returned {', '.join(entries_text(got))}, expected the 3 highest: "
+                  f"{', '.join(entries_text(expected))}", **evidence)
 
 
 # ---- Advanced ---------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from grader.api import (
     error,
     failed,
     is_test_file,
+    more_text,
     passed,
     python_files,
 )
@@ -82,7 +83,7 @@ async def lint(ctx: CheckContext[LintSettings]) -> CheckOutcome:
     findings = [line.strip() for line in run.output.splitlines() if _FINDING.match(line.strip())]
     evidence: dict[str, object] = {"rules": select, "files_checked": len(files), "findings": findings[:MAX_FINDINGS]}
     if len(findings) > MAX_FINDINGS:
-        evidence["findings"] = [*findings[:MAX_FINDINGS], f"... and {len(findings) - MAX_FINDINGS} more"]
+        evidence["findings"] = [*findings[:MAX_FINDINGS], more_text(len(findings) - MAX_FINDINGS)]
     if run.timed_out:
         return error("ruff did not finish in time", output_tail=_tail(run.output))
     if run.returncode == 0:

@@ -51,6 +51,7 @@ from grader.registry import PLUGIN_GROUP, Registry
 from grader.sandbox import CompletedRun
 from grader.sources import is_test_file, python_files
 from grader.static import Finding, StaticFacts
+from grader.text import more_text
 
 __all__ = [
     "EXPIRES",
@@ -90,6 +91,7 @@ __all__ = [
     "is_test_file",
     "keys_of",
     "missing_route",
+    "more_text",
     "openapi_operation",
     "operation_fields",
     "passed",

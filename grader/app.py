@@ -293,3 +293,24 @@ def diagnose_startup_log(log: str, target: str, app_dir: Path) -> str | None:
     if exceptions:
         return f"exception while loading the app: {exceptions[-1].strip()}"
     return None
+
+
+def student_frame(log: str, root: Path) -> str | None:
+    """'path:line: source' for the last traceback frame in the submission's own code (the path relative to
+    `root`, the submission's copy): where the student fixes the error, before the frames of uvicorn and
+    importlib that the raw log shows first. Pure: reads the log only. None when no frame is in `root`."""
+    roots = {root.as_posix().rstrip("/") + "/", root.resolve().as_posix().rstrip("/") + "/"}
+    lines = log.splitlines()
+    found = None
+    for index, line in enumerate(lines):
+        frame = _FILE_LINE.match(line)
+        if frame is None:
+            continue
+        inside = [r for r in roots if frame.group(1).startswith(r)]
+        if inside:
+            source = lines[index + 1].strip() if index + 1 < len(lines) else ""
+            # A frame with no source line is followed by the next frame or the exception, not by code.
+            if _FILE_LINE.match(source) or source.startswith("Traceback") or _EXCEPTION.match(source):
+                source = ""
+            found = f"{frame.group(1)[len(inside[0]):]}:{frame.group(2)}: {source}".rstrip()
+    return found

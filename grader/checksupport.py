@@ -15,6 +15,7 @@ from grader.openapi import resolve
 from grader.outcome import CheckOutcome, Outcome
 from grader.probe import Reply, VirtualClient
 from grader.proxy import Command
+from grader.text import first_items, more_text
 
 # Command families, matched case-insensitively on the name the proxy recorded (redis-py 8 sends incr() as INCRBY).
 WRITES = {"SET", "SETEX", "PSETEX", "SETNX", "MSET", "GETSET", "GETEX", "HSET", "HMSET", "HSETNX", "LPUSH", "RPUSH",
@@ -26,17 +27,11 @@ MAX_EVIDENCE = 25
 
 
 def commands_text(commands: Iterable[Command], limit: int = MAX_EVIDENCE) -> list[str]:
-    lines = [str(c) + (f"  -> {c.reply}" if c.reply else "") for c in commands]
-    if len(lines) > limit:
-        lines = lines[:limit] + [f"... and {len(lines) - limit} more"]
-    return lines
+    return first_items([str(c) + (f"  -> {c.reply}" if c.reply else "") for c in commands], limit)
 
 
 def requests_text(replies: Iterable[Reply], limit: int = MAX_EVIDENCE) -> list[str]:
-    lines = [str(r) for r in replies]
-    if len(lines) > limit:
-        lines = lines[:limit] + [f"... and {len(lines) - limit} more"]
-    return lines
+    return first_items([str(r) for r in replies], limit)
 
 
 def keys_of(command: Command) -> list[str]:
@@ -187,7 +182,7 @@ def missing_route(openapi: dict[str, Any], method: str, path: str) -> str | None
     if not openapi.get("paths") or openapi_operation(openapi, method, path) is not None:
         return None
     routes = declared_routes(openapi)
-    shown = ", ".join(routes[:12]) + (f" (and {len(routes) - 12} more)" if len(routes) > 12 else "")
+    shown = ", ".join(routes[:12]) + (f" ({more_text(len(routes) - 12)})" if len(routes) > 12 else "")
     return f"{method.upper()} {path} is not a route; the app has: {shown or '(none)'}"
 
 

@@ -472,15 +472,18 @@ def prepare_environment(
     env_dir = cache / key
     started = time.monotonic()
     with _file_lock(cache / f"{key}.lock", timeout=timeout + 60):
-        state = _reuse_or_build(env_dir, packages, reqs.lines, started, timeout)
+        state = _reuse_or_build(env_dir, packages, reqs.lines, started, timeout, source if reqs.lines else "")
     description = f"venv {key[:6]} ({source}), {state}"
     if reqs.ignored:
         description += "; ignored: " + ", ".join(entry.split(" (", 1)[0] for entry in reqs.ignored[:5])
     return Environment(str(_venv_python(env_dir)), "isolated", description, list(reqs.ignored))
 
 
-def _reuse_or_build(env_dir: Path, packages: list[str], lines: list[str], started: float, timeout: float) -> str:
-    """The cached venv when it is complete and unchanged since its build; otherwise a new build. Lock held."""
+def _reuse_or_build(
+    env_dir: Path, packages: list[str], lines: list[str], started: float, timeout: float, source: str = ""
+) -> str:
+    """The cached venv when it is complete and unchanged since its build; otherwise a new build. Lock held.
+    A build says so on stderr (it can take a minute and would otherwise look like a hang); a reuse is silent."""
     rebuilt = ""
     if _usable(env_dir):
         change = _changed(env_dir)
@@ -489,5 +492,8 @@ def _reuse_or_build(env_dir: Path, packages: list[str], lines: list[str], starte
         # A submission wrote into it (a .pth file, a patched package): the next one must not run that.
         log.warning("environment %s changed since it was built (%s): rebuilding it", env_dir, change)
         rebuilt = f" (the cached one had changed: {change})"
+    log.warning("building the environment for %s (first use, cached afterwards) ...", source or "the default packages")
     _build(env_dir, packages, lines, started + timeout)
-    return f"built in {time.monotonic() - started:.1f} s{rebuilt}"
+    built = f"built in {time.monotonic() - started:.1f} s"
+    log.warning("... %s", built)
+    return built + rebuilt

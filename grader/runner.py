@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from grader import rubric as rubrics
-from grader.app import AppLaunch, AppStart
+from grader.app import AppLaunch, AppStart, student_frame
 from grader.checking import Check, load_checks
 from grader.checkrun import in_rubric, run_checks, selected
 from grader.errors import GraderError
@@ -222,10 +222,13 @@ def _app_starts(start: AppStart, app: AppHandle, workspace: Workspace) -> CheckO
     log_tail = app.log_tail(40)
     # An import error is fixed where the app is started, not in the Docker setup the rubric's sections teach.
     imports = any(sign in log_tail for sign in ("ModuleNotFoundError", "ImportError", "Could not import module"))
+    # The student's own file and line lead: the raw log starts with uvicorn's and importlib's frames.
+    where = student_frame(app.log_tail(200), workspace.root)
     return failed(
         message.replace(private, ""),
         hint=IMPORT_HINT if imports else None,
         sections=() if imports else None,
+        **({"where": [where]} if where else {}),
         entrypoint=workspace.entrypoint.target,
         found=workspace.entrypoint.how,
         log_tail=log_tail.replace(private, "").splitlines(),

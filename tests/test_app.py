@@ -172,3 +172,47 @@ def test_diagnose_other_exception_during_startup() -> None:
 
 def test_diagnose_nothing_recognisable() -> None:
     assert _diagnose("INFO:     Started server process [1]\n") is None
+
+
+# --- The student's own frame leads the evidence of a failed start ------------------------------------------
+
+_TRACEBACK = """INFO:     Started server process [12]
+Traceback (most recent call last):
+  File "/usr/lib/python3.11/site-packages/uvicorn/importer.py", line 19, in import_from_string
+    module = importlib.import_module(module_str)
+  File "/usr/lib/python3.11/importlib/__init__.py", line 126, in import_module
+    return _bootstrap._gcd_import(name[level:], package, level)
+  File "<frozen importlib._bootstrap>", line 1204, in _gcd_import
+  File "/tmp/rg-ws/sub/backend/app/main.py", line 3, in <module>
+    from app.db import get_db
+  File "/tmp/rg-ws/sub/backend/app/db.py", line 7, in <module>
+    import redis_helpers
+ModuleNotFoundError: No module named 'redis_helpers'
+"""
+
+
+def test_student_frame_is_the_last_frame_in_the_submission() -> None:
+    root = Path("/tmp/rg-ws/sub")
+    assert app_module.student_frame(_TRACEBACK, root) == "backend/app/db.py:7: import redis_helpers"
+    only_main = _TRACEBACK.replace('  File "/tmp/rg-ws/sub/backend/app/db.py", line 7, in <module>\n'
+                                   "    import redis_helpers\n", "")
+    assert app_module.student_frame(only_main, root) == "backend/app/main.py:3: from app.db import get_db"
+
+
+def test_student_frame_without_a_source_line_or_outside_the_submission() -> None:
+    bare = 'Traceback (most recent call last):\n  File "/w/sub/main.py", line 4, in <module>\nNameError: x\n'
+    assert app_module.student_frame(bare, Path("/w/sub")) == "main.py:4:"
+    assert app_module.student_frame(_TRACEBACK, Path("/elsewhere")) is None
+    assert app_module.student_frame("", Path("/w/sub")) is None
+    assert app_module.student_frame(_TRACEBACK, Path("/tmp/rg-ws/su")) is None  # a prefix is not a folder
+
+
+def test_an_import_error_submission_names_the_students_line_first() -> None:
+    from grader.runner import GradeOptions, grade
+
+    fixture = Path(__file__).resolve().parent.parent / "fixtures" / "submissions" / "import-error"
+    result = grade(fixture, GradeOptions(env="current", redis="local", start_timeout=8))
+    starts = next(c for c in result["checks"] if c["id"] == "app.starts")
+    assert starts["outcome"] == "failed"
+    assert next(iter(starts["evidence"])) == "where"
+    assert starts["evidence"]["where"] == ["backend/app/main.py:19: import app.db as database"]

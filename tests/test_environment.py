@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -250,3 +251,22 @@ def test_a_changed_cached_environment_is_rebuilt(tmp_path: Path) -> None:
     marker.unlink(missing_ok=True)
     assert _imports(again.python, "six") and not marker.exists()
     assert prepare_environment(submission, cache_dir=cache).description.endswith(", cached")
+
+
+def test_a_build_says_so_on_stderr_and_a_reuse_is_silent(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    (submission / "requirements.txt").write_text("six\n")
+    cache = tmp_path / "cache"
+
+    with caplog.at_level(logging.WARNING, logger="grader.environment"):
+        built = prepare_environment(submission, cache_dir=cache)
+    lines = [record.getMessage() for record in caplog.records if record.name == "grader.environment"]
+    assert lines[0] == "building the environment for requirements.txt (first use, cached afterwards) ..."
+    assert lines[1].startswith("... built in ") and lines[1].endswith(" s")
+    assert "building" not in built.description  # the progress lines are not part of the result
+
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="grader.environment"):
+        prepare_environment(submission, cache_dir=cache)
+    assert [record for record in caplog.records if record.name == "grader.environment"] == []

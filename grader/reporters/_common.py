@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from grader.text import more_text
+
 OUTCOMES = ("passed", "failed", "error", "skipped")
 # XML 1.0 forbids most C0 controls even as character references; app logs bring ANSI escapes (\x1b) and
 # worse, and one such byte would make the whole JUnit file unreadable to every CI viewer.
@@ -31,11 +33,6 @@ def clean_text(value: Any) -> str:
     """Any value as printable text: ANSI colour codes and control characters removed (tabs and newlines kept)."""
     text = value if isinstance(value, str) else ("" if value is None else str(value))
     return _XML_ILLEGAL.sub("", _ANSI.sub("", text))
-
-
-def more_text(hidden: int, what: str = "") -> str:
-    """The one way every report says entries were left out: "… and 3 more", "… and 3 more log lines"."""
-    return f"… and {hidden} more" + (f" {what}" if what else "")
 
 
 def evidence_label(key: str) -> str:

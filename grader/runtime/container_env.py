@@ -12,6 +12,7 @@ The requirements are read by grader/environment.py (as text, never executed), ex
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -38,6 +39,8 @@ HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 CA_IN_CONTAINER = "/etc/redis-grader/ca-certificates.crt"
 REQUIREMENTS = "requirements.redis-grader.txt"  # kept in the env: shows what it was built from
 INSTALL_LIMITS = containers.Limits(memory="2g", pids=1024, cpus=2.0)
+
+log = logging.getLogger(__name__)
 
 # uv when the image has it, else the image's python3 -m venv and the venv's own pip (not externally managed).
 _INSTALL_SCRIPT = f"""set -e
@@ -91,8 +94,12 @@ def prepare_container_env(
         if (env_dir / COMPLETE_MARKER).is_file():
             state = "cached"
         else:
+            # A build can take a minute and would otherwise look like a hang; a reuse is silent.
+            log.warning("building the environment for %s in %s (first use, cached afterwards) ...",
+                        found if reqs.lines else "the default packages", image)
             _build(client, image, env_dir, lines, timeout)
             state = f"built in {time.monotonic() - started:.1f} s"
+            log.warning("... %s", state)
     description = f"container venv {key[:6]} ({source}) in {image}, {state}"
     if reqs.ignored:
         description += "; ignored: " + ", ".join(reqs.ignored[:5])

@@ -1,0 +1,20 @@
+"""How evidence words things: lists a student reads, never Python reprs."""
+
+from checks.leaderboard import entries_text
+
+
+def test_leaderboard_entries_read_as_name_and_score() -> None:
+    assert entries_text([("alice", 90.0), ("bob", 72.5), ("cat", 3)]) == ["alice: 90", "bob: 72.5", "cat: 3"]
+    assert entries_text([]) == []
+
+
+def test_evidence_and_reports_say_and_n_more_the_same_way() -> None:
+    from grader.checksupport import requests_text
+    from grader.reporters._common import more_text as report_more_text
+    from grader.text import first_items, more_text
+
+    assert report_more_text is more_text
+    assert more_text(3) == "… and 3 more" and more_text(2, "lines above") == "… and 2 more lines above"
+    assert first_items(["a", "b", "c", "d"], 2) == ["a", "b", "… and 2 more"]
+    assert first_items(["a", "b"], 2) == ["a", "b"]
+    assert requests_text(["r1", "r2", "r3"], limit=1) == ["r1", "… and 2 more"]  # type: ignore[list-item]
