@@ -241,6 +241,18 @@ def default_cache_dir() -> Path:
 
 
 @contextlib.contextmanager
+def locked_cache_entry(cache: Path, key: str, timeout: float) -> Iterator[Path]:
+    """The directory of the environment `key` in `cache` (created if missing, the entry not), its lock held while
+    it is checked and built; a build may take `timeout`, so the wait for another's allows a minute more."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GraderError(f"cannot create the environment cache {cache}: {exc.strerror}") from exc
+    with _file_lock(cache / f"{key}.lock", timeout=timeout + 60):
+        yield cache / key
+
+
+@contextlib.contextmanager
 def _file_lock(path: Path, timeout: float) -> Iterator[None]:
     """An exclusive fcntl lock (released by the kernel if this process dies), waited for up to `timeout`."""
     with open(path, "a+b") as fh:
@@ -465,13 +477,8 @@ def prepare_environment(
 
     key = environment_key(reqs.lines if reqs.lines else list(DEFAULT_PACKAGES))
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise GraderError(f"cannot create the environment cache {cache}: {exc.strerror}") from exc
-    env_dir = cache / key
     started = time.monotonic()
-    with _file_lock(cache / f"{key}.lock", timeout=timeout + 60):
+    with locked_cache_entry(cache, key, timeout) as env_dir:
         state = _reuse_or_build(env_dir, packages, reqs.lines, started, timeout)
     description = f"venv {key[:6]} ({source}), {state}"
     if reqs.ignored:
