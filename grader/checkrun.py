@@ -78,20 +78,8 @@ async def run_checks(
     settings = _settings(rubric, checks, todo)
     probe = Probe(start.base_url, timeout=options.request_timeout)
     direct = redis.asyncio.from_url(server.url, decode_responses=True)
-    files = SubmissionFiles(workspace.root, workspace.entrypoint.app_dir)
-    base = CheckContext(
-        probe=probe,
-        redis=direct,
-        proxy=ProxyControl(proxy),
-        trace=TraceView(proxy.trace),
-        facts=facts,
-        workspace=files,
-        openapi={},
-        settings=CheckSettings(),
-        run=_runner_for(proxy, python_env.python, files.app_dir),
-        python=python_env.python,
-        app_log=app.log_tail,
-    )
+    base = base_context(proxy, direct, workspace, facts, python_env.python, probe=probe, proxy=ProxyControl(proxy),
+                        trace=TraceView(proxy.trace), app_log=app.log_tail)
     isolated = _IsolatedContext(base, own_server)
     outcomes = dict(decided)
     finished = {check_id: asyncio.Event() for check_id in todo}
@@ -145,6 +133,16 @@ def _settings(rubric: rubrics.Rubric, checks: Mapping[str, Check], check_ids: li
 
 def in_rubric(rubric: rubrics.Rubric, checks: Mapping[str, Check]) -> list[Check]:
     return [checks[entry.check_id] for entry in rubric.entries]
+
+
+def base_context(endpoint: RedisProxy | RedisServer, direct: redis.asyncio.Redis, workspace: Workspace,
+                 facts: StaticFacts, python: str, **app_parts: Any) -> CheckContext:
+    """The context every check starts from: the submission's files and facts, the harness's own connection to
+    Redis, ctx.run with REDIS_URL at `endpoint`; `app_parts` are the running app's probe, proxy, trace, app_log."""
+    assert workspace.entrypoint is not None
+    files = SubmissionFiles(workspace.root, workspace.entrypoint.app_dir)
+    return CheckContext(redis=direct, facts=facts, workspace=files, openapi={}, settings=CheckSettings(),
+                        run=_runner_for(endpoint, python, files.app_dir), python=python, **app_parts)
 
 
 def _runner_for(endpoint: RedisProxy | RedisServer, python: str, app_dir: Path) -> RunCommand:

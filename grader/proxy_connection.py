@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from grader.proxy_refusals import refusal, refusal_reply
 from grader.proxy_trace import Command, command_parts
-from grader.resp import ProtocolError, Push, RespParser, describe, encode_command
+from grader.resp import Frame, ProtocolError, Push, RespParser, describe, encode_command
 
 if TYPE_CHECKING:
     from grader.proxy import RedisProxy
@@ -133,19 +133,22 @@ class ClientConnection:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.queue.put(None)
 
+    def _parse(self, parser: RespParser, data: bytes, what: str) -> tuple[list[Frame], bool]:
+        """The values `data` completes, and whether the stream broke (then the values before the fault)."""
+        try:
+            return parser.feed(data), False
+        except ProtocolError as exc:
+            log.info("proxy conn %d: unparseable %s (%s); forwarding raw", self.cid, what, exc)
+            return exc.frames, True
+
     def _arrive(self, data: bytes) -> _Batch:
         """Record the commands in `data` (one read = one batch sent together) and decide what to forward."""
         now = time.monotonic()
         deadline = now + self.proxy.latency
         if not self.requests_readable:
             return _Batch(deadline, data, [])
-        broken = False
-        try:
-            frames = self.request_parser.feed(data)
-        except ProtocolError as exc:
-            # Redis will answer with a protocol error and close; pass the bytes on as they are.
-            log.info("proxy conn %d: unparseable request (%s); forwarding raw", self.cid, exc)
-            frames, broken = exc.frames, True
+        # Redis will answer an unparseable request with a protocol error and close; the bytes pass on as they are.
+        frames, broken = self._parse(self.request_parser, data, "request")
         upstream: list[bytes] = []
         pending: list[_Pending] = []
         for index, frame in enumerate(frames):
@@ -260,12 +263,7 @@ class ClientConnection:
                 self.client_writer.write_eof()
 
     def _replies(self, data: bytes) -> None:
-        broken = False
-        try:
-            frames = self.reply_parser.feed(data)
-        except ProtocolError as exc:
-            log.info("proxy conn %d: unparseable reply (%s); forwarding raw", self.cid, exc)
-            frames, broken = exc.frames, True
+        frames, broken = self._parse(self.reply_parser, data, "reply")
         write = self.client_writer.write
         for frame in frames:
             if not self.attributing:

@@ -6,16 +6,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import redis.asyncio
 
 from grader import rubric as rubrics
-from grader.checking import Check, CheckContext, CheckSettings, ProxyControl, SubmissionFiles, TraceView, Unavailable
-from grader.checkrun import _runner_for, _settings, _timed, selected
+from grader.checking import Check, CheckContext, CheckSettings, Unavailable
+from grader.checkrun import _settings, _timed, base_context, selected
 from grader.environment import Environment
 from grader.outcome import CheckOutcome
-from grader.probe import Probe
 from grader.services import RedisServer
 from grader.static import StaticFacts
 from grader.workspace import Workspace
@@ -50,21 +49,10 @@ def judge_without_app(
 
 async def _judge(todo: list[str], rubric: rubrics.Rubric, checks: Mapping[str, Check], server: RedisServer,
                  workspace: Workspace, facts: StaticFacts, python_env: Environment) -> dict[str, CheckOutcome]:
-    assert workspace.entrypoint is not None
-    files = SubmissionFiles(workspace.root, workspace.entrypoint.app_dir)
     direct = redis.asyncio.from_url(server.url, decode_responses=True)
-    base = CheckContext(
-        probe=cast(Probe, Unavailable("ctx.probe (the app, which did not start)")),
-        redis=direct,
-        proxy=cast(ProxyControl, Unavailable("ctx.proxy (the app, which did not start)")),
-        trace=cast(TraceView, Unavailable("ctx.trace (the app, which did not start)")),
-        facts=facts,
-        workspace=files,
-        openapi={},
-        settings=CheckSettings(),
-        run=_runner_for(server, python_env.python, files.app_dir),
-        python=python_env.python,
-    )
+    base = base_context(server, direct, workspace, facts, python_env.python,
+                        **{part: Unavailable(f"ctx.{part} (the app, which did not start)")
+                           for part in ("probe", "proxy", "trace")})
     settings = _settings(rubric, checks, todo)
     try:
         return {check_id: await _timed(checks[check_id], _with(base, settings[check_id]), server, lambda n: "")

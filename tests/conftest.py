@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import signal
+import subprocess
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,9 @@ import pytest
 from grader import procfs
 from grader.sandbox import MARKER_VAR
 from grader.services import DEFAULT_IMAGE, OWNER_LABEL, image_present
+
+# quiz_kit is imported by its test modules and loaded as their plugin (its fixtures): rewrite its asserts either way.
+pytest.register_assert_rewrite("quiz_kit")
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBMISSIONS = ROOT / "fixtures" / "submissions"
@@ -25,6 +32,34 @@ REDIS_IMAGE = os.environ.get("REDIS_IMAGE") or DEFAULT_IMAGE
 # process is still known as ours once its parent is gone.
 SESSION_VAR = "REDIS_GRADER_TEST_SESSION"
 SESSION_TAG = secrets.token_hex(8)
+
+
+@contextlib.contextmanager
+def reaped(proc: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """`proc` (started in a session of its own), its whole group killed if it is still running at the end."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def wait_while_running(proc: subprocess.Popen[str], ready: Callable[[], bool], what: str) -> None:
+    """Polls until `ready()`; fails with `what` if `proc` ends first or after two minutes (a bound against a
+    broken harness, not a measurement)."""
+    deadline = time.monotonic() + 120
+    while not ready():
+        assert proc.poll() is None and time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def own_rubric(name: str, checks: str, *, title: str = "", sections: str = "") -> str:
+    """A rubric of a test's own (the behaviour under test, not the course rubric's points, which other work
+    changes): the usual grade bands, `app.starts` for 10 points, then `checks` (TOML tables) and `sections`."""
+    return (f'name = "{name}"\n' + (f'title = "{title}"\n' if title else "")
+            + 'docs_url = "https://textbook.example.org/redis"\n[grades]\nS = 90\nA = 80\nB = 70\nC = 0\n'
+            + f'[sections]\n{sections}[checks."app.starts"]\npoints = 10\n{checks}')
 
 
 def require(condition: bool, why: str) -> None:

@@ -7,6 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from click.testing import CliRunner, Result
 
@@ -26,6 +27,17 @@ def shipped_rubric() -> rubrics.Rubric:
 @lru_cache(maxsize=1)
 def shipped_bank() -> Bank:
     return load_bank("redis-module", shipped_rubric())
+
+
+# The fixtures of the quiz test modules, which load this module as a plugin (`pytest_plugins`).
+@pytest.fixture(scope="module")
+def rubric() -> rubrics.Rubric:
+    return shipped_rubric()
+
+
+@pytest.fixture(scope="module")
+def bank() -> Bank:
+    return shipped_bank()
 
 
 def run(*args: str) -> Result:

@@ -11,12 +11,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, SUBMISSIONS, cmdline
+from conftest import ROOT, SUBMISSIONS, cmdline, own_rubric, reaped, wait_while_running
 
 from grader import batch, procfs
 from grader.batch import BatchOptions, SubmissionDir, supervisor
@@ -29,19 +29,8 @@ RESULTS = ROOT / "tests" / "results"
 
 # A small rubric of checks that are fast on the reference: the batch's behaviour is under test here, not
 # the course rubric's points (which other work changes).
-RUBRIC = """
-name = "batch-test"
-title = "Batch test rubric"
-docs_url = "https://textbook.example.org/redis"
-[grades]
-S = 90
-A = 80
-B = 70
-C = 0
-[sections]
-"RA2.1" = { title = "Cache-aside pattern", path = "ra2-caching#cache-aside" }
-[checks."app.starts"]
-points = 10
+CACHE_ASIDE = '"RA2.1" = { title = "Cache-aside pattern", path = "ra2-caching#cache-aside" }\n'
+RUBRIC = own_rubric("batch-test", title="Batch test rubric", sections=CACHE_ASIDE, checks="""\
 [checks."cache.populates"]
 points = 10
 sections = ["RA2.1"]
@@ -50,7 +39,7 @@ points = 10
 sections = ["RA2.1"]
 [checks."ratelimit.threshold"]
 points = 10
-"""
+""")
 
 
 def _doc(name: str) -> dict:
@@ -262,6 +251,17 @@ def n(name: str) -> str:
     return f"{name}-{TAG}"
 
 
+def _start_batch(class_dir: Path, out: Path, **popen: Any) -> subprocess.Popen[str]:
+    """`grader batch` on `class_dir` in a session of its own (so a test can signal it and reap what is left)."""
+    return subprocess.Popen(_argv(class_dir, out, "--start-timeout", "120"), cwd=ROOT, env=_env(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, **popen)
+
+
+def _app_is_up() -> bool:
+    return any("uvicorn" in p for p in _left_behind())
+
+
 def _left_behind() -> list[str]:
     """Live processes of this test's batches: the `grader check` children and what inherits their environment
     (the tag), and apps, whose environment the sandbox scrubs, by their working directory (the workspace copy
@@ -429,21 +429,13 @@ def test_ctrl_c_stops_the_running_children_and_keeps_what_is_done(
     (class_dir / n("zhang")).mkdir()
     shutil.copy(APPS / "hang_startup" / "main.py", class_dir / n("zhang") / "main.py")
     out = class_dir.parent / "results"
-    proc = subprocess.Popen(_argv(class_dir, out, "--start-timeout", "120"), cwd=ROOT, env=_env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
-    try:
-        # Wait until alice is done and zhang's app is up (bounded only so that a broken batch cannot hang).
-        deadline = time.monotonic() + 120
-        while not ((out / n("alice") / "result.json").is_file() and any("uvicorn" in p for p in _left_behind())):
-            assert proc.poll() is None and time.monotonic() < deadline, "the batch did not get going"
-            time.sleep(0.1)
+    proc = _start_batch(class_dir, out)
+    with reaped(proc):
+        # Wait until alice is done and zhang's app is up.
+        wait_while_running(proc, lambda: (out / n("alice") / "result.json").is_file() and _app_is_up(),
+                           "the batch did not get going")
         proc.send_signal(signum)
         output, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 130, output
     assert "interrupted" in output and "1 of 2 done" in output
     assert (out / n("alice") / "result.json").is_file()
@@ -461,21 +453,11 @@ def _ignore_sigint() -> None:
 @pytest.mark.slow
 def test_a_batch_started_with_sigint_ignored_still_stops_on_sigint(hang_dir: Path, no_leftovers: None) -> None:
     out = hang_dir.parent / "results"
-    proc = subprocess.Popen(_argv(hang_dir, out, "--start-timeout", "120"), cwd=ROOT, env=_env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True,
-                            preexec_fn=_ignore_sigint)  # noqa: PLW1509 - the test's own threads fork nothing meanwhile
-    try:
-        deadline = time.monotonic() + 120
-        while not any("uvicorn" in p for p in _left_behind()):
-            assert proc.poll() is None and time.monotonic() < deadline, "the batch did not get going"
-            time.sleep(0.1)
+    proc = _start_batch(hang_dir, out, preexec_fn=_ignore_sigint)
+    with reaped(proc):
+        wait_while_running(proc, _app_is_up, "the batch did not get going")
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 130, output
     assert "interrupted" in output
     assert not (out / n("hang") / "result.json").exists()
@@ -487,14 +469,9 @@ def test_the_child_and_its_app_learn_nothing_of_where_results_go(hang_dir: Path,
     # While the hanging app is up, read what the `grader check` child and the app got: their command lines,
     # environments and open files. None names the results folder or the signing key.
     out = hang_dir.parent / "results"
-    proc = subprocess.Popen(_argv(hang_dir, out, "--start-timeout", "120"), cwd=ROOT, env=_env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not any("uvicorn" in p for p in _left_behind()):
-            assert proc.poll() is None and time.monotonic() < deadline, "the batch did not get going"
-            time.sleep(0.1)
+    proc = _start_batch(hang_dir, out)
+    with reaped(proc):
+        wait_while_running(proc, _app_is_up, "the batch did not get going")
         child = [pid for pid in procfs.pids() if (info := procfs.stat(pid)) and info.ppid == proc.pid]
         app = [int(line.split(":")[0]) for line in _left_behind() if "uvicorn" in line]
         assert len(child) == 1 and app
@@ -505,10 +482,6 @@ def test_the_child_and_its_app_learn_nothing_of_where_results_go(hang_dir: Path,
         assert b"--result-fd" in cmdline(child[0])
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 130, output
     assert not (out / n("hang") / "result.json").exists()
     assert not _left_behind()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+from multiprocessing.synchronize import Event
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,16 @@ def _hold(path: str, locked, release) -> None:  # type: ignore[no-untyped-def]
         release.wait(60)
 
 
+def _start_holder(path: Path) -> tuple[multiprocessing.process.BaseProcess, Event, Event]:
+    """Another process (as another grading would be) that takes the machine lock: `locked` is set once it holds
+    it, and it lets go when `release` is set."""
+    ctx = multiprocessing.get_context("fork")
+    locked, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold, args=(str(path), locked, release))
+    holder.start()
+    return holder, locked, release
+
+
 def test_lock_path_is_per_user_and_can_be_overridden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(machinelock.LOCK_VAR, raising=False)
     assert f"redis-grader-{os.getuid()}" in str(machinelock.lock_path())
@@ -28,10 +39,7 @@ def test_lock_path_is_per_user_and_can_be_overridden(tmp_path: Path, monkeypatch
 
 def test_the_timing_phase_waits_for_the_holder_and_others_go_on(tmp_path: Path) -> None:
     path = tmp_path / "timing.lock"
-    ctx = multiprocessing.get_context("fork")
-    locked, release = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=_hold, args=(str(path), locked, release))
-    holder.start()
+    holder, locked, release = _start_holder(path)
     try:
         assert locked.wait(30)
         order: list[str] = []
@@ -58,10 +66,7 @@ def test_the_timing_phase_waits_for_the_holder_and_others_go_on(tmp_path: Path) 
 
 def test_a_killed_holder_never_leaves_the_lock_held(tmp_path: Path) -> None:
     path = tmp_path / "timing.lock"
-    ctx = multiprocessing.get_context("fork")
-    locked, release = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=_hold, args=(str(path), locked, release))
-    holder.start()
+    holder, locked, _ = _start_holder(path)
     assert locked.wait(30)
     fd = os.open(path, os.O_RDWR)
     try:

@@ -14,11 +14,10 @@ from grader.environment import (
     COMPLETE_MARKER,
     Environment,
     environment_key,
-    find_requirements,
     prepare_environment,
-    read_requirements,
 )
 from grader.errors import GraderError, UsageError
+from grader.requirements import find_requirements, read_requirements
 
 # --------------------------------------------------------------------------------------------- discovery (pure)
 
@@ -149,11 +148,16 @@ def _imports(python: str, *modules: str) -> bool:
     return subprocess.run([python, "-c", code], capture_output=True, timeout=60, check=False).returncode == 0
 
 
-def test_isolated_environment_is_built_then_cached(tmp_path: Path) -> None:
+def _needs_six(tmp_path: Path) -> tuple[Path, Path]:
+    """A submission whose requirements name one small package, and an empty environment cache for it."""
     submission = tmp_path / "submission"
     submission.mkdir()
     (submission / "requirements.txt").write_text("six\n")
-    cache = tmp_path / "cache"
+    return submission, tmp_path / "cache"
+
+
+def test_isolated_environment_is_built_then_cached(tmp_path: Path) -> None:
+    submission, cache = _needs_six(tmp_path)
 
     first = prepare_environment(submission, cache_dir=cache)
     assert first.kind == "isolated"
@@ -169,10 +173,7 @@ def test_isolated_environment_is_built_then_cached(tmp_path: Path) -> None:
 
 
 def test_a_half_built_environment_is_never_reused(tmp_path: Path) -> None:
-    submission = tmp_path / "submission"
-    submission.mkdir()
-    (submission / "requirements.txt").write_text("six\n")
-    cache = tmp_path / "cache"
+    submission, cache = _needs_six(tmp_path)
     env = prepare_environment(submission, cache_dir=cache)
     env_dir = Path(env.python).parents[1]
     (env_dir / COMPLETE_MARKER).unlink()  # as if the build had been killed before finishing
@@ -186,10 +187,7 @@ def test_a_half_built_environment_is_never_reused(tmp_path: Path) -> None:
 
 
 def test_two_graders_at_once_build_one_environment(tmp_path: Path) -> None:
-    submission = tmp_path / "submission"
-    submission.mkdir()
-    (submission / "requirements.txt").write_text("six\n")
-    cache = tmp_path / "cache"
+    submission, cache = _needs_six(tmp_path)
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = [pool.submit(prepare_environment, submission, cache_dir=cache) for _ in range(2)]
         results = [future.result(timeout=300) for future in futures]
@@ -228,10 +226,7 @@ def test_ignored_requirements_are_reported_and_not_installed(tmp_path: Path) -> 
 
 
 def test_a_changed_cached_environment_is_rebuilt(tmp_path: Path) -> None:
-    submission = tmp_path / "submission"
-    submission.mkdir()
-    (submission / "requirements.txt").write_text("six\n")
-    cache = tmp_path / "cache"
+    submission, cache = _needs_six(tmp_path)
     env = prepare_environment(submission, cache_dir=cache)
     assert _imports(env.python, "six", "uvicorn")  # running the environment does not change it
     writes = subprocess.run([env.python, "-c", "import sys; print(sys.dont_write_bytecode)"], capture_output=True,

@@ -4,16 +4,14 @@ and bad input gets one clear line and leaves nothing running."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import REDIS_IMAGE, SUBMISSIONS, grader_processes
+from conftest import REDIS_IMAGE, SUBMISSIONS, grader_processes, reaped, wait_while_running
 
 from grader.registry import load_checks
 
@@ -128,18 +126,12 @@ def test_sigterm_while_the_submissions_own_tests_run_stops_everything(tmp_path, 
          "--only", "app.uses_redis_url", "--only", "quality.tests", "--json", str(tmp_path / "result.json")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
-    try:
-        deadline = time.monotonic() + 120  # a bound against a broken harness, not a measurement
-        while not any(_runs_pytest(pid) for pid in grader_processes()):
-            assert proc.poll() is None and time.monotonic() < deadline, "the suite never started"
-            time.sleep(0.1)
+    with reaped(proc):
+        suite_runs = lambda: any(_runs_pytest(pid) for pid in grader_processes())
+        wait_while_running(proc, suite_runs, "the suite never started")
         proc.send_signal(signal.SIGTERM)
         # The suite's own limit is 120 s: a harness that waited for it would still be running at this bound.
         output, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 130, output
     assert "interrupted" in output and "Traceback" not in output
     assert not (tmp_path / "result.json").exists()

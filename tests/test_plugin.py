@@ -12,29 +12,19 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SUBMISSIONS
+from conftest import ROOT, SUBMISSIONS, own_rubric
 
 from grader.registry import PLUGIN_GROUP, Registry, RegistryError
 from grader.runner import GradeOptions, grade
 
 EXAMPLE = ROOT / "examples" / "plugin" / "redis_grader_example"
-RUBRIC = """
-name = "with-a-plugin"
-docs_url = "https://textbook.example.org/redis"
-[grades]
-S = 90
-A = 80
-B = 70
-C = 0
-[sections]
-[checks."app.starts"]
-points = 10
+RUBRIC = own_rubric("with-a-plugin", """\
 [checks."app.uses_redis_url"]
 points = 10
 [checks."example.slow_redis"]
 points = 10
 latency_s = 0.02
-"""
+""")
 
 
 def install(site: Path, distribution: str, entry_point: str, *packages: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from quiz_kit import answers_with_wrong, key_answers, run, shipped_bank, shipped_rubric, write_yaml
+from quiz_kit import answers_with_wrong, key_answers, run, write_yaml
 
 from grader import rubric as rubrics
 from grader.quiz import (
@@ -30,20 +30,12 @@ from grader.quiz.files import ANSWERS_MAX_BYTES
 from grader.quiz.paper import shuffled_keys
 from grader.resources import quizzes_dir
 
+pytest_plugins = ("quiz_kit",)  # its fixtures: the shipped `rubric` and `bank`
+
 MODULE_SECTIONS = {
     "R1.1", "R2.1", "R3.1", "R3.2", "R4.1", "R4.2", "RA1.4", "RA2.1", "RA2.2", "RA2.3", "RA3.1", "RA3.2",
     "RA5.1", "RA5.2", "RA4.1", "RA1.1",
 }
-
-
-@pytest.fixture(scope="module")
-def rubric() -> rubrics.Rubric:
-    return shipped_rubric()
-
-
-@pytest.fixture(scope="module")
-def bank() -> Bank:
-    return shipped_bank()
 
 
 # --- the shipped bank --------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from junitparser import Failure, JUnitXml
-from quiz_kit import answers_with_wrong, graded_doc, key_answers, shipped_bank, shipped_rubric, write_yaml
+from quiz_kit import answers_with_wrong, graded_doc, key_answers, write_yaml
 
 from grader import rubric as rubrics
 from grader.quiz import Bank, QuizSettings, attach_quiz, load_settings, submission_quiz
@@ -21,16 +21,7 @@ from grader.reporters._templates import environment
 from grader.reporters.junit import build_junit
 from grader.reporters.quiz import template_context
 
-
-@pytest.fixture(scope="module")
-def rubric() -> rubrics.Rubric:
-    return shipped_rubric()
-
-
-@pytest.fixture(scope="module")
-def bank() -> Bank:
-    return shipped_bank()
-
+pytest_plugins = ("quiz_kit",)  # its fixtures: the shipped `rubric` and `bank`
 
 # --- the submission's quiz.yaml and the rubric's [quiz] table ----------------------------------------------
 

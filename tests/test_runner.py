@@ -10,23 +10,12 @@ import sys
 from dataclasses import dataclass
 
 import pytest
-from conftest import SUBMISSIONS
+from conftest import SUBMISSIONS, own_rubric
 
 from grader.api import CheckContext, CheckOutcome, CheckSettings, Fault, Registry, check, failed, passed
 from grader.runner import GradeOptions, grade
 
-HEAD = """
-name = "runner-test"
-docs_url = "https://textbook.example.org/redis"
-[grades]
-S = 90
-A = 80
-B = 70
-C = 0
-[sections]
-[checks."app.starts"]
-points = 10
-"""
+HEAD = own_rubric("runner-test", "")
 RUBRIC = HEAD + """
 [checks."test.timing"]
 points = 10

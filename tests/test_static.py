@@ -104,82 +104,105 @@ def test_decode_responses_seen_or_given_the_benefit_of_the_doubt(tmp_path: Path,
     assert facts.missing_decode_responses == [] and len(facts.decode_responses) == 1
 
 
-def test_decode_responses_through_a_pool(tmp_path: Path) -> None:
-    facts = facts_of(
-        tmp_path,
-        {
-            "app/redis.py": """
-            from redis.asyncio import ConnectionPool, Redis
-            pool = ConnectionPool.from_url(URL, decode_responses=True)
-            client = Redis(connection_pool=pool)
-            inline = Redis(connection_pool=ConnectionPool(host="h", decode_responses=True))
-            other = Redis.from_pool(pool)
+@pytest.mark.parametrize(("files", "found"), [
+    pytest.param({
+        "app/redis.py": """
+        from redis.asyncio import ConnectionPool, Redis
+        pool = ConnectionPool.from_url(URL, decode_responses=True)
+        client = Redis(connection_pool=pool)
+        inline = Redis(connection_pool=ConnectionPool(host="h", decode_responses=True))
+        other = Redis.from_pool(pool)
+    """,
+    }, {
+        "async_clients": [("app/redis.py", 4), ("app/redis.py", 5), ("app/redis.py", 6)],
+        "missing_decode_responses": [],
+        # The pool line is where the setting lives.
+        "decode_responses": [("app/redis.py", 3), ("app/redis.py", 5)],
+    }, id="decode-responses-through-a-pool"),
+    pytest.param({
+        "app/deps.py": """
+        import redis.asyncio as aioredis
+        class Store:
+            def __init__(self):
+                self.pool = aioredis.ConnectionPool.from_url(URL, decode_responses=False)
+            def client(self):
+                return aioredis.Redis(connection_pool=self.pool, decode_responses=True)
+    """,
+    }, {
+        # redis-py takes the pool's connection settings: the client's own keyword does not matter.
+        "missing_decode_responses": [("app/deps.py", 5)],
+        "async_clients": [("app/deps.py", 7)],
+    }, id="pool-without-decode-responses-is-reported-at-the-pool"),
+    pytest.param({
+        "app/pool.py": "from redis.asyncio import BlockingConnectionPool\nredis_pool = BlockingConnectionPool(decode_responses=True)\n",
+        "app/main.py": "from redis.asyncio import Redis\nfrom app.pool import redis_pool\nr = Redis(connection_pool=redis_pool)\n",
+        "app/other.py": "from redis.asyncio import Redis\nfrom .pool import redis_pool as p\nr = Redis(connection_pool=p)\n",
+    }, {
+        "async_clients": [("app/main.py", 3), ("app/other.py", 3)],
+        "decode_responses": [("app/pool.py", 2)],
+        "missing_decode_responses": [],
+    }, id="pool-imported-from-another-module"),
+    pytest.param({
+        "a.py": "import aioredis\nasync def f():\n    return await aioredis.create_redis_pool(URL, encoding='utf-8')\n",
+        "b.py": "import aioredis\nasync def f():\n    return await aioredis.create_redis_pool(URL)\n",
+    }, {"decode_responses": [("a.py", 3)], "missing_decode_responses": [("b.py", 3)]},
+        id="aioredis-1-decodes-with-an-encoding"),
+    pytest.param({
+        "app/main.py": "import redis\nr = redis.Redis(host='localhost', port=6379, decode_responses=True)\n",
+        "scripts/seed.py": "from redis import StrictRedis\nr = StrictRedis.from_url(URL)\nr.pipeline()\n",
+        "app/cache.py": "from redis import from_url as connect\nr = connect(URL)\n",
+    }, {
+        "sync_clients": [("app/cache.py", 2), ("app/main.py", 2), ("scripts/seed.py", 2)],
+        "async_clients": [], "decode_responses": [], "missing_decode_responses": [],
+    }, id="sync-clients-in-app-and-script-are-both-reported"),
+    pytest.param({
+        "app/cache.py": """
+            import redis.asyncio as redis
+            class Cache(redis.Redis):
+                def __init__(self, url: str):
+                    super().__init__(connection_pool=redis.ConnectionPool.from_url(url, decode_responses=True))
+            class Special(Cache):
+                pass
         """,
-        },
-    )
-    assert lines(facts.async_clients) == [("app/redis.py", 4), ("app/redis.py", 5), ("app/redis.py", 6)]
-    assert facts.missing_decode_responses == []
-    # The pool line is where the setting lives.
-    assert lines(facts.decode_responses) == [("app/redis.py", 3), ("app/redis.py", 5)]
-
-
-def test_pool_without_decode_responses_is_reported_at_the_pool(tmp_path: Path) -> None:
-    facts = facts_of(
-        tmp_path,
-        {
-            "app/deps.py": """
-            import redis.asyncio as aioredis
-            class Store:
-                def __init__(self):
-                    self.pool = aioredis.ConnectionPool.from_url(URL, decode_responses=False)
-                def client(self):
-                    return aioredis.Redis(connection_pool=self.pool, decode_responses=True)
+        "app/main.py": """
+            from app.cache import Cache, Special
+            a = Cache(URL)
+            b = Special.from_url(URL)
+            c = Cache(URL, decode_responses=False)
         """,
-        },
-    )
-    # redis-py takes the pool's connection settings: the client's own keyword does not matter.
-    assert lines(facts.missing_decode_responses) == [("app/deps.py", 5)]
-    assert lines(facts.async_clients) == [("app/deps.py", 7)]
-
-
-def test_pool_imported_from_another_module(tmp_path: Path) -> None:
-    facts = facts_of(
-        tmp_path,
-        {
-            "app/pool.py": "from redis.asyncio import BlockingConnectionPool\nredis_pool = BlockingConnectionPool(decode_responses=True)\n",
-            "app/main.py": "from redis.asyncio import Redis\nfrom app.pool import redis_pool\nr = Redis(connection_pool=redis_pool)\n",
-            "app/other.py": "from redis.asyncio import Redis\nfrom .pool import redis_pool as p\nr = Redis(connection_pool=p)\n",
-        },
-    )
-    assert lines(facts.async_clients) == [("app/main.py", 3), ("app/other.py", 3)]
-    assert lines(facts.decode_responses) == [("app/pool.py", 2)] and facts.missing_decode_responses == []
-
-
-def test_aioredis_1_decodes_with_an_encoding(tmp_path: Path) -> None:
-    facts = facts_of(
-        tmp_path,
-        {
-            "a.py": "import aioredis\nasync def f():\n    return await aioredis.create_redis_pool(URL, encoding='utf-8')\n",
-            "b.py": "import aioredis\nasync def f():\n    return await aioredis.create_redis_pool(URL)\n",
-        },
-    )
-    assert lines(facts.decode_responses) == [("a.py", 3)] and lines(facts.missing_decode_responses) == [("b.py", 3)]
+        "scripts/sync.py": "import redis\nclass Blocking(redis.StrictRedis):\n    pass\nr = Blocking()\n",
+    }, {
+        "async_clients": [("app/main.py", 3), ("app/main.py", 4), ("app/main.py", 5)],
+        # Its own __init__ may set decode_responses: only an explicit keyword is judged.
+        "missing_decode_responses": [("app/main.py", 5)],
+        "sync_clients": [("scripts/sync.py", 4)],
+    }, id="clients-built-through-a-local-subclass"),
+    pytest.param({
+        "app/lifespan.py": "from app.pools import make_pool\nasync def lifespan(app):\n    app.state.pool = make_pool()\n",
+        "app/deps.py": "from redis.asyncio import Redis\ndef get(request):\n    return Redis(connection_pool=request.app.state.pool)\n",
+        "tools/bench.py": "import redis.asyncio as r\npool = r.ConnectionPool(host='h')\n",
+        "app/cache.py": """
+            import redis.asyncio as r
+            from fastapi import FastAPI
+            app = FastAPI()
+            app.state.cache_pool = r.ConnectionPool(host='h')
+            def get(request):
+                return r.Redis(connection_pool=request.app.state.cache_pool)
+        """,
+    }, {
+        # `pool` is also assigned make_pool(): cannot tell. `cache_pool` is only ever the undecoded pool.
+        "decode_responses": [("app/deps.py", 3)],
+        "missing_decode_responses": [("app/cache.py", 5)],
+    }, id="pool-matched-by-name-across-modules-only-when-unambiguous"),
+])  # fmt: skip
+def test_where_each_fact_is_found(tmp_path: Path, files: dict[str, str],
+                                  found: dict[str, list[tuple[str, int]]]) -> None:
+    """Clients, pools and subclasses across modules: for each fact named, every place it was found (none: [])."""
+    facts = facts_of(tmp_path, files)
+    assert {name: lines(getattr(facts, name)) for name in found} == found
 
 
 # --- sync clients -------------------------------------------------------------------------------
-
-
-def test_sync_clients_in_app_and_script_are_both_reported(tmp_path: Path) -> None:
-    facts = facts_of(
-        tmp_path,
-        {
-            "app/main.py": "import redis\nr = redis.Redis(host='localhost', port=6379, decode_responses=True)\n",
-            "scripts/seed.py": "from redis import StrictRedis\nr = StrictRedis.from_url(URL)\nr.pipeline()\n",
-            "app/cache.py": "from redis import from_url as connect\nr = connect(URL)\n",
-        },
-    )
-    assert lines(facts.sync_clients) == [("app/cache.py", 2), ("app/main.py", 2), ("scripts/seed.py", 2)]
-    assert facts.async_clients == [] and facts.decode_responses == [] and facts.missing_decode_responses == []
 
 
 @pytest.mark.parametrize(
@@ -375,52 +398,3 @@ def test_to_dict_is_json_ready(tmp_path: Path) -> None:
     facts = facts_of(tmp_path, {"m.py": ASYNC_SHAPES["seed"]})
     data = json.loads(json.dumps(facts.to_dict()))
     assert data["async_clients"][0]["line"] == 2 and data["libraries"] == ["redis"]
-
-
-def test_clients_built_through_a_local_subclass(tmp_path: Path) -> None:
-    facts = facts_of(
-        tmp_path,
-        {
-            "app/cache.py": """
-                import redis.asyncio as redis
-                class Cache(redis.Redis):
-                    def __init__(self, url: str):
-                        super().__init__(connection_pool=redis.ConnectionPool.from_url(url, decode_responses=True))
-                class Special(Cache):
-                    pass
-            """,
-            "app/main.py": """
-                from app.cache import Cache, Special
-                a = Cache(URL)
-                b = Special.from_url(URL)
-                c = Cache(URL, decode_responses=False)
-            """,
-            "scripts/sync.py": "import redis\nclass Blocking(redis.StrictRedis):\n    pass\nr = Blocking()\n",
-        },
-    )
-    assert lines(facts.async_clients) == [("app/main.py", 3), ("app/main.py", 4), ("app/main.py", 5)]
-    # Its own __init__ may set decode_responses: only an explicit keyword is judged.
-    assert lines(facts.missing_decode_responses) == [("app/main.py", 5)]
-    assert lines(facts.sync_clients) == [("scripts/sync.py", 4)]
-
-
-def test_pool_matched_by_name_across_modules_only_when_unambiguous(tmp_path: Path) -> None:
-    facts = facts_of(
-        tmp_path,
-        {
-            "app/lifespan.py": "from app.pools import make_pool\nasync def lifespan(app):\n    app.state.pool = make_pool()\n",
-            "app/deps.py": "from redis.asyncio import Redis\ndef get(request):\n    return Redis(connection_pool=request.app.state.pool)\n",
-            "tools/bench.py": "import redis.asyncio as r\npool = r.ConnectionPool(host='h')\n",
-            "app/cache.py": """
-                import redis.asyncio as r
-                from fastapi import FastAPI
-                app = FastAPI()
-                app.state.cache_pool = r.ConnectionPool(host='h')
-                def get(request):
-                    return r.Redis(connection_pool=request.app.state.cache_pool)
-            """,
-        },
-    )
-    # `pool` is also assigned make_pool(): cannot tell. `cache_pool` is only ever the undecoded pool.
-    assert lines(facts.decode_responses) == [("app/deps.py", 3)]
-    assert lines(facts.missing_decode_responses) == [("app/cache.py", 5)]

@@ -4,13 +4,14 @@ and a real RedisProxy."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
-from conftest import REDIS_IMAGE, require
+from conftest import REDIS_IMAGE, SUBMISSIONS, require
 
 from grader.proxy import RedisProxy
 from grader.runner import GradeOptions, grade
@@ -19,7 +20,39 @@ from grader.services.guard import restore_now
 
 ENDLESS = "while true do end"
 ENDLESS_AFTER_A_WRITE = "redis.call('SET', 'k', 'v') while true do end"
-APPS = Path(__file__).parent / "apps"
+HEALTH = "async def health(r: RedisDep):\n    try:\n        await r.ping()\n"
+# The reference submission with /health made careless, one edit each: (text that must occur once in main.py, new text).
+TAMPERING_EDITS = {
+    "endless_script": (HEALTH, """\
+async def health(r: RedisDep):
+    # Careless: a script that wrote, then never ends. Redis cannot kill it; only replacing the server helps.
+    try:
+        await r.eval("redis.call('SET', 'health', 'checked') while true do end", 0)
+"""),
+    "admin_commands": (HEALTH, """\
+async def health(r: RedisDep):
+    # Careless: "health" administers the server it should only look at.
+    for command in (("CONFIG", "SET", "requirepass", "x"), ("CLIENT", "PAUSE", "100000"),
+                    ("CLIENT", "KILL", "TYPE", "normal"), ("SHUTDOWN", "NOSAVE")):
+        try:
+            await r.execute_command(*command)
+        except RedisError:
+            pass
+    try:
+        await r.ping()
+"""),
+}  # fmt: skip
+
+
+def _reference_with_edit(target: Path, old: str, new: str) -> Path:
+    """A copy of the reference submission in `target` with `old` (which must occur exactly once in its main.py)
+    replaced by `new`, so a change to the reference that would silently defuse the edit fails loudly."""
+    shutil.copytree(SUBMISSIONS / "reference", target, ignore=shutil.ignore_patterns("__pycache__", ".*_cache"))
+    main = target / "backend" / "app" / "main.py"
+    text = main.read_text()
+    assert text.count(old) == 1, f"expected one {old!r} in the reference's main.py, found {text.count(old)}"
+    main.write_text(text.replace(old, new))
+    return target
 
 
 @pytest.fixture
@@ -134,28 +167,29 @@ def _wait_until_busy(server: RedisServer) -> None:
         client.close()
 
 
-def test_an_endless_script_is_killed_and_redis_serves_again(server: RedisServer, proxy: RedisProxy) -> None:
+def _restore_from_a_busy_script(server: RedisServer, proxy: RedisProxy, script: str) -> tuple[str | None, int]:
+    """Runs `script` through the proxy until Redis is BUSY, restores it, and checks it serves again: the guard's
+    note and the server's process id before the script."""
     pid = _client(server).info("server")["process_id"]
-    runner = _run_in_background(proxy, ENDLESS)
+    runner = _run_in_background(proxy, script)
     _wait_until_busy(server)
     note = restore_now(server)
-    assert note is not None and "SCRIPT KILL" in note
     runner.join(10)
     assert not runner.is_alive()
     assert _usable(server)
+    return note, pid
+
+
+def test_an_endless_script_is_killed_and_redis_serves_again(server: RedisServer, proxy: RedisProxy) -> None:
+    note, pid = _restore_from_a_busy_script(server, proxy, ENDLESS)
+    assert note is not None and "SCRIPT KILL" in note
     assert _client(server).info("server")["process_id"] == pid  # the same server: nothing was replaced
     assert restore_now(server) is None
 
 
 def test_a_script_that_wrote_then_loops_gets_its_server_replaced(server: RedisServer, proxy: RedisProxy) -> None:
-    pid = _client(server).info("server")["process_id"]
-    runner = _run_in_background(proxy, ENDLESS_AFTER_A_WRITE)
-    _wait_until_busy(server)
-    note = restore_now(server)
+    note, pid = _restore_from_a_busy_script(server, proxy, ENDLESS_AFTER_A_WRITE)
     assert note is not None and "replaced" in note
-    runner.join(10)
-    assert not runner.is_alive()
-    assert _usable(server)
     assert _client(server).info("server")["process_id"] != pid
     app = _client(proxy)  # a new connection through the proxy reaches the replacement
     try:
@@ -206,12 +240,13 @@ def test_a_healthy_server_needs_nothing(server: RedisServer) -> None:
     assert restore_now(server) is None
 
 
-@pytest.mark.parametrize("app", ["endless_script", "admin_commands"])
-def test_a_submission_that_tampers_with_redis_is_still_graded(app: str) -> None:
-    """tests/apps/<app>: the reference submission whose /health runs a script that wrote and never ends (Redis
-    must be replaced), or sends CONFIG SET requirepass, CLIENT PAUSE, CLIENT KILL and SHUTDOWN (refused)."""
+@pytest.mark.parametrize("app", sorted(TAMPERING_EDITS))
+def test_a_submission_that_tampers_with_redis_is_still_graded(app: str, tmp_path: Path) -> None:
+    """The reference submission whose /health runs a script that wrote and never ends (Redis must be replaced),
+    or sends CONFIG SET requirepass, CLIENT PAUSE, CLIENT KILL and SHUTDOWN (refused)."""
     require(find_local_redis_server() is not None, "no local redis-server")
-    result = grade(APPS / app, GradeOptions(env="current", redis="local"))
+    submission = _reference_with_edit(tmp_path / app, *TAMPERING_EDITS[app])
+    result = grade(submission, GradeOptions(env="current", redis="local"))
     assert result["status"] == "graded", result.get("error")
     outcomes = {check["id"]: check["outcome"] for check in result["checks"]}
     assert outcomes and all(outcomes.values())

@@ -42,55 +42,30 @@ def test_backend_layout_runs_from_backend_without_init_files(tmp_path: Path) -> 
     assert ep.how == "found FastAPI(...) assigned to `app` in backend/app/main.py"
 
 
-def test_app_package_layout_runs_from_root(tmp_path: Path) -> None:
-    write(tmp_path, {"app/__init__.py": "", "app/main.py": APP})
-    ep, _, root = detect(tmp_path)
-    assert ep.app_dir == root.resolve() and ep.target == "app.main:app"
-
-
-def test_flat_main_layout(tmp_path: Path) -> None:
-    write(tmp_path, {"main.py": "import fastapi\napi = fastapi.FastAPI(title='x')\n"})
-    ep, _, root = detect(tmp_path)
-    assert ep.app_dir == root.resolve() and ep.target == "main:api"
-
-
-def test_other_module_walks_up_through_packages(tmp_path: Path) -> None:
-    write(
-        tmp_path,
-        {
-            "src/shop/__init__.py": "",
-            "src/shop/api/__init__.py": "",
-            "src/shop/api/server.py": "from fastapi import FastAPI\napplication: FastAPI = FastAPI()\n",
-        },
-    )
-    ep, _, root = detect(tmp_path)
-    assert ep.app_dir == (root / "src").resolve()
-    assert ep.target == "shop.api.server:application"
-
-
-def test_namespace_package_found_from_the_modules_own_imports(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("files", "app_dir", "target"), [
+    pytest.param({"app/__init__.py": "", "app/main.py": APP}, "", "app.main:app", id="app-package-runs-from-root"),
+    pytest.param({"main.py": "import fastapi\napi = fastapi.FastAPI(title='x')\n"}, "", "main:api", id="flat-main"),
+    pytest.param({
+        "src/shop/__init__.py": "",
+        "src/shop/api/__init__.py": "",
+        "src/shop/api/server.py": "from fastapi import FastAPI\napplication: FastAPI = FastAPI()\n",
+    }, "src", "shop.api.server:application", id="other-module-walks-up-through-packages"),
     # src/app has no __init__.py, but main.py imports `app.routes`: it must run from src/ as app.main.
-    write(
-        tmp_path,
-        {
-            "src/app/main.py": "from fastapi import FastAPI\nfrom app.routes import r\napp = FastAPI()\n",
-            "src/app/routes.py": "r = 1\n",
-        },
-    )
+    pytest.param({
+        "src/app/main.py": "from fastapi import FastAPI\nfrom app.routes import r\napp = FastAPI()\n",
+        "src/app/routes.py": "r = 1\n",
+    }, "src", "app.main:app", id="namespace-package-found-from-the-modules-own-imports"),
+    pytest.param({
+        "service/web.py": "from fastapi import FastAPI\nfrom .db import x\napp = FastAPI()\n",
+        "service/db.py": "x = 1\n",
+    }, "", "service.web:app", id="relative-imports-make-the-folder-a-package"),
+])  # fmt: skip
+def test_where_the_app_runs_from_and_its_target(tmp_path: Path, files: dict[str, str], app_dir: str,
+                                                target: str) -> None:
+    write(tmp_path, files)
     ep, _, root = detect(tmp_path)
-    assert ep.app_dir == (root / "src").resolve() and ep.target == "app.main:app"
-
-
-def test_relative_imports_make_the_folder_a_package(tmp_path: Path) -> None:
-    write(
-        tmp_path,
-        {
-            "service/web.py": "from fastapi import FastAPI\nfrom .db import x\napp = FastAPI()\n",
-            "service/db.py": "x = 1\n",
-        },
-    )
-    ep, _, root = detect(tmp_path)
-    assert ep.app_dir == root.resolve() and ep.target == "service.web:app"
+    assert ep.app_dir == (root / app_dir).resolve()
+    assert ep.target == target
 
 
 def test_candidate_order_then_shallowest(tmp_path: Path) -> None:

@@ -7,10 +7,11 @@ import json
 import uuid
 from typing import Any
 
-from checks.cache.common import PRODUCTS, Populated, judge_ttl, not_populated, populate
+from checks.cache.common import PRODUCTS, Populated, after_first_fill, judge_ttl
 from grader.api import (
     CheckContext,
     CheckOutcome,
+    VirtualClient,
     check,
     commands_text,
     failed,
@@ -27,14 +28,12 @@ from grader.api import (
        requires=("app.uses_redis_url",),
        requirement="`GET /products` answers 200 with the product list and, on a cache miss, writes the list to one Redis key (cache-aside; a name like `products:all`)")
 @points_at("GET /products", "set", "setex")
-async def populates(ctx: CheckContext) -> CheckOutcome:
-    populated = await populate(ctx, ctx.probe.client())
-    if populated.key is None:
-        return not_populated(populated)
-    writes = writes_to(populated.commands, populated.key)
+@after_first_fill
+async def populates(ctx: CheckContext, client: VirtualClient, populated: Populated, key: str) -> CheckOutcome:
+    writes = writes_to(populated.commands, key)
     return passed(
-        f"the first GET {PRODUCTS} cached the list in Redis key '{populated.key}'",
-        key=populated.key, redis=commands_text(writes or populated.commands, limit=5),
+        f"the first GET {PRODUCTS} cached the list in Redis key '{key}'",
+        key=key, redis=commands_text(writes or populated.commands, limit=5),
     )
 
 
@@ -42,10 +41,8 @@ async def populates(ctx: CheckContext) -> CheckOutcome:
        requires=("cache.populates",),
        requirement="The cached list is written with a TTL of 60 seconds (`SET key value EX 60`)")
 @points_at("set", "setex", "expire")
-async def ttl(ctx: CheckContext) -> CheckOutcome:
-    populated = await populate(ctx, ctx.probe.client())
-    if populated.key is None:
-        return not_populated(populated)
+@after_first_fill
+async def ttl(ctx: CheckContext, client: VirtualClient, populated: Populated, key: str) -> CheckOutcome:
     return await judge_ttl(ctx, populated, "right after the first write")
 
 
@@ -74,12 +71,8 @@ def _rewritten(raw: bytes, token: str) -> str | None:
        requires=("cache.populates",),
        requirement="A repeated `GET /products` returns what Redis holds, without reading the database")
 @points_at("GET /products", "get")
-async def serves_from_cache(ctx: CheckContext) -> CheckOutcome:
-    client = ctx.probe.client()
-    populated = await populate(ctx, client)
-    if populated.key is None:
-        return not_populated(populated)
-    key = populated.key
+@after_first_fill
+async def serves_from_cache(ctx: CheckContext, client: VirtualClient, populated: Populated, key: str) -> CheckOutcome:
     token = f"rg-cached-{uuid.uuid4().hex[:8]}"
     stored = await raw_value(ctx.redis, key) if await ctx.redis.type(key) == "string" else None
     changed = _rewritten(stored, token) if stored is not None else None
@@ -118,12 +111,8 @@ async def serves_from_cache(ctx: CheckContext) -> CheckOutcome:
        level="basic", requires=("cache.populates",),
        requirement="Once the cached list has expired, the next `GET /products` writes it again, with a TTL of 60 seconds")
 @points_at("set", "setex")
-async def refill_after_expiry(ctx: CheckContext) -> CheckOutcome:
-    client = ctx.probe.client()
-    populated = await populate(ctx, client)
-    if populated.key is None:
-        return not_populated(populated)
-    key = populated.key
+@after_first_fill
+async def refill_after_expiry(ctx: CheckContext, client: VirtualClient, populated: Populated, key: str) -> CheckOutcome:
     await ctx.redis.pexpire(key, 1)  # the harness lets the key expire now instead of waiting a minute
     for _ in range(100):
         if not await ctx.redis.exists(key):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +72,24 @@ async def populate(ctx: CheckContext, client: VirtualClient) -> Populated:
             break
     absent = missing_route(ctx.openapi, "get", PRODUCTS) if reply.status in (404, 405) else None
     return Populated(reply, commands, key, candidates, absent)
+
+
+def after_first_fill(
+    judge: Callable[[CheckContext, VirtualClient, Populated, str], Awaitable[CheckOutcome]],
+) -> Callable[[CheckContext], Awaitable[CheckOutcome]]:
+    """Put under @check (and @points_at): the check starts with a fresh client's first GET /products; when that
+    wrote the list to no Redis key the check fails saying why, otherwise `judge` goes on with the client, what the
+    first GET did and the key that holds the list."""
+
+    @functools.wraps(judge)
+    async def filled_first(ctx: CheckContext) -> CheckOutcome:
+        client = ctx.probe.client()
+        populated = await populate(ctx, client)
+        if populated.key is None:
+            return not_populated(populated)
+        return await judge(ctx, client, populated, populated.key)
+
+    return filled_first
 
 
 def not_populated(populated: Populated) -> CheckOutcome:

@@ -8,7 +8,7 @@ import json
 import time
 from dataclasses import dataclass
 
-from checks.cache.common import PRODUCTS, not_populated, populate, product_list
+from checks.cache.common import PRODUCTS, Populated, after_first_fill, product_list
 from grader.api import (
     SCRIPTS,
     WRITES,
@@ -16,6 +16,7 @@ from grader.api import (
     CheckOutcome,
     Command,
     Reply,
+    VirtualClient,
     check,
     commands_text,
     error,
@@ -209,11 +210,8 @@ async def _shorten_life(ctx: CheckContext, key: str, life_s: float) -> tuple[str
 @check("cache.stampede", title="A burst across the cache expiry loads the database about once", level="advanced",
        requires=("cache.populates",), timeout=120.0, timing=True,
        requirement='When the cached list expires under load, the database is read about once (a lock with `SET NX PX`, or probabilistic early recomputation)')
-async def stampede(ctx: CheckContext) -> CheckOutcome:
-    populated = await populate(ctx, ctx.probe.client())
-    if populated.key is None:
-        return not_populated(populated)
-    key = populated.key
+@after_first_fill
+async def stampede(ctx: CheckContext, client: VirtualClient, populated: Populated, key: str) -> CheckOutcome:
     markers = [s for s in strings_in(product_list(populated.reply.body) or []) if len(s) >= 3][:3]
     # The first GET loaded the database: its time bounds the app's load time (XFetch's delta).
     run_up_life_s = min(SHORT_LIFE_MAX_S, max(SHORT_LIFE_MIN_S, SHORT_LIFE_PER_LOAD_S * populated.reply.elapsed))

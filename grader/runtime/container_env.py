@@ -26,12 +26,11 @@ from grader.environment import (
     COMPLETE_MARKER,
     DEFAULT_PACKAGES,
     Environment,
-    _file_lock,
     default_cache_dir,
-    find_requirements,
-    read_requirements,
+    locked_cache_entry,
 )
 from grader.errors import GraderError
+from grader.requirements import find_requirements, read_requirements
 from grader.runtime import containers
 
 CACHE_FORMAT = "1"
@@ -84,13 +83,8 @@ def prepare_container_env(
     source = found if reqs.lines else (f"{found} lists no packages" if files else "no requirements file")
     key = _key(image_id, lines)
     cache = Path(cache_dir) if cache_dir is not None else container_cache_dir()
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise GraderError(f"cannot create the environment cache {cache}: {exc.strerror}") from exc
-    env_dir = cache / key
     started = time.monotonic()
-    with _file_lock(cache / f"{key}.lock", timeout=timeout + 60):
+    with locked_cache_entry(cache, key, timeout) as env_dir:
         if (env_dir / COMPLETE_MARKER).is_file():
             state = "cached"
         else:
