@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from checks.ratelimit import limited_route
+from checks.limited_route import limited_route
 from grader.runner import GradeOptions, grade
 
 REFERENCE = Path(__file__).resolve().parent.parent / "fixtures" / "submissions" / "reference"
