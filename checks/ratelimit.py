@@ -288,6 +288,19 @@ def _separate(commands: list[Command], ip: str) -> list[Command]:
             and any(ip in k for k in keys_of(c))]
 
 
+def _limiter_scripts(per_request: list[list[Command]], ip: str, keys: list[str],
+                     everything: list[Command]) -> list[list[Command]]:
+    """The script calls of each request that are the limiter's. Tied to the request: the script names the
+    client's address or declares one of its counter keys. When none is tied but every request ran a script and
+    no command outside a script names the client, the scripts are the limiter's (its keys name no client and
+    hold no plain count - a hashed key, a token bucket in a hash)."""
+    ran = [[c for c in commands if c.name in SCRIPTS] for commands in per_request]
+    tied = [[c for c in found if _names_ip(c, ip) or set(keys_of(c)) & set(keys)] for found in ran]
+    if not any(tied) and all(ran) and not _separate(everything, ip):
+        return ran
+    return tied
+
+
 @check("ratelimit.lua", title="The check-and-increment runs as one Lua script per request", level="advanced",
        requires=("app.uses_redis_url",),
        requirement='The check-and-increment runs as one Lua script (`EVAL`, `EVALSHA` or `FCALL`) per request, not as separate `INCR`/`GET`/`SET`/`EXPIRE` commands')
@@ -306,20 +319,18 @@ async def lua(ctx: CheckContext, path: str) -> CheckOutcome:
         "requests": requests_text(r for r, _ in per_request),
         "redis": commands_text(everything),
     }
-    missing = []
-    for n, (reply, commands) in enumerate(per_request, 1):
-        # Tied to this request: the script names the client's address, or declares one of its counter keys.
-        scripts = [c for c in commands if c.name in SCRIPTS
-                   and (_names_ip(c, client.ip) or set(keys_of(c)) & set(keys))]
-        if not scripts:
-            missing.append(n)
+    scripts = _limiter_scripts([commands for _, commands in per_request], client.ip, keys, everything)
+    missing = [n for n, found in enumerate(scripts, 1) if not found]
     if missing:
         instead = _separate(everything, client.ip) or [c for c in everything if set(keys_of(c)) & set(keys)]
         atomic_only = any(c.in_multi for c in instead)
         what = (" ran instead: " + "; then ".join(str(c) for c in instead[:4])) if instead else (
             " sent no command naming the client's counter")
+        ran_some = any(c.name in SCRIPTS for c in per_request[missing[0] - 1][1])
         return failed(
-            f"request {missing[0]} from {client.ip} ran no Lua script (EVAL/EVALSHA/FCALL) for its counter;"
+            f"request {missing[0]} from {client.ip} ran "
+            + ("Lua scripts, but none naming the client or its counter;" if ran_some
+               else "no Lua script (EVAL/EVALSHA/FCALL) for its counter;")
             + what + (" (MULTI/EXEC is atomic, but it is not a Lua script: the check and the increment still "
                       "happen in two steps)" if atomic_only else ""),
             counter_keys=keys, **evidence,
@@ -332,8 +343,7 @@ async def lua(ctx: CheckContext, path: str) -> CheckOutcome:
             "the check and the increment must both happen inside the script",
             counter_keys=keys, **evidence,
         )
-    script = next(c for c in per_request[0][1] if c.name in SCRIPTS and
-                  (_names_ip(c, client.ip) or set(keys_of(c)) & set(keys)))
+    script = scripts[0][0]
     return passed(
         f"each of {SCRIPT_PROBES} requests from {client.ip} ran one {script.name} for its counter "
         f"({', '.join(keys_of(script)) or 'keys passed as arguments'})",

@@ -82,3 +82,17 @@ def test_limited_route_without_any_plain_get_route_says_the_route_is_missing():
     route = limited_route(_openapi(("post", "/score", {}), ("get", "/items/{item_id}", {})))
     assert route.path is None
     assert route.absent == "GET /products is not a route; the app has: POST /score, GET /items/{item_id}"
+
+
+def test_a_script_whose_keys_name_no_client_is_still_the_limiters(tmp_path):
+    # The counter is a hash under a hashed key: neither the key nor the script's arguments name the client, and
+    # nothing outside the script does either - the script every request runs is the limiter.
+    root = _variant(tmp_path,
+                    ("local count = redis.call('INCR', KEYS[1])", "local count = redis.call('HINCRBY', KEYS[1], 'n', 1)"),
+                    ('key = f"rate:ip:{ip}"', 'key = "rl:" + __import__("hashlib").sha1(ip.encode()).hexdigest()'))
+    result = grade(root, GradeOptions(env="current", redis="local", only=("ratelimit.lua", "ratelimit.threshold",
+                                                                           "app.*")))
+    checks = _checks(result)
+    assert checks["ratelimit.threshold"]["outcome"] == "passed", checks["ratelimit.threshold"]["message"]
+    assert checks["ratelimit.lua"]["outcome"] == "passed", checks["ratelimit.lua"]["message"]
+    assert "EVALSHA" in checks["ratelimit.lua"]["message"]
