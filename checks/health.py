@@ -13,8 +13,11 @@ from grader.api import (
     check,
     commands_text,
     failed,
+    missing_route,
     passed,
+    points_at,
     requests_text,
+    skipped,
 )
 
 ROUTE = "/health"
@@ -22,6 +25,13 @@ ROUTE = "/health"
 DOWN_ANSWER_TIMEOUT = 8.0
 # Words of a body that says what is down (case-insensitive): Redis named, or the state named.
 NAMES_REDIS = ("redis",)
+NOT_FOUND = (404, 405)
+
+
+def absent_route(ctx: CheckContext, reply: Reply) -> str | None:
+    """'GET /health is not a route; the app has: ...' when the app answered 404/405 and its OpenAPI lacks the
+    route (a route left out of the schema still counts as there)."""
+    return missing_route(ctx.openapi, "get", ROUTE) if reply.status in NOT_FOUND else None
 
 
 @dataclass
@@ -59,10 +69,14 @@ def _hangs(down: DownAnswer) -> CheckOutcome:
     level="basic",
     requires=("app.uses_redis_url",),
     requirement='`GET /health` sends Redis a `PING` and answers 200 while Redis is up; while Redis is unreachable it answers within 8 seconds with a status that is not 2xx (or a body that says Redis is down)')
+@points_at("GET /health", "ping")
 async def redis_ping(ctx: CheckContext) -> CheckOutcome:
     client = ctx.probe.client()
     with ctx.trace.recording() as commands:
         up = await client.get(ROUTE)
+    absent = absent_route(ctx, up)
+    if absent:
+        return failed(absent, requests=[str(up)])
     if up.status != 200:
         return failed(
             f"GET {ROUTE} answered {up.status if up.error is None else up.error} while Redis was up, expected 200",
@@ -96,11 +110,15 @@ async def redis_ping(ctx: CheckContext) -> CheckOutcome:
     level="advanced",
     requires=("app.uses_redis_url",),
     requirement='While Redis is unreachable, `GET /health` answers a deliberate `503` whose body names what is down (not an unhandled 500), even with the rate limiter in front of it')
+@points_at("GET /health", "ping")
 async def graceful(ctx: CheckContext) -> CheckOutcome:
     # Every request goes through the app's middleware, the rate limiter's included: a limiter that lets the
     # Redis error escape turns /health into a 500 before /health runs at all.
     client = ctx.probe.client()
     up = await client.get(ROUTE)
+    absent = absent_route(ctx, up)
+    if absent:
+        return skipped(f"{absent} (see health.redis_ping)", requests=[str(up)])
     down = await answer_while_down(ctx, client, up)
     if down.hangs:
         return _hangs(down)

@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from checks.limited_route import on_limited_route
 from grader.api import (
     EXPIRES,
     SCRIPTS,
@@ -28,17 +29,20 @@ from grader.api import (
     first_status,
     keys_of,
     passed,
+    points_at,
     requests_text,
     skipped,
 )
 
 LIMIT = 10
-ROUTE = "/products"  # the limiter guards every route; one route is enough, and a per-route limiter guards this one
+# The Redis calls a limiter makes: failures point at them in the student's code.
+LIMITER_CALLS = ("eval", "evalsha", "register_script", "incr", "incrby")
 TOO_MANY = 429
 MIDDLEWARE_500 = (
     " (raising HTTPException inside @app.middleware(\"http\") becomes a 500: return "
     "JSONResponse(status_code=429) from the middleware instead)"
 )
+
 
 
 @dataclass
@@ -48,14 +52,14 @@ class Burst:
     commands: list[Command]
 
 
-async def blocked_burst(ctx: CheckContext, count: int = LIMIT + 1) -> Burst:
+async def blocked_burst(ctx: CheckContext, path: str, count: int = LIMIT + 1) -> Burst:
     """`count` requests from one fresh client; repeated from another fresh client when the burst straddled a
     clock-minute boundary (a minute-aligned window may reset in the middle of it)."""
     for _ in range(3):
         client = ctx.probe.client()
         started = time.time()
         with ctx.trace.recording() as commands:
-            replies = [await client.get(ROUTE) for _ in range(count)]
+            replies = [await client.get(path) for _ in range(count)]
         if not crossed_minute(started):
             break
     return Burst(client, replies, list(commands))
@@ -105,8 +109,10 @@ HINT_TOO_LATE = "Answer 429 from the 11th request within a minute: refuse when t
 @check("ratelimit.threshold", title="Requests 1-10 from one client pass, the 11th gets 429", level="basic",
        requires=("app.uses_redis_url",),
        requirement='More than 10 requests a minute from one IP get `429 Too Many Requests`: requests 1-10 are served, the 11th is refused')
-async def threshold(ctx: CheckContext) -> CheckOutcome:
-    burst = await blocked_burst(ctx)
+@points_at(*LIMITER_CALLS)
+@on_limited_route(judges_absence=True)
+async def threshold(ctx: CheckContext, path: str) -> CheckOutcome:
+    burst = await blocked_burst(ctx, path)
     problem = _threshold_problem(burst)
     if problem:
         early = first_status(burst.replies[:LIMIT], TOO_MANY) is not None
@@ -149,7 +155,7 @@ class OwnLimit:
         return f"{self.served} served, then {seen}"
 
 
-async def own_limit(ctx: CheckContext) -> OwnLimit:
+async def own_limit(ctx: CheckContext, path: str) -> OwnLimit:
     """Sequential requests from one fresh client until the first refusal (at most PROBE_MAX); repeated from a
     fresh client, on an empty Redis, when they straddled a clock-minute boundary (a minute-aligned window may
     reset in the middle)."""
@@ -160,7 +166,7 @@ async def own_limit(ctx: CheckContext) -> OwnLimit:
         replies: list[Reply] = []
         with ctx.trace.recording() as commands:
             while len(replies) < PROBE_MAX:
-                replies.append(await client.get(ROUTE))
+                replies.append(await client.get(path))
                 if not replies[-1].ok:
                     break
         if not crossed_minute(started):
@@ -173,15 +179,17 @@ async def own_limit(ctx: CheckContext) -> OwnLimit:
 @check("ratelimit.per_ip", title="While one client is blocked, another IP is still served", level="basic",
        requires=("app.uses_redis_url",),
        requirement='The limit counts each client IP on its own: while one IP is blocked, another is served')
-async def per_ip(ctx: CheckContext) -> CheckOutcome:
-    limit = await own_limit(ctx)
+@points_at(*LIMITER_CALLS)
+@on_limited_route()
+async def per_ip(ctx: CheckContext, path: str) -> CheckOutcome:
+    limit = await own_limit(ctx, path)
     why = limit.unjudgeable("per-client counting")
     if why:
         return skipped(why, **_burst_evidence(limit.burst))
     assert limit.refusal is not None
     blocked = limit.burst.client.ip
     other = ctx.probe.client()
-    reply = await other.get(ROUTE)
+    reply = await other.get(path)
     evidence = {"requests": requests_text(limit.burst.replies[-2:] + [reply]), "own_limit": limit.summary}
     if reply.status == limit.refusal.status:
         return failed(f"{other.ip} got {reply.status} on its first request because {blocked} was blocked "
@@ -194,13 +202,15 @@ async def per_ip(ctx: CheckContext) -> CheckOutcome:
 @check("ratelimit.window", title="The counter expires within 60 s and the client is served again",
        level="basic", requires=("app.uses_redis_url",),
        requirement='The counter has a TTL of at most 60 seconds from the first request, after which the client is served again')
-async def window(ctx: CheckContext) -> CheckOutcome:
+@points_at(*LIMITER_CALLS)
+@on_limited_route()
+async def window(ctx: CheckContext, path: str) -> CheckOutcome:
     client = ctx.probe.client()
     with ctx.trace.recording() as seen:
-        return await _judge_window(ctx, client, seen, await client.get(ROUTE))
+        return await _judge_window(ctx, path, client, seen, await client.get(path))
 
 
-async def _judge_window(ctx: CheckContext, client: VirtualClient, seen: Sequence[Command],
+async def _judge_window(ctx: CheckContext, path: str, client: VirtualClient, seen: Sequence[Command],
                         first: Reply) -> CheckOutcome:
     """`seen`: the Redis commands since the first request, still recording (each read sees what has arrived)."""
     keys = await counter_keys(ctx, client.ip, list(seen))
@@ -217,7 +227,7 @@ async def _judge_window(ctx: CheckContext, client: VirtualClient, seen: Sequence
         return failed(f"counter TTL is {max(ttls.values())} s, longer than the 60 s window", **evidence)
     rest = [first]
     while rest[-1].ok and len(rest) < PROBE_MAX:  # on to the app's own limit, whatever it is
-        rest.append(await client.get(ROUTE))
+        rest.append(await client.get(path))
     if rest[-1].ok:
         return skipped(f"the app refused none of {PROBE_MAX} sequential requests from {client.ip}, so the end of "
                        "its window cannot be seen (see ratelimit.threshold)",
@@ -225,7 +235,7 @@ async def _judge_window(ctx: CheckContext, client: VirtualClient, seen: Sequence
     for key in await counter_keys(ctx, client.ip, list(seen)):
         await ctx.redis.pexpire(key, 1)  # the harness ends the window now instead of waiting a minute
     await asyncio.sleep(0.05)
-    after = await client.get(ROUTE)
+    after = await client.get(path)
     evidence["requests"] = requests_text([rest[-1], after])
     if not after.ok:
         seen = after.status if after.error is None else after.error
@@ -237,10 +247,12 @@ async def _judge_window(ctx: CheckContext, client: VirtualClient, seen: Sequence
 @check("ratelimit.key_format", title="The counter key is rate:ip:<ip>", level="basic",
        requires=("app.uses_redis_url",),
        requirement='The counter key is `rate:ip:<ip>`')
-async def key_format(ctx: CheckContext) -> CheckOutcome:
+@points_at(*LIMITER_CALLS)
+@on_limited_route()
+async def key_format(ctx: CheckContext, path: str) -> CheckOutcome:
     client = ctx.probe.client()
     with ctx.trace.recording() as commands:
-        reply = await client.get(ROUTE)
+        reply = await client.get(path)
     expected = f"rate:ip:{client.ip}"
     touched = {k for c in commands for k in keys_of(c)}
     if expected in touched or await ctx.redis.exists(expected):
@@ -276,15 +288,30 @@ def _separate(commands: list[Command], ip: str) -> list[Command]:
             and any(ip in k for k in keys_of(c))]
 
 
+def _limiter_scripts(per_request: list[list[Command]], ip: str, keys: list[str],
+                     everything: list[Command]) -> list[list[Command]]:
+    """The script calls of each request that are the limiter's. Tied to the request: the script names the
+    client's address or declares one of its counter keys. When none is tied but every request ran a script and
+    no command outside a script names the client, the scripts are the limiter's (its keys name no client and
+    hold no plain count - a hashed key, a token bucket in a hash)."""
+    ran = [[c for c in commands if c.name in SCRIPTS] for commands in per_request]
+    tied = [[c for c in found if _names_ip(c, ip) or set(keys_of(c)) & set(keys)] for found in ran]
+    if not any(tied) and all(ran) and not _separate(everything, ip):
+        return ran
+    return tied
+
+
 @check("ratelimit.lua", title="The check-and-increment runs as one Lua script per request", level="advanced",
        requires=("app.uses_redis_url",),
        requirement='The check-and-increment runs as one Lua script (`EVAL`, `EVALSHA` or `FCALL`) per request, not as separate `INCR`/`GET`/`SET`/`EXPIRE` commands')
-async def lua(ctx: CheckContext) -> CheckOutcome:
+@points_at(*LIMITER_CALLS)
+@on_limited_route()
+async def lua(ctx: CheckContext, path: str) -> CheckOutcome:
     client = ctx.probe.client()
     per_request: list[tuple[Reply, list[Command]]] = []
     for _ in range(SCRIPT_PROBES):
         with ctx.trace.recording() as commands:
-            reply = await client.get(ROUTE)
+            reply = await client.get(path)
         per_request.append((reply, list(commands)))
     everything = [c for _, commands in per_request for c in commands]
     keys = await counter_keys(ctx, client.ip, everything)
@@ -292,20 +319,18 @@ async def lua(ctx: CheckContext) -> CheckOutcome:
         "requests": requests_text(r for r, _ in per_request),
         "redis": commands_text(everything),
     }
-    missing = []
-    for n, (reply, commands) in enumerate(per_request, 1):
-        # Tied to this request: the script names the client's address, or declares one of its counter keys.
-        scripts = [c for c in commands if c.name in SCRIPTS
-                   and (_names_ip(c, client.ip) or set(keys_of(c)) & set(keys))]
-        if not scripts:
-            missing.append(n)
+    scripts = _limiter_scripts([commands for _, commands in per_request], client.ip, keys, everything)
+    missing = [n for n, found in enumerate(scripts, 1) if not found]
     if missing:
         instead = _separate(everything, client.ip) or [c for c in everything if set(keys_of(c)) & set(keys)]
         atomic_only = any(c.in_multi for c in instead)
         what = (" ran instead: " + "; then ".join(str(c) for c in instead[:4])) if instead else (
             " sent no command naming the client's counter")
+        ran_some = any(c.name in SCRIPTS for c in per_request[missing[0] - 1][1])
         return failed(
-            f"request {missing[0]} from {client.ip} ran no Lua script (EVAL/EVALSHA/FCALL) for its counter;"
+            f"request {missing[0]} from {client.ip} ran "
+            + ("Lua scripts, but none naming the client or its counter;" if ran_some
+               else "no Lua script (EVAL/EVALSHA/FCALL) for its counter;")
             + what + (" (MULTI/EXEC is atomic, but it is not a Lua script: the check and the increment still "
                       "happen in two steps)" if atomic_only else ""),
             counter_keys=keys, **evidence,
@@ -318,8 +343,7 @@ async def lua(ctx: CheckContext) -> CheckOutcome:
             "the check and the increment must both happen inside the script",
             counter_keys=keys, **evidence,
         )
-    script = next(c for c in per_request[0][1] if c.name in SCRIPTS and
-                  (_names_ip(c, client.ip) or set(keys_of(c)) & set(keys)))
+    script = scripts[0][0]
     return passed(
         f"each of {SCRIPT_PROBES} requests from {client.ip} ran one {script.name} for its counter "
         f"({', '.join(keys_of(script)) or 'keys passed as arguments'})",
@@ -336,10 +360,12 @@ HINT_FEWER_UNDER_LOAD = ("Under concurrent load the limiter served fewer request
        title="50 concurrent requests from one IP: as many served as when sent one by one, the rest refused",
        level="advanced", requires=("app.uses_redis_url",), timing=True,
        requirement='50 concurrent requests from one IP get exactly as many served as when sent one by one (10), the rest `429`: no race between reading and writing the counter')
-async def atomic_under_load(ctx: CheckContext) -> CheckOutcome:
+@points_at(*LIMITER_CALLS)
+@on_limited_route()
+async def atomic_under_load(ctx: CheckContext, path: str) -> CheckOutcome:
     # The limit the app enforces on sequential requests is the yardstick: an atomic limiter serves exactly as
     # many when they arrive at once, whatever that limit is (ratelimit.threshold judges whether it is 10).
-    limit = await own_limit(ctx)
+    limit = await own_limit(ctx, path)
     why = limit.unjudgeable("what concurrent requests should get")
     if why:
         return skipped(why, requests=requests_text(limit.burst.replies, limit=12))
@@ -350,7 +376,7 @@ async def atomic_under_load(ctx: CheckContext) -> CheckOutcome:
         with ctx.proxy.latency(LOAD_LATENCY_S):
             started = time.time()
             with ctx.trace.recording() as seen:
-                replies = list(await asyncio.gather(*(client.get(ROUTE) for _ in range(LOAD_REQUESTS))))
+                replies = list(await asyncio.gather(*(client.get(path) for _ in range(LOAD_REQUESTS))))
         if not crossed_minute(started):
             break
     commands = list(seen)
@@ -388,25 +414,27 @@ def _others(statuses: dict[str, int]) -> str:
     return ", ".join(refused) or "nothing else"
 
 
-async def _with_lost_expiry(ctx: CheckContext, client: VirtualClient,
+async def _with_lost_expiry(ctx: CheckContext, path: str, client: VirtualClient,
                             fault: Fault) -> tuple[list[Reply], list[Command]]:
     """CRASH_PROBES requests from `client` while `fault` drops the expiry it matches."""
     with ctx.proxy.fault(fault), ctx.trace.recording() as commands:
-        replies = [await client.get(ROUTE) for _ in range(CRASH_PROBES)]
+        replies = [await client.get(path) for _ in range(CRASH_PROBES)]
     return replies, list(commands)
 
 
 @check("ratelimit.crash_safe", title="A lost EXPIRE never leaves a counter without a TTL", level="advanced",
        requires=("app.uses_redis_url",),
        requirement='A counter never lives without a TTL, even when the expiry after the increment is lost (set both in one script)')
-async def crash_safe(ctx: CheckContext) -> CheckOutcome:
+@points_at(*LIMITER_CALLS)
+@on_limited_route()
+async def crash_safe(ctx: CheckContext, path: str) -> CheckOutcome:
     client = ctx.probe.client()
     ip = client.ip
     # The fault: the first EXPIRE-family command on this client's counter, sent on its own (inside MULTI the
     # proxy never drops), is answered with an error and never reaches Redis - as if the app died between
     # the increment and the expiry. Later requests may repair the TTL: a limiter that does is crash safe.
     replies, commands = await _with_lost_expiry(
-        ctx, client, Fault(lambda c: c.name in EXPIRES and bool(c.args) and ip in c.args[0], times=1))
+        ctx, path, client, Fault(lambda c: c.name in EXPIRES and bool(c.args) and ip in c.args[0], times=1))
     keys = await counter_keys(ctx, ip, commands)
     if keys and not any(ip in k for k in keys):
         # The counter does not name the address (hashed or shared): drop the first expiry of those keys instead.
@@ -414,7 +442,7 @@ async def crash_safe(ctx: CheckContext) -> CheckOutcome:
         client = ctx.probe.client()
         named = set(keys)
         replies, commands = await _with_lost_expiry(
-            ctx, client, Fault(lambda c: c.name in EXPIRES and bool(c.args) and c.args[0] in named, times=1))
+            ctx, path, client, Fault(lambda c: c.name in EXPIRES and bool(c.args) and c.args[0] in named, times=1))
         keys = await counter_keys(ctx, client.ip, commands)
     dropped = [c for c in commands if c.dropped]
     evidence: dict[str, object] = {
