@@ -15,6 +15,7 @@ from grader.openapi import resolve
 from grader.outcome import CheckOutcome, Outcome
 from grader.probe import Reply, VirtualClient
 from grader.proxy import Command
+from grader.static.snippet import code_evidence
 from grader.text import first_items, more_text
 
 # Command families, matched case-insensitively on the name the proxy recorded (redis-py 8 sends incr() as INCRBY).
@@ -202,7 +203,8 @@ def points_at(*names: str) -> Callable[[Callable[..., Awaitable[CheckOutcome]]],
                 wanted = [r for n in names if n.endswith("*") for r in ctx.facts.routes if r.startswith(n[:-1])]
                 where = ctx.facts.located(*[n for n in names if not n.endswith("*")], *wanted)
                 if where:
-                    outcome.evidence = {"where": where, **outcome.evidence}
+                    outcome.evidence = {"where": where, **outcome.evidence,
+                                        **code_evidence(ctx.workspace.root, where)}
             return outcome
 
         return located
