@@ -207,6 +207,7 @@ class ProxyControl:
 
     def __init__(self, proxy: RedisProxy) -> None:
         self._proxy = proxy
+        self._went_down = False  # since the runner last asked: see took_redis_down()
 
     @contextmanager
     def latency(self, seconds: float) -> Iterator[None]:
@@ -225,8 +226,15 @@ class ProxyControl:
         finally:
             self._proxy.remove_fault(handle)  # a no-op when the fault used up its `times` already
 
+    def took_redis_down(self) -> bool:
+        """Whether a check made Redis unreachable since the last call (for the runner, which then lets the app's
+        connections heal before the next check)."""
+        went_down, self._went_down = self._went_down, False
+        return went_down
+
     @contextmanager
     def unreachable(self) -> Iterator[None]:
+        self._went_down = True
         self._proxy.set_reachable(False)
         try:
             yield
