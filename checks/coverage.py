@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,14 +46,55 @@ def read_report(path: Path, root: Path) -> Measured | None:
     try:
         if path.stat().st_size > MAX_REPORT_BYTES:
             return None
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return parse_report(path.read_text(encoding="utf-8"), root)
+    except OSError:
+        return None
+
+
+def parse_report(text: str, root: Path) -> Measured | None:
+    """The JSON report's text, parsed as data; None when it is too big or not a coverage report."""
+    if len(text) > MAX_REPORT_BYTES:
+        return None
+    try:
+        data = json.loads(text)
         files = {}
         for name, entry in data["files"].items():
             rel = Path(name).relative_to(root).as_posix() if Path(name).is_absolute() else name
             files[rel] = float(entry["summary"]["percent_covered"])
         return Measured(float(data["totals"]["percent_covered"]), files)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+REPORT_MARKER = "redis-grader-coverage-report: "
+# Runs in the submission's environment (in its runtime: the local sandbox or a container), never in the grader:
+# coverage's files live in a temporary folder there, and only the tail of the suite's output and the JSON report
+# come back, on standard output. Isolated (-I) itself; the suite it runs imports the submission as usual.
+MEASURE = r"""
+import os, subprocess, sys, tempfile
+rc_text, marker = sys.argv[1], sys.argv[2]
+with tempfile.TemporaryDirectory(prefix="redis-grader-coverage-") as tmp:
+    rc = os.path.join(tmp, "coveragerc")
+    with open(rc, "w") as fh:
+        fh.write(rc_text.replace("@DATA@", os.path.join(tmp, "data")))
+    with open(os.path.join(tmp, "output"), "w+") as out:
+        code = subprocess.call([sys.executable, "-m", "coverage", "run", "--rcfile=" + rc, "-m", "pytest", "-q",
+                                "-p", "no:cacheprovider"], stdout=out, stderr=subprocess.STDOUT)
+        out.seek(0)
+        sys.stdout.write("".join(out.readlines()[-40:]))
+    report = os.path.join(tmp, "coverage.json")
+    subprocess.call([sys.executable, "-I", "-m", "coverage", "json", "--rcfile=" + rc, "-o", report], cwd=tmp,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    if os.path.exists(report):
+        with open(report) as fh:
+            sys.stdout.write("\n" + marker + fh.read().replace("\n", " ") + "\n")
+sys.exit(code)
+"""
+
+
+def report_in(output: str, root: Path) -> Measured | None:
+    lines = [line for line in output.splitlines() if line.startswith(REPORT_MARKER)]
+    return parse_report(lines[-1][len(REPORT_MARKER):], root) if lines else None
 
 
 def _tail(output: str) -> list[str]:
@@ -73,28 +113,21 @@ async def coverage(ctx: CheckContext[CoverageSettings]) -> CheckOutcome:
     threshold = ctx.settings.threshold
     source = ctx.app_dir  # the folder the app runs from: its package and modules, the tests left out
     cwd = tests_dir(root, ctx.app_dir, found)
-    with tempfile.TemporaryDirectory(prefix="redis-grader-coverage-") as tmp:
-        rc = Path(tmp) / "coveragerc"
-        rc.write_text(rcfile(source, Path(tmp) / "data"), encoding="utf-8")
-        # The whole suite runs (no -x): a failing test is quality.tests' to judge, not a reason to measure less.
-        run = await ctx.run([ctx.python, "-m", "coverage", "run", f"--rcfile={rc}", "-m", "pytest", "-q",
-                             "-p", "no:cacheprovider"], timeout=ctx.settings.timeout, cwd=cwd)
-        evidence: dict[str, object] = {"threshold_percent": threshold, "measured": source.relative_to(root).as_posix()
-                                       or ".", "output_tail": _tail(run.output)}
-        if run.timed_out:
-            return failed(f"the test suite did not finish within {ctx.settings.timeout:g} s under coverage",
-                          **evidence)
-        if "No module named pytest" in run.output:
-            return failed("pytest is not installed in the submission's environment: add pytest to requirements.txt",
-                          **evidence)
-        if "No module named coverage" in run.output:
-            return error("coverage is not installed in the submission's environment (the grader installs it)",
-                         **evidence)
-        # Run from the temp folder, isolated: nothing of the submission is importable while the report is written.
-        report = Path(tmp) / "coverage.json"
-        await ctx.run([ctx.python, "-I", "-m", "coverage", "json", f"--rcfile={rc}", "-o", str(report)],
-                      timeout=30.0, cwd=Path(tmp))
-        measured = read_report(report, root)
+    # The whole suite runs (no -x): a failing test is quality.tests' to judge, not a reason to measure less.
+    run = await ctx.run([ctx.python, "-I", "-c", MEASURE, rcfile(source, Path("@DATA@")), REPORT_MARKER],
+                        timeout=ctx.settings.timeout, cwd=cwd)
+    output = "\n".join(line for line in run.output.splitlines() if not line.startswith(REPORT_MARKER))
+    evidence: dict[str, object] = {"threshold_percent": threshold, "measured": source.relative_to(root).as_posix()
+                                   or ".", "output_tail": _tail(output)}
+    if run.timed_out:
+        return failed(f"the test suite did not finish within {ctx.settings.timeout:g} s under coverage", **evidence)
+    if "No module named pytest" in output:
+        return failed("pytest is not installed in the submission's environment: add pytest to requirements.txt",
+                      **evidence)
+    if "No module named coverage" in output:
+        return error("coverage is not installed in the submission's environment (the grader installs it)",
+                     **evidence)
+    measured = report_in(run.output, root)
     if measured is None or not measured.files:
         return failed("the test suite ran none of the app's code (coverage measured nothing)", **evidence)
     least = sorted(measured.files.items(), key=lambda item: item[1])[:LEAST_COVERED]

@@ -130,9 +130,9 @@ class DockerRuntime:
         async def run(
             argv: list[str], *, timeout: float, env: dict[str, str] | None = None, cwd: Path | None = None
         ) -> CompletedRun:
-            if argv and argv[0] == sys.executable:
-                # The harness's own interpreter (its ruff reading the code): not the submission's code, and
-                # not in the image.
+            if argv and Path(argv[0]).parent == Path(sys.executable).parent:
+                # The harness's own tools (its ruff reading the code, installed beside its interpreter): not the
+                # submission's code, and not in the image.
                 return await local(argv, timeout=timeout, env=env, cwd=cwd)
             idle = await asyncio.to_thread(self.take)
             self.give(idle, [str(arg) for arg in argv], str(cwd or app_dir), {**self.redis_env(redis), **(env or {})},
