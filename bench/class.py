@@ -35,6 +35,20 @@ def verdicts(out: Path) -> dict[tuple[str, str], str]:
     return found
 
 
+def print_per_submission(out: Path) -> None:
+    """Each submission's own grading time, from its result, graded one at a time: the mean and the slowest."""
+    took = {}
+    for path in sorted(out.glob("*/result.json")):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        took[path.parent.name] = float(doc.get("duration_s") or 0.0)
+    if not took:
+        return
+    slowest = sorted(took.items(), key=lambda item: -item[1])
+    print(f"  per submission: mean {sum(took.values()) / len(took):.1f} s, slowest {slowest[0][1]:.1f} s "
+          f"({slowest[0][0]})")
+    print("  slowest five: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in slowest[:5]))
+
+
 def run_batch(class_dir: Path, out: Path, jobs: int, args: argparse.Namespace) -> float:
     argv = [sys.executable, "-m", "grader", "batch", "--runtime", "local", str(class_dir), "--out", str(out), "--jobs", str(jobs),
             "--env", args.env, "--redis", args.redis, "--fresh"]
@@ -65,6 +79,8 @@ def main() -> None:
             times[n] = run_batch(class_dir, out, n, args)
             seen[n] = verdicts(out)
             print(f"--jobs {n}: {times[n]:.1f} s")
+            if n == 1:
+                print_per_submission(out)
         first = jobs[0]
         for n in jobs[1:]:
             print(f"ratio --jobs {first} / --jobs {n}: {times[first] / times[n]:.2f}x")
