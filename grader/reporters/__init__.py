@@ -6,6 +6,7 @@ They read the document and nothing else, so any report can be re-made later from
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,16 @@ def _json_text(document: Any) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
+def _relative_href(markdown: Path, html: PathLike | None) -> str | None:
+    """The HTML report's path relative to the Markdown report's folder (a link that works beside both files)."""
+    if html is None or str(html) == "":
+        return None
+    try:
+        return Path(os.path.relpath(Path(html).resolve(), markdown.resolve().parent)).as_posix()
+    except ValueError:  # another drive on Windows: no relative path
+        return None
+
+
 def write_reports(
     result: dict[str, Any],
     *,
@@ -59,7 +70,7 @@ def write_reports(
     writers: list[tuple[str, PathLike | None, Callable[[Path], None]]] = [
         ("JSON", json_path, lambda p: _write_text(p, _json_text(result))),
         ("JUnit", junit, lambda p: write_junit(result, p)),
-        ("Markdown", markdown, lambda p: _write_text(p, render_markdown(result))),
+        ("Markdown", markdown, lambda p: _write_text(p, render_markdown(result, _relative_href(p, html)))),
         ("HTML", html, lambda p: _write_text(p, render_html(result))),
         ("Gradescope", gradescope, lambda p: _write_text(p, _json_text(gradescope_results(result)))),
     ]

@@ -176,6 +176,11 @@ class Check:
     evidence: list[EvidenceItem]
     raw_evidence: Any
     remediation: list[Link]
+    figure: dict[str, Any] | None = None  # what the check saw over time (docs/figures.md), drawn by .figures
+
+    @property
+    def figure_caption(self) -> str:
+        return " ".join(clean_text(self.figure.get("caption")).split()) if self.figure else ""
 
     @property
     def problem(self) -> bool:
@@ -252,6 +257,7 @@ def read_check(raw: Any) -> Check:
         evidence=evidence_items(raw.get("evidence")),
         raw_evidence=raw.get("evidence"),
         remediation=_links(raw.get("remediation")),
+        figure=raw.get("figure") if isinstance(raw.get("figure"), dict) else None,
     )
 
 

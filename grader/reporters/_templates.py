@@ -6,12 +6,14 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from typing import Any
+from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
 from ..resources import templates_dir
-from ._common import Link, fmt_num, head_tail, more_text, read_result
+from ._common import Check, Link, fmt_num, head_tail, more_text, read_result
+from .figures import figure_kind, render_figure
 from .quiz import template_context
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~#])")
@@ -85,6 +87,22 @@ def tail_lines(text: str, keep: int) -> str:
     return "\n".join([more_text(len(lines) - keep, "lines above"), *lines[-keep:]])
 
 
+def figure_svg(check: Check) -> Markup:
+    """The check's figure as inline SVG ("" when it has none this grader can draw). ElementTree wrote it and
+    escaped every string of the document in it, so it goes into the page as markup."""
+    return Markup(render_figure(check.figure, check.id))
+
+
+def is_drawn(check: Check) -> bool:
+    """Whether the check has a figure the HTML report draws."""
+    return figure_kind(check.figure) is not None
+
+
+def check_href(check: Check, page: str) -> str:
+    """A link to the check's place in the HTML report at `page` (a path relative to the Markdown file)."""
+    return quote(page, safe="/") + "#" + quote(f"check-{check.id}", safe="")
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     env = Environment(
@@ -98,9 +116,12 @@ def environment() -> Environment:
     env.filters.update(
         num=fmt_num, md_text=md_text, md_code=md_code, md_block=md_block, md_link=md_link,
         head_tail=head_tail, tail_lines=tail_lines, html_code=html_code, md_rich=md_rich,
+        figure_svg=figure_svg, check_href=check_href,
     )
+    env.tests["drawn"] = is_drawn
     return env
 
 
-def render(template: str, result: dict[str, Any]) -> str:
-    return environment().get_template(template).render(report=read_result(result), **template_context(result))
+def render(template: str, result: dict[str, Any], **extra: Any) -> str:
+    return environment().get_template(template).render(report=read_result(result), **template_context(result),
+                                                       **extra)

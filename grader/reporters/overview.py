@@ -13,9 +13,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from markupsafe import Markup
+
 from ..rubric import GRADE_ORDER
 from ._common import Report, read_result
 from ._templates import environment as template_environment
+from .figures import classwide
 from .gradebook import write_gradebook
 
 GRADEBOOK = "gradebook.csv"
@@ -56,6 +59,16 @@ class CheckStats:
 
 
 @dataclass
+class ClassPicture:
+    """One of the class's own pictures: inline SVG (written by ElementTree, every string in it escaped)."""
+
+    id: str
+    svg: Markup
+    caption: str
+    failed: list[classwide.Failure] = field(default_factory=list)  # the stampede picture's submissions, linked
+
+
+@dataclass
 class Overview:
     title: str
     rows: list[Row]
@@ -64,6 +77,7 @@ class Overview:
     mean: float | None
     median: float | None
     generated: str
+    pictures: list[ClassPicture] = field(default_factory=list)
 
     @property
     def graded(self) -> int:
@@ -103,7 +117,43 @@ def build_overview(results: list[tuple[str, dict[str, Any]]], out: Path | None =
         mean=round(statistics.fmean(scores), 2) if scores else None,
         median=round(statistics.median(scores), 2) if scores else None,
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        pictures=class_pictures(rows),
     )
+
+
+def class_pictures(rows: list[Row]) -> list[ClassPicture]:
+    """The served counts of the race figures, and the submissions whose cache.stampede failed."""
+    graded = [row for row in rows if row.report.graded]
+    pictures = []
+    races = [next((c.figure for c in row.report.checks if c.figure and c.figure.get("kind") == "race"), None)
+             for row in graded]
+    dist = classwide.served_distribution([figure for figure in races if figure is not None])
+    if dist is not None:
+        caption = (f"How many requests each limiter served out of the concurrent burst, over {dist.submissions} "
+                   f"submissions: {dist.exact} served exactly the expected count; more means a race between reading "
+                   "and writing the counter.")
+        pictures.append(ClassPicture("served", Markup(classwide.render_served(dist)), caption))
+    share = _stampede_share(graded)
+    if share.ran:
+        caption = (f"{share.counts['failed']} of the {share.ran} submissions where {classwide.STAMPEDE} ran let the "
+                   "database be read many times when the cached list expired under load.")
+        pictures.append(ClassPicture("stampede", Markup(classwide.render_stampede(share)), caption, share.failed))
+    return pictures
+
+
+def _stampede_share(rows: list[Row]) -> classwide.StampedeShare:
+    share = classwide.StampedeShare()
+    for row in rows:
+        check = next((c for c in row.report.checks if c.id == classwide.STAMPEDE), None)
+        if check is None or check.outcome == "skipped":
+            continue
+        share.counts[check.outcome] += 1
+        if share.max_writes is None and check.figure is not None:
+            share.max_writes = classwide.opt_int(check.figure.get("max_writes"))
+        if check.outcome == "failed":
+            href = f"{row.href}#check-{quote(check.id)}" if row.href else ""
+            share.failed.append(classwide.Failure(row.folder, href, classwide.worst_writes(check.figure)))
+    return share
 
 
 def _count_checks(report: Report, stats: dict[str, CheckStats]) -> None:
