@@ -17,7 +17,6 @@ from typing import Any
 
 from .._common import clean_text
 
-SVG_NS = "http://www.w3.org/2000/svg"
 WIDTH = 760  # the drawing's own units; the page scales it down to its column
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 FONT_SIZE = 11
@@ -115,13 +114,16 @@ def tooltip(parent: ET.Element, content: str) -> None:
 
 
 class Svg:
-    """One picture: <svg role="img"> with its <title> and <desc>, a white page, and the shared fill patterns."""
+    """One picture: <svg role="img"> with its <title> and <desc>, a white page, and the shared fill patterns.
+
+    No xmlns: the picture lives inside an HTML page, whose parser puts <svg> in the SVG namespace itself (and
+    the page keeps its promise of no "http" anywhere in it)."""
 
     def __init__(self, kind: str, title: str, desc: str, figure_id: str, width: float = WIDTH) -> None:
         self.width = width
         self.prefix = f"fig-{ident(figure_id)}"
         self.root = ET.Element("svg", _attrs({
-            "xmlns": SVG_NS, "role": "img", "class_": f"figure figure-{kind}", "data_kind": kind,
+            "role": "img", "class_": f"figure figure-{kind}", "data_kind": kind,
             "aria_labelledby": f"{self.prefix}-title {self.prefix}-desc",
             "font_family": FONT, "font_size": FONT_SIZE, "fill": INK,
         }))
