@@ -69,7 +69,7 @@ class Picture:
 class Pictures(HTMLParser):
     """The pictures of an HTML page (as written, or as Chromium's DOM dump), by their figure's name."""
 
-    VOID = {"br", "img", "meta", "link", "input", "hr", "col", "wbr"}
+    VOID = frozenset({"br", "img", "meta", "link", "input", "hr", "col", "wbr"})
 
     def __init__(self, page: str) -> None:
         super().__init__(convert_charrefs=True)
