@@ -5,62 +5,20 @@ the result document), never pixels. Each page is also screenshotted into the art
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, require
-from figures_kit import FIGURE_CHECKS, Pictures, figure, with_figures
+from figures_kit import FIGURE_CHECKS, figure, load, with_figures
 
 from grader.reporters import overview, render_html
 
 pytestmark = pytest.mark.browser
 
 
-def artifacts_dir() -> Path:
-    folder = Path(os.environ.get("REDIS_GRADER_ARTIFACTS") or ROOT / "artifacts" / "screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    found = next((p for p in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser"))
-                  if p and Path(p).is_file()), None)
-    require(found is not None, "chromium is not installed (apt-get install -y chromium)")
-    assert found is not None
-    return found
-
-
-def _browse(browser: str, page: Path, profile: Path, *action: str) -> subprocess.CompletedProcess[str]:
-    # --no-sandbox: the tests may run as root, where Chromium's sandbox refuses to start.
-    command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-               *action, page.as_uri()]
-    # The timeout only guards against a hung browser; it is not an assertion about speed.
-    done = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done
-
-
-def load(browser: str, html: str, name: str, tmp_path: Path, height: int = 6000) -> Pictures:
-    """The page's pictures as Chromium built them; a screenshot of the page to the artifacts folder."""
-    page = tmp_path / f"{name}.html"
-    page.write_text(html, encoding="utf-8")
-    dom = _browse(browser, page, tmp_path / "profile", "--dump-dom").stdout
-    shot = artifacts_dir() / f"{name}.png"
-    _browse(browser, page, tmp_path / "profile", f"--screenshot={shot}", f"--window-size=1100,{height}",
-            "--hide-scrollbars")
-    assert shot.is_file() and shot.stat().st_size > 0
-    return Pictures(dom)
-
-
-def test_report_pictures_as_the_browser_builds_them(chromium: str, tmp_path: Path) -> None:
+def test_report_pictures_as_the_browser_builds_them(tmp_path: Path) -> None:
     doc = with_figures()
-    found = load(chromium, render_html(doc), "report-every-figure", tmp_path)
+    found = load(render_html(doc), "report-every-figure", tmp_path)
     assert sorted(found.figures_seen) == sorted(check_id for check_id, _ in FIGURE_CHECKS.values())
     pictures = {kind: found.pictures[check_id] for kind, (check_id, _) in FIGURE_CHECKS.items()}
     for kind, picture in pictures.items():
@@ -87,26 +45,26 @@ def test_report_pictures_as_the_browser_builds_them(chromium: str, tmp_path: Pat
     assert pictures["event_loop"].with_class("latency-shade")
 
 
-def test_hostile_strings_are_text_in_the_browser(chromium: str, tmp_path: Path) -> None:
+def test_hostile_strings_are_text_in_the_browser(tmp_path: Path) -> None:
     doc = with_figures()
     race = next(c for c in doc["checks"] if c["id"] == "ratelimit.atomic_under_load")
     race["figure"]["commands"][0]["key"] = "</svg><script>document.title='owned'</script>"
     race["figure"]["requests"][0]["label"] = "<img src=x onerror=alert(1)>"
-    found = load(chromium, render_html(doc), "report-hostile-strings", tmp_path, height=2000)
+    found = load(render_html(doc), "report-hostile-strings", tmp_path, height=2000)
     picture = found.pictures["ratelimit.atomic_under_load"]
     assert not [n for n in picture.nodes if n.tag in ("script", "img")]
     assert picture.with_class("command")[0].attrs["data-key"].startswith("</svg><script>")
     assert len(picture.with_class("lane")) == len(race["figure"]["requests"])  # the svg was not cut short
 
 
-def test_class_overview_pictures_in_the_browser(chromium: str, tmp_path: Path) -> None:
+def test_class_overview_pictures_in_the_browser(tmp_path: Path) -> None:
     results = []
     for i, (served, outcome) in enumerate([(10, "passed"), (14, "failed"), (10, "failed"), (50, "passed")]):
         doc = with_figures()
         next(c for c in doc["checks"] if c["id"] == "ratelimit.atomic_under_load")["figure"]["served"] = served
         next(c for c in doc["checks"] if c["id"] == "cache.stampede")["outcome"] = outcome
         results.append((f"student {i}", doc))
-    found = load(chromium, overview.render_index(overview.build_overview(results)), "class-overview", tmp_path,
+    found = load(overview.render_index(overview.build_overview(results)), "class-overview", tmp_path,
                  height=3000)
     bars = found.pictures["served"].with_class("served-bar")
     counts = {int(n.attrs["data-served"]): int(n.attrs["data-count"]) for n in bars if n.attrs["data-count"] != "0"}
