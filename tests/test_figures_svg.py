@@ -274,3 +274,18 @@ def test_class_overview_draws_the_served_counts_and_the_stampede_failures() -> N
     assert [n.attrs["data-worst-writes"] for n in stampede.with_class("failed-submission")] == ["9", "10"]
     assert 'href="student-1/report.html#check-cache.stampede"' in page
     assert "<figure" not in overview.render_index(overview.build_overview([]))
+
+
+def test_hand_made_figures_follow_the_result_schema() -> None:
+    """The sample figures are written to docs/figures.md; once the result schema describes `figure`, they must
+    validate against it too (a document with figures is what the reporters are fed)."""
+    from jsonschema import Draft202012Validator
+
+    from grader.schemas import result_schema
+
+    schema = result_schema()
+    if "figure" not in schema["$defs"]["check"].get("properties", {}):
+        pytest.skip("the result schema does not describe checks[].figure")
+    errors = [f"/{'/'.join(map(str, e.absolute_path))}: {e.message}"
+              for e in Draft202012Validator(schema).iter_errors(with_figures())]
+    assert not errors, "\n".join(errors)
