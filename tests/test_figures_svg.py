@@ -113,6 +113,11 @@ def test_countdown_shows_the_key_life_and_ttls() -> None:
     assert len(by_class(root, "life")) == 2  # written -> expired, refilled -> still alive
     assert {t.text for t in by_class(root, "tick")} >= {"0 s", "1 s", "2 s", "3 s"}
     assert "Key products:all · TTL limit 60 s" == by_class(root, "headline")[0].text
+    fig["events"][2]["ttl_s"] = 3600  # a TTL above the limit is called out
+    labels = [t.text for t in drawn(fig).iter("text")]
+    assert "TTL 3600 s > 60" in labels and "no TTL" not in labels
+    fig["events"][2]["ttl_s"] = -1
+    assert "no TTL" in [t.text for t in drawn(fig).iter("text")]
 
 
 def test_stampede_bars_against_the_tolerated_writes() -> None:
@@ -179,6 +184,8 @@ def test_student_strings_stay_text() -> None:
         assert "\x1b" not in svg and "\x00" not in svg
         assert any("</svg><script>" in (value or "") for e in root.iter() for value in (e.text, *e.attrib.values()))
         assert all(":" not in (e.get("id") or "") and "<" not in (e.get("id") or "") for e in root.iter())
+    fig["commands"][1]["reply"] = "half a pair \ud800"  # a lone surrogate, as a JSON escape may hold
+    render_figure(fig).encode("utf-8")  # the page can be written
     doc = with_figures()
     race = next(c for c in doc["checks"] if c["id"] == "ratelimit.atomic_under_load")
     race["figure"] = fig

@@ -32,6 +32,13 @@ MAX_REQUESTS = 100
 MAX_COMMANDS = 200
 MAX_EVENTS = 50
 _IDENT = re.compile(r"[^A-Za-z0-9_-]+")
+# A lone surrogate (a JSON "\ud800" escape) cannot be written as UTF-8: the page would fail to save.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def printable(value: Any) -> str:
+    """Text fit for XML: no control characters, ANSI codes or lone surrogates."""
+    return _SURROGATE.sub("\ufffd", clean_text(value))
 
 
 # ---- reading the figure: any member may be missing or of the wrong type -------------------------------------
@@ -55,7 +62,7 @@ def opt_int(value: Any) -> int | None:
 
 def text(value: Any, limit: int = 60) -> str:
     """One line of printable text, at most `limit` characters (a cut ends with "…")."""
-    line = " ".join(clean_text(value).split())
+    line = " ".join(printable(value).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
@@ -97,14 +104,14 @@ def _attrs(values: dict[str, Any]) -> dict[str, str]:
         elif isinstance(value, (int, float)):
             out[key] = fmt(float(value))
         else:
-            out[key] = clean_text(value)
+            out[key] = printable(value)
     return out
 
 
 def el(parent: ET.Element, tag: str, content: str | None = None, **attributes: Any) -> ET.Element:
     node = ET.SubElement(parent, tag, _attrs(attributes))
     if content is not None:
-        node.text = clean_text(content)
+        node.text = printable(content)
     return node
 
 

@@ -50,10 +50,11 @@ class Event:
     status: int | None
     label: str
 
-    def mark_text(self) -> str:
-        """What is printed above the mark."""
+    def mark_text(self, limit: float | None = None) -> str:
+        """What is printed above the mark (a TTL above the limit says so)."""
         if self.event == "ttl":
-            return ttl_text(self.ttl_s)
+            over = limit is not None and self.ttl_s is not None and self.ttl_s > limit
+            return ttl_text(self.ttl_s) + (f" > {fmt(limit)}" if over else "")
         if self.event in ("hit", "miss"):
             return self.event if self.status is None else f"{self.event} {self.status}"
         if self.event == "request":
@@ -98,7 +99,7 @@ def render(figure: dict[str, Any], figure_id: str) -> str:
     top = y + 6
     _draw_life(svg, events, axis, top + ROW_H - 8)
     for index, (row, kinds) in enumerate(ROWS.items()):
-        _draw_row(svg, row, [e for e in events if e.event in kinds], axis, top + index * ROW_H)
+        _draw_row(svg, row, [e for e in events if e.event in kinds], axis, top + index * ROW_H, limit)
     bottom = top + len(ROWS) * ROW_H
     for event in (e for e in events if e.event == "expired"):
         el(svg.backdrop, "line", x1=axis.x(event.at_s), y1=top, x2=axis.x(event.at_s), y2=bottom, stroke=INK,
@@ -130,7 +131,7 @@ def _draw_life(svg: Svg, events: list[Event], axis: Axis, y: float) -> None:
             born = None
 
 
-def _draw_row(svg: Svg, name: str, events: list[Event], axis: Axis, top: float) -> None:
+def _draw_row(svg: Svg, name: str, events: list[Event], axis: Axis, top: float, limit: float | None) -> None:
     row = svg.group("event-row", data_row=name)
     mark_y = top + ROW_H - 8
     svg.label(row, LEFT - 8, mark_y + 4, name, text_anchor="end", fill=MUTED)
@@ -138,15 +139,17 @@ def _draw_row(svg: Svg, name: str, events: list[Event], axis: Axis, top: float) 
     spans = []
     for event in events:
         x = axis.x(event.at_s)
-        width = text_width(event.mark_text())
+        width = text_width(event.mark_text(limit))
         spans.append((x - width / 2, x + width / 2))
     for event, label_row in zip(events, pack(spans, LABEL_ROWS, gap=3)):
         x = axis.x(event.at_s)
         group = svg.group("event", row, data_event=event.event, data_at_s=event.at_s, data_ttl_s=event.ttl_s,
                           data_status=event.status, data_label=event.label or None)
-        tooltip(group, f"{fmt(event.at_s)} s: {event.mark_text()}" + (f" ({event.label})" if event.label else ""))
+        words = event.mark_text(limit)
+        tooltip(group, f"{fmt(event.at_s)} s: {words}" + (f" ({event.label})" if event.label else ""))
         shape, filled = SHAPES[event.event]
         marker(group, shape, x, mark_y, filled=filled)
         if label_row is not None:
-            svg.label(group, x, mark_y - 8 - label_row * LABEL_H, event.mark_text(), text_anchor="middle",
-                      font_size=9, class_="event-label", stroke=PAPER, stroke_width=2.5, paint_order="stroke")
+            svg.label(group, x, mark_y - 8 - label_row * LABEL_H, words, text_anchor="middle", font_size=9,
+                      class_="event-label", stroke=PAPER, stroke_width=2.5, paint_order="stroke",
+                      font_weight=700 if " > " in words else None)
