@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._svg import (
+    CHAR_W,
     INK,
     MUTED,
     PAPER,
     SHADE,
+    WIDTH,
     Command,
     Svg,
     el,
@@ -67,16 +69,19 @@ def render(figure: dict[str, Any], figure_id: str) -> str:
     svg.root.set("data-round-trips", str(trips))
     svg.root.set("data-pipelined", "true" if pipelined else "false")
     y = heading(svg, 0, [headline, "Each column is one round trip: what the app sent before it waited for a reply."])
+    # Fewer round trips get wider columns, so their commands' keys fit.
+    width = max(COLUMN_W, min(180.0, (WIDTH - 16) / max(1, min(trips, PER_LINE)) - GAP))
     for start in range(0, len(groups), PER_LINE):
-        y = _draw_line(svg, groups[start : start + PER_LINE], y + 6)
+        y = _draw_line(svg, groups[start : start + PER_LINE], y + 6, width)
     return svg.finish(truncation_note(svg, y, figure.get("truncated") is True) + 6)
 
 
-def _draw_line(svg: Svg, groups: list[RoundTrip], top: float) -> float:
+def _draw_line(svg: Svg, groups: list[RoundTrip], top: float, width: float) -> float:
     """One line of round trips side by side; returns the y below the tallest."""
     tallest = 0.0
+    fits = int((width - 12) / CHAR_W)  # characters of "NAME key" a cell holds at its font size
     for i, trip in enumerate(groups):
-        x = 8 + i * (COLUMN_W + GAP)
+        x = 8 + i * (width + GAP)
         shown = trip.commands[:MAX_CELLS]
         hidden = trip.listed - len(shown)
         cells = len(shown) + (1 if hidden > 0 else 0)
@@ -86,16 +91,16 @@ def _draw_line(svg: Svg, groups: list[RoundTrip], top: float) -> float:
                           data_at_ms=trip.at_ms)
         tooltip(group, f"round trip {trip.number} at {fmt(trip.at_ms)} ms: {trip.listed} command"
                        f"{'s' if trip.listed != 1 else ''}")
-        el(group, "rect", x=x, y=top, width=COLUMN_W, height=height, fill=SHADE, stroke=INK, rx=3)
+        el(group, "rect", x=x, y=top, width=width, height=height, fill=SHADE, stroke=INK, rx=3)
         svg.label(group, x + 6, top + 13, f"#{trip.number}: {trip.listed} cmd", font_weight=600)
         for row, command in enumerate(shown):
             cell = svg.group("command", group, data_command=command.name, data_key=command.key,
                              data_reply=command.reply)
             tooltip(cell, command.describe())
             cy = top + 18 + row * CELL_H
-            el(cell, "rect", x=x + 4, y=cy, width=COLUMN_W - 8, height=CELL_H - 2, fill=PAPER, stroke=INK,
+            el(cell, "rect", x=x + 4, y=cy, width=width - 8, height=CELL_H - 2, fill=PAPER, stroke=INK,
                stroke_width=0.8)
-            svg.label(cell, x + 8, cy + 11, text(f"{command.name} {command.key or ''}", 12), font_size=10)
+            svg.label(cell, x + 8, cy + 11, text(f"{command.name} {command.key or ''}", fits), font_size=10)
         if hidden > 0:
             svg.label(group, x + 8, top + 18 + len(shown) * CELL_H + 11, f"+ {hidden} more", font_size=10,
                       fill=MUTED, class_="more")
