@@ -215,6 +215,12 @@ def test_odd_documents_still_draw(kind: str) -> None:
     odd.update(kind=kind, requests=[1, None, {"status": "200", "start_ms": "a"}], events=[{"at_s": float("nan")}],
                expiries=[{"writes": -3, "write_ms": ["a", 1.0]}], groups=[{"commands": "no"}], served=None)
     drawn(odd)
+    huge = copy.deepcopy(figure(kind))
+    for key in ("served", "latency_injected_ms", "max_writes", "commands_total", "ttl_limit_s"):
+        huge[key] = 10**400  # JSON holds it; float() does not
+    for entry in huge.get("requests", []) + huge.get("events", []) + huge.get("expiries", []):
+        entry.update(end_ms=1e308, at_s=-1e308, writes=10**400)
+    assert len(render_figure(huge)) < 10 * len(render_figure(figure(kind)))
     assert render_figure({"kind": "sunburst"}) == "" and render_figure(None) == "" and render_figure([1]) == ""
 
 

@@ -31,6 +31,7 @@ SHADE = "#eaeef2"
 MAX_REQUESTS = 100
 MAX_COMMANDS = 200
 MAX_EVENTS = 50
+MAX_MAGNITUDE = 1e12  # larger is no time or count a grading saw: the document was edited, and it is left out
 _IDENT = re.compile(r"[^A-Za-z0-9_-]+")
 # A lone surrogate (a JSON "\ud800" escape) cannot be written as UTF-8: the page would fail to save.
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -44,10 +45,14 @@ def printable(value: Any) -> str:
 # ---- reading the figure: any member may be missing or of the wrong type -------------------------------------
 
 def opt_num(value: Any) -> float | None:
-    """A finite number, or None (bools, strings, NaN and infinities are not numbers here)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    """A number of a sane size, or None (bools, strings, NaN, infinities and 10**400 are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) and abs(number) <= MAX_MAGNITUDE else None
 
 
 def num(value: Any, default: float = 0.0) -> float:
