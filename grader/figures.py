@@ -78,6 +78,16 @@ def reply_preview(reply: str | None) -> str:
     return reply if len(reply) <= REPLY_PREVIEW else reply[: REPLY_PREVIEW - 3] + "..."
 
 
+# The arguments of a write a label shows: its options (EX 60, NX) and numbers, never the value it writes.
+_OPTIONS = frozenset({"EX", "PX", "EXAT", "PXAT", "KEEPTTL", "NX", "XX", "GET"})
+
+
+def command_label(command: Command) -> str:
+    """A command in a few words: name, key, and its short options ("SET products:all EX 60", "SETEX k 60")."""
+    rest = [a for a in command.args[1:] if a.upper() in _OPTIONS or a.lstrip("-").isdigit()][:4]
+    return " ".join([command.name, command.key or "", *rest]).replace("  ", " ").strip()
+
+
 def command_shape(command: Command, zero: float) -> dict[str, Any]:
     """The document's `command`: its arrival and reply times from `zero`, name, key and reply."""
     return {
@@ -142,9 +152,14 @@ def request_moment(reply: Reply, event: str = "request", label: str | None = Non
     return Moment(at, event, shown, status=reply.status)
 
 
-def ttl_moment(at: float, ttl_ms: int, label: str = "") -> Moment:
-    """An observed TTL (PTTL's answer in ms; -1 and -2 keep their meaning)."""
-    ttl = float(ttl_ms) if ttl_ms < 0 else round(ttl_ms / 1000, 3)
+def ttl_seconds(pttl_ms: int) -> float:
+    """PTTL's answer in seconds; -1 (no expiry) and -2 (no key) keep their meaning."""
+    return float(pttl_ms) if pttl_ms < 0 else pttl_ms / 1000
+
+
+def ttl_moment(at: float, ttl_s: float, label: str = "") -> Moment:
+    """An observed TTL in seconds (-1 no expiry, -2 missing)."""
+    ttl = float(ttl_s) if ttl_s < 0 else round(ttl_s, 3)
     return Moment(at, "ttl", label or (f"TTL {ttl:g} s" if ttl >= 0 else "no TTL" if ttl == -1 else "key missing"),
                   ttl_s=ttl)
 

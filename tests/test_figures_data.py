@@ -50,6 +50,14 @@ def test_command_shape_keeps_the_reply_time_key_and_a_short_reply():
     assert figures.command_shape(script, T0)["key"] == "rate:ip:127.0.1.7"
 
 
+def test_command_label_shows_the_options_never_the_value():
+    assert figures.command_label(command(0, 0, "SET", ("products:all", '[{"name": "x"}]', "EX", "60"))) == \
+        "SET products:all EX 60"
+    assert figures.command_label(command(0, 0, "SETEX", ("products:all", "60", "[...]"))) == "SETEX products:all 60"
+    assert figures.command_label(command(0, 0, "EVALSHA", ("abc", "1", "rate:ip:1", "60"))) == \
+        "EVALSHA rate:ip:1 1 60"
+
+
 def test_race_counts_served_and_caps_requests_and_commands():
     replies = [reply(i * 0.001, 0.06, 200 if i < 14 else 429) for i in range(120)]
     commands = [command(i, 0.001 + i * 0.0001) for i in range(250)]
@@ -74,7 +82,8 @@ def test_countdown_counts_from_the_first_write_in_order():
     assert figure["events"][0]["at_s"] == 0.0 and figure["events"][1]["at_s"] == 0.005
     assert figure["events"][2]["ttl_s"] == -1 and figure["events"][2]["label"] == "no TTL"
     assert figure["events"][1]["status"] == 200 and figure["events"][1]["label"] == "GET /products -> 200"
-    assert figures.ttl_moment(T0, 59_874).ttl_s == 59.874
+    assert figures.ttl_moment(T0, figures.ttl_seconds(59_874)).ttl_s == 59.874
+    assert figures.ttl_moment(T0, figures.ttl_seconds(-2)).label == "key missing"
     many = [Moment(T0 + i, "request") for i in range(60)]
     capped = valid(figures.countdown_figure("k", many, ttl_limit_s=None, caption="c"))
     assert len(capped["events"]) == figures.MAX_EVENTS and capped["truncated"] is True
