@@ -84,7 +84,10 @@ _OPTIONS = frozenset({"EX", "PX", "EXAT", "PXAT", "KEEPTTL", "NX", "XX", "GET"})
 
 def command_label(command: Command) -> str:
     """A command in a few words: name, key, and its short options ("SET products:all EX 60", "SETEX k 60")."""
-    rest = [a for a in command.args[1:] if a.upper() in _OPTIONS or a.lstrip("-").isdigit()][:4]
+    after = 1  # the key; a script's arguments follow its name, numkeys and keys
+    if command.name.startswith(("EVAL", "FCALL")) and len(command.args) > 1 and command.args[1].isdigit():
+        after = 2 + int(command.args[1])
+    rest = [a for a in command.args[after:] if a.upper() in _OPTIONS or a.lstrip("-").isdigit()][:4]
     return " ".join([command.name, command.key or "", *rest]).replace("  ", " ").strip()
 
 

@@ -55,7 +55,7 @@ def test_command_label_shows_the_options_never_the_value():
         "SET products:all EX 60"
     assert figures.command_label(command(0, 0, "SETEX", ("products:all", "60", "[...]"))) == "SETEX products:all 60"
     assert figures.command_label(command(0, 0, "EVALSHA", ("abc", "1", "rate:ip:1", "60"))) == \
-        "EVALSHA rate:ip:1 1 60"
+        "EVALSHA rate:ip:1 60"
 
 
 def test_race_counts_served_and_caps_requests_and_commands():
