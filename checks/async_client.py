@@ -6,7 +6,19 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from grader.api import CheckContext, CheckOutcome, Finding, Reply, check, error, failed, passed, requests_text
+from grader.api import (
+    CheckContext,
+    CheckOutcome,
+    Figure,
+    Finding,
+    Reply,
+    check,
+    error,
+    event_loop_figure,
+    failed,
+    passed,
+    requests_text,
+)
 
 # Code outside the request path may use a synchronous client (a one-off seed script, the test suite).
 NOT_REQUEST_PATH = ("tests/", "test_", "seed", "scripts/", "conftest")
@@ -127,6 +139,15 @@ async def _timing(ctx: CheckContext, route: str, samples: int = SINGLE_SAMPLES) 
     return Timing(min(singles, default=0.0), wall, list(replies))
 
 
+def _picture(timed: Timing, route: str, serialized: float) -> Figure:
+    """The concurrent requests of one timed run, as bars: overlapping, or a staircase."""
+    caption = (f"{CONCURRENT} concurrent GET {route} with {LATENCY_S * 1000:.0f} ms added to every Redis reply took "
+               f"{timed.concurrent_s:.2f} s, one alone {timed.single_s:.2f} s: {serialized:.1f} round trips "
+               f"serialized (above {FAIL_ABOVE:g} the requests wait for each other's Redis calls).")
+    return event_loop_figure(timed.replies, latency_s=LATENCY_S, serialized=serialized, max_serialized=FAIL_ABOVE,
+                             caption=caption)
+
+
 def _answered(reply: Reply) -> bool:
     """A 429 counts: a limiter shared by every client (ratelimit.per_ip's defect) answers it after its own Redis
     round trip, which is just as good for timing the event loop."""
@@ -143,6 +164,7 @@ async def event_loop(ctx: CheckContext) -> CheckOutcome:
                      tried=tried)
     runs: list[dict[str, float]] = []
     best: float | None = None
+    figure: Figure | None = None  # the run the verdict rests on, drawn
     for _ in range(ATTEMPTS):
         baseline = await _timing(ctx, route)  # no latency: what 10 requests cost this machine's CPU
         if not runs:
@@ -150,16 +172,17 @@ async def event_loop(ctx: CheckContext) -> CheckOutcome:
                 await _timing(ctx, route, samples=0)
         with ctx.proxy.latency(LATENCY_S):
             timed = await _timing(ctx, route)
+        serialized = max(0.0, timed.excess_s - max(0.0, baseline.excess_s)) / LATENCY_S
         bad = next((r for r in timed.replies + baseline.replies if not _answered(r)), None)
         if bad is not None:
             return failed(f"concurrent GET {route} failed: {bad}", route=route, runs=runs,
-                          requests=requests_text(timed.replies))
-        serialized = max(0.0, timed.excess_s - max(0.0, baseline.excess_s)) / LATENCY_S
+                          requests=requests_text(timed.replies), figure=_picture(timed, route, serialized))
         runs.append({"single_s": round(timed.single_s, 3), "concurrent_s": round(timed.concurrent_s, 3),
                      "ratio": round(timed.concurrent_s / timed.single_s, 2),
                      "no_latency_excess_s": round(baseline.excess_s, 3),
                      "serialized_round_trips": round(serialized, 2)})
-        best = serialized if best is None else min(best, serialized)
+        if best is None or serialized < best:
+            best, figure = serialized, _picture(timed, route, serialized)
         if serialized < PASS_BELOW or serialized > FAIL_ABOVE:
             break  # clearly on one side; repeat only in the gap between the bands
     assert best is not None
@@ -171,6 +194,6 @@ async def event_loop(ctx: CheckContext) -> CheckOutcome:
                f"{best:.1f} round trips serialized)")
     # Still in the gap after every attempt: the midpoint decides.
     if best < (PASS_BELOW + FAIL_ABOVE) / 2:
-        return passed(f"{summary}: the requests waited for Redis concurrently", **evidence)
+        return passed(f"{summary}: the requests waited for Redis concurrently", figure=figure, **evidence)
     return failed(f"{summary}: the requests waited for Redis one after another - a blocking Redis call stalls "
-                  "the event loop", **evidence)
+                  "the event loop", figure=figure, **evidence)

@@ -12,7 +12,9 @@ from grader.api import (
     CheckContext,
     CheckOutcome,
     CheckSettings,
+    Command,
     Field,
+    Figure,
     check,
     commands_text,
     failed,
@@ -24,6 +26,8 @@ from grader.api import (
     request_parts,
     requests_text,
     resolve,
+    round_trip_groups,
+    round_trips_figure,
 )
 
 SCORE = "/score"
@@ -236,6 +240,20 @@ def _tail(output: str, lines: int = 15) -> list[str]:
     return output.strip().splitlines()[-lines:]
 
 
+def _round_trips_picture(bulk: list[Command], alone: list[Command], module: str) -> Figure | None:
+    """The seed's writes grouped by the round trip they travelled in (None when it wrote nothing)."""
+    if not bulk:
+        return None
+    trips = len(round_trip_groups(bulk))
+    names = "/".join(sorted({c.name for c in bulk}))
+    pipelined = len(bulk) > 1 and len(alone) * 2 <= len(bulk)
+    waited = "each" if len(alone) == len(bulk) else f"{len(alone)} of them"
+    caption = (f"python -m {module} sent {len(bulk)} {names} in {trips} round trip(s)"
+               + (": several commands travelled together, as a pipeline sends them" if pipelined
+                  else f": {waited} waited for the previous command's reply" if len(bulk) > 1 else "") + ".")
+    return round_trips_figure(bulk, pipelined=pipelined, caption=caption)
+
+
 @dataclass(frozen=True, kw_only=True)
 class PipelineSettings(CheckSettings):
     """How the harness runs the submission's seeding when it has one (from the app's folder, REDIS_URL set)."""
@@ -266,6 +284,7 @@ async def pipeline(ctx: CheckContext[PipelineSettings]) -> CheckOutcome:
         # A round trip of its own: neither sent while earlier commands awaited replies, nor queued in MULTI.
         alone = [c for c in bulk if not (c.pipelined or c.in_multi)]
         names = "/".join(sorted({c.name for c in bulk})) or "writes"
+        figure = _round_trips_picture(bulk, alone, module)
         evidence.update(seed=f"python -m {module}", exit_code=run.returncode, output_tail=_tail(run.output),
                         redis=[str(c) + ("  (pipelined)" if c.pipelined else "  (in MULTI)" if c.in_multi
                                          else "  (own round trip)") for c in bulk][:12]
@@ -273,20 +292,21 @@ async def pipeline(ctx: CheckContext[PipelineSettings]) -> CheckOutcome:
         if run.returncode == 0 and bulk:
             if len(bulk) == 1:
                 return passed(f"python -m {module} wrote everything with a single {names} (one round trip)",
-                              **evidence)
+                              figure=figure, **evidence)
             if len(alone) * 2 <= len(bulk):
                 return passed(f"python -m {module} sent {len(bulk)} {names} in {len(alone)} round trip(s): "
-                              "a pipeline", **evidence)
+                              "a pipeline", figure=figure, **evidence)
             return failed(f"python -m {module} sent {len(bulk)} {names}, {len(alone)} of them each in its own "
-                          "round trip: batch them in one pipeline", **evidence)
+                          "round trip: batch them in one pipeline", figure=figure, **evidence)
         problem = (f"timed out after {settings.seed_timeout:g} s" if run.timed_out
                    else f"exited with code {run.returncode}" if run.returncode else "wrote nothing to Redis")
         # The seeding could not be observed: the code decides, and the evidence says why.
         evidence["seed_problem"] = problem
         if static:
             return passed(f"python -m {module} {problem}, but the code uses a pipeline where it adds scores "
-                          f"({static[0]})", **evidence)
-        return failed(f"python -m {module} {problem}, and no pipeline is used where scores are added", **evidence)
+                          f"({static[0]})", figure=figure, **evidence)
+        return failed(f"python -m {module} {problem}, and no pipeline is used where scores are added",
+                      figure=figure, **evidence)
     searched = ", ".join(settings.seed_modules) or "(none configured)"
     evidence["seed_modules_searched"] = searched
     if static:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from checks.limited_route import on_limited_route
+from checks.ratelimit_figures import CounterLife, race_picture
 from grader.api import (
     EXPIRES,
     SCRIPTS,
@@ -218,30 +219,34 @@ async def _judge_window(ctx: CheckContext, path: str, client: VirtualClient, see
         return failed(f"after a request from {client.ip} no counter key could be found in Redis",
                       requests=[str(first)], redis=commands_text(seen))
     ttls = {k: await ctx.redis.ttl(k) for k in keys}
+    life = CounterLife(client.ip, keys, seen, ttls)  # the counter's life so far, for the report's picture
     endless = [k for k, t in ttls.items() if t == -1]
     evidence: dict[str, object] = {"counter_ttls": ttls, "redis": commands_text(seen)}
     if endless:
         return failed(f"counter key '{endless[0]}' has no TTL after the first request from {client.ip}: the window "
-                      "never ends, a blocked client stays blocked forever", **evidence)
+                      "never ends, a blocked client stays blocked forever", figure=life.figure([first]), **evidence)
     if any(t > 60 for t in ttls.values()):
-        return failed(f"counter TTL is {max(ttls.values())} s, longer than the 60 s window", **evidence)
+        return failed(f"counter TTL is {max(ttls.values())} s, longer than the 60 s window",
+                      figure=life.figure([first]), **evidence)
     rest = [first]
     while rest[-1].ok and len(rest) < PROBE_MAX:  # on to the app's own limit, whatever it is
         rest.append(await client.get(path))
     if rest[-1].ok:
         return skipped(f"the app refused none of {PROBE_MAX} sequential requests from {client.ip}, so the end of "
                        "its window cannot be seen (see ratelimit.threshold)",
-                       requests=requests_text(rest), **evidence)
+                       requests=requests_text(rest), figure=life.figure(rest), **evidence)
     for key in await counter_keys(ctx, client.ip, list(seen)):
         await ctx.redis.pexpire(key, 1)  # the harness ends the window now instead of waiting a minute
+    life.expire_now()
     await asyncio.sleep(0.05)
     after = await client.get(path)
     evidence["requests"] = requests_text([rest[-1], after])
+    figure = life.figure([*rest, after])
     if not after.ok:
         seen = after.status if after.error is None else after.error
-        return failed(f"after the counter expired {client.ip} still gets {seen}", **evidence)
+        return failed(f"after the counter expired {client.ip} still gets {seen}", figure=figure, **evidence)
     return passed(f"the counter has TTL {max(ttls.values())} s and {client.ip} is served again once it expires "
-                  f"(blocked after {len(rest) - 1} requests)", **evidence)
+                  f"(blocked after {len(rest) - 1} requests)", figure=figure, **evidence)
 
 
 @check("ratelimit.key_format", title="The counter key is rate:ip:<ip>", level="basic",
@@ -379,7 +384,8 @@ async def atomic_under_load(ctx: CheckContext, path: str) -> CheckOutcome:
                 replies = list(await asyncio.gather(*(client.get(path) for _ in range(LOAD_REQUESTS))))
         if not crossed_minute(started):
             break
-    commands = list(seen)
+    # The limiter's own commands for this client (connection setup of the app's pool is noise here).
+    commands = [c for c in seen if any(client.ip in a for a in c.args)]
     served = sum(1 for r in replies if r.ok)
     statuses: dict[str, int] = {}
     for r in replies:
@@ -391,21 +397,22 @@ async def atomic_under_load(ctx: CheckContext, path: str) -> CheckOutcome:
         "peak_in_flight": ctx.probe.peak_in_flight,
         "latency_injected_s": LOAD_LATENCY_S,
         "requests": requests_text(replies, limit=12),
-        # The limiter's own commands for this client (connection setup of the app's pool is noise here).
-        "redis": commands_text([c for c in commands if any(client.ip in a for a in c.args)], limit=15),
+        "redis": commands_text(commands, limit=15),
     }
+    figure = race_picture(replies, commands, client.ip, expected=limit.served, latency_s=LOAD_LATENCY_S)
     at_once = (f"{LOAD_REQUESTS} concurrent requests from {client.ip} ({ctx.probe.peak_in_flight} in flight at "
                f"once): {served} served")
     if served == limit.served:
-        return passed(f"{at_once}, as many as one after another; the others got {_others(statuses)}", **evidence)
+        return passed(f"{at_once}, as many as one after another; the others got {_others(statuses)}",
+                      figure=figure, **evidence)
     message = f"{at_once}, but one after another the app served {limit.served}"
     if served > limit.served:
         return failed(message + " - concurrent requests read the same count before any of them wrote it back "
-                      "(a race)", **evidence)
+                      "(a race)", figure=figure, **evidence)
     message += f"; the others got {_others(statuses)}"
     if statuses.get("500"):
         message += MIDDLEWARE_500
-    return failed(message, hint=HINT_FEWER_UNDER_LOAD, **evidence)
+    return failed(message, hint=HINT_FEWER_UNDER_LOAD, figure=figure, **evidence)
 
 
 def _others(statuses: dict[str, int]) -> str:

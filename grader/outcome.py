@@ -41,24 +41,31 @@ class CheckOutcome:
     # (ids of the rubric's [sections]; () for none). None keeps the rubric's.
     hint: str | None = None
     sections: tuple[str, ...] | None = None
+    # What the check saw over time, as plain data for the report's pictures (docs/figures.md; grader/figures.py
+    # builds it). It describes, never decides: the verdict above stands without it.
+    figure: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.outcome = Outcome(self.outcome)  # a plain "passed" is accepted, and checked
 
 
-def passed(message: str, **evidence: Any) -> CheckOutcome:
-    return CheckOutcome(Outcome.PASSED, message, evidence)
+# `figure=` is a keyword of its own in each constructor, never a piece of evidence.
+
+
+def passed(message: str, *, figure: dict[str, Any] | None = None, **evidence: Any) -> CheckOutcome:
+    return CheckOutcome(Outcome.PASSED, message, evidence, figure=figure)
 
 
 def failed(message: str, *, hint: str | None = None, sections: tuple[str, ...] | None = None,
-           **evidence: Any) -> CheckOutcome:
-    return CheckOutcome(Outcome.FAILED, message, evidence, hint=hint, sections=sections)
+           figure: dict[str, Any] | None = None, **evidence: Any) -> CheckOutcome:
+    return CheckOutcome(Outcome.FAILED, message, evidence, hint=hint, sections=sections, figure=figure)
 
 
 def error(message: str, *, hint: str | None = None, sections: tuple[str, ...] | None = None,
-          **evidence: Any) -> CheckOutcome:
-    return CheckOutcome(Outcome.ERROR, message, evidence, hint=hint, sections=sections)
+          figure: dict[str, Any] | None = None, **evidence: Any) -> CheckOutcome:
+    return CheckOutcome(Outcome.ERROR, message, evidence, hint=hint, sections=sections, figure=figure)
 
 
-def skipped(message: str, *, applicable: bool = True, **evidence: Any) -> CheckOutcome:
-    return CheckOutcome(Outcome.SKIPPED, message, evidence, applicable=applicable)
+def skipped(message: str, *, applicable: bool = True, figure: dict[str, Any] | None = None,
+            **evidence: Any) -> CheckOutcome:
+    return CheckOutcome(Outcome.SKIPPED, message, evidence, applicable=applicable, figure=figure)

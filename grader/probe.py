@@ -40,6 +40,7 @@ class Reply:
     elapsed: float
     error: str | None = None
     truncated: bool = False  # the body was longer than MAX_BODY: `text` holds its beginning
+    started: float | None = None  # time.monotonic() when the request was sent (the trace's clock); None if unknown
 
     @property
     def body(self) -> Any:
@@ -84,9 +85,11 @@ class VirtualClient:
             # The total deadline: httpx's own timeout bounds each read, not a body that never ends.
             return await asyncio.wait_for(self._exchange(method, path, started, **kwargs), self.probe.timeout)
         except (httpx.TimeoutException, asyncio.TimeoutError):
-            return Reply(method, path, self.ip, None, "", time.monotonic() - started, f"timed out after {self.probe.timeout:g} s")
+            return Reply(method, path, self.ip, None, "", time.monotonic() - started,
+                         f"timed out after {self.probe.timeout:g} s", started=started)
         except httpx.HTTPError as exc:
-            return Reply(method, path, self.ip, None, "", time.monotonic() - started, f"{type(exc).__name__}: {exc}")
+            return Reply(method, path, self.ip, None, "", time.monotonic() - started, f"{type(exc).__name__}: {exc}",
+                         started=started)
         finally:
             self.probe.in_flight -= 1
 
@@ -97,7 +100,7 @@ class VirtualClient:
                     body, truncated = await _capped_body(response)
                     text = body.decode(response.encoding or "utf-8", errors="replace")
                     return Reply(method, path, self.ip, response.status_code, text, time.monotonic() - started,
-                                 truncated=truncated)  # fmt: skip
+                                 truncated=truncated, started=started)  # fmt: skip
             except _CONNECTION_GONE:
                 if attempt == 2:
                     raise

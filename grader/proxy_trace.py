@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -47,6 +48,7 @@ class Command:
     refused: bool = False  # an administration command the proxy answered with an error itself (never forwarded)
     sizes: tuple[int, ...] = ()  # byte size of each argument as sent; an arg is cut when its size > ARG_PREVIEW
     omitted: int = 0  # arguments beyond MAX_ARGS, not kept at all
+    replied: float | None = None  # time.monotonic() when its reply came back through the proxy; None until then
 
     @property
     def key(self) -> str | None:
@@ -169,10 +171,11 @@ class Trace:
         self.discarded += count
 
     def _set_reply(self, seq: int, reply: str) -> None:
+        replied = time.monotonic()  # read outside the lock: the clock, not the wait for it, is the reply's time
         with self._lock:
             index = seq - self._base
             if 0 <= index < len(self._items):
-                self._items[index] = dataclasses.replace(self._items[index], reply=reply)
+                self._items[index] = dataclasses.replace(self._items[index], reply=reply, replied=replied)
 
 
 def _total(commands: Sequence[Command]) -> int:

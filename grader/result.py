@@ -43,6 +43,7 @@ def check_record(check: Check, outcome: CheckOutcome, rubric: Rubric, docs_url: 
         "applicable": outcome.applicable,
         "message": outcome.message,
         "evidence": outcome.evidence,
+        "figure": outcome.figure,  # what it saw over time, for the report's pictures (docs/figures.md); null: none
         "hint": hint if to_fix else "",
         "remediation": rubric.remediation(entry, docs_url) if to_fix else [],
         "duration_s": outcome.duration_s,

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from typing import Any
 
-from checks.cache.common import PRODUCTS, Populated, after_first_fill, judge_ttl
+from checks.cache.common import PRODUCTS, Populated, after_first_fill, fill_moments, judge_ttl, life_figure
 from grader.api import (
     CheckContext,
     CheckOutcome,
+    Moment,
     VirtualClient,
     check,
     commands_text,
@@ -20,6 +22,7 @@ from grader.api import (
     raw_value,
     requests_text,
     shown_bytes,
+    ttl_moment,
     writes_to,
 )
 
@@ -114,6 +117,8 @@ async def serves_from_cache(ctx: CheckContext, client: VirtualClient, populated:
 @after_first_fill
 async def refill_after_expiry(ctx: CheckContext, client: VirtualClient, populated: Populated, key: str) -> CheckOutcome:
     await ctx.redis.pexpire(key, 1)  # the harness lets the key expire now instead of waiting a minute
+    # The key's life so far, for the picture: its first fill, and the expiry the harness caused.
+    before = [*fill_moments(populated, key), Moment(time.monotonic(), "expired", "made to expire by the harness")]
     for _ in range(100):
         if not await ctx.redis.exists(key):
             break
@@ -122,9 +127,15 @@ async def refill_after_expiry(ctx: CheckContext, client: VirtualClient, populate
         again = await client.get(PRODUCTS)
     refill = Populated(again, list(seen), key, [])
     if not again.ok:
+        figure = life_figure(key, [*before, *fill_moments(refill, key, "refilled")],
+                             f"'{key}' was made to expire by the harness; the next GET {PRODUCTS} answered "
+                             f"{again.status or 'nothing'}.")
         return failed(f"after the cache expired, GET {PRODUCTS} answered {again.status or again.error}",
-                      requests=[str(again)], body=again.text[:300])
+                      requests=[str(again)], body=again.text[:300], figure=figure)
     if not await ctx.redis.exists(key):
+        figure = life_figure(key, [*before, *fill_moments(refill, key, "refilled"), ttl_moment(time.monotonic(), -2)],
+                             f"'{key}' was made to expire by the harness; the next GET {PRODUCTS} did not write it "
+                             "again (the key stayed missing).")
         return failed(f"after '{key}' expired, the next GET {PRODUCTS} did not write it again",
-                      requests=[str(again)], redis=commands_text(refill.commands) or ["(no command)"])
-    return await judge_ttl(ctx, refill, "after it expired and was refilled")
+                      requests=[str(again)], redis=commands_text(refill.commands) or ["(no command)"], figure=figure)
+    return await judge_ttl(ctx, refill, "after it expired and was refilled", before=before)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,14 +13,21 @@ from grader.api import (
     CheckContext,
     CheckOutcome,
     Command,
+    Figure,
+    Moment,
     Reply,
     VirtualClient,
     all_keys,
+    command_label,
     commands_text,
+    countdown_figure,
     failed,
     missing_route,
     passed,
+    request_moment,
     strings_in,
+    ttl_moment,
+    ttl_seconds,
     value_text,
     writes_to,
 )
@@ -110,17 +118,39 @@ def not_populated(populated: Populated) -> CheckOutcome:
     )
 
 
+def fill_moments(populated: Populated, key: str, written: str = "written") -> list[Moment]:
+    """A GET that found nothing cached, and its write of `key` (event `written`, or `refilled`), for a picture."""
+    writes = writes_to(populated.commands, key)
+    moments = [request_moment(populated.reply, "miss")]
+    if writes:
+        moments.append(Moment(writes[0].time, written, command_label(writes[0])))
+    return moments
 
-async def judge_ttl(ctx: CheckContext, populated: Populated, when: str) -> CheckOutcome:
+
+def life_figure(key: str, moments: Sequence[Moment], caption: str) -> Figure:
+    """The cached list's life, from its first write, against the TTL the checks hold it to."""
+    return countdown_figure(key, moments, ttl_limit_s=TTL_SECONDS, caption=caption)
+
+
+async def judge_ttl(ctx: CheckContext, populated: Populated, when: str, before: Sequence[Moment] = ()) -> CheckOutcome:
+    """`before`: the key's life before `populated` wrote it (a first fill and an expiry), for the picture."""
     key = populated.key
     assert key is not None
     pttl = await ctx.redis.pttl(key)
+    moments = [*before, *fill_moments(populated, key, "refilled" if before else "written"),
+               ttl_moment(time.monotonic(), ttl_seconds(pttl))]
+    ttl_text = "no TTL (-1)" if pttl == -1 else f"TTL {pttl / 1000:.1f} s"
+    history = ("first written, made to expire by the harness, then refilled by the next GET" if before
+               else "written by the first GET")
+    figure = life_figure(key, moments, f"'{key}' {history} {PRODUCTS}: {ttl_text} {when} "
+                                       f"(expected {TTL_SECONDS} s).")
     evidence = {"key": key, "pttl_ms": pttl,
                 "redis": commands_text(writes_to(populated.commands, key) or populated.commands, limit=8)}
     if pttl == -1:
         return failed(f"cache key '{key}' has no TTL {when} (TTL -1): it never expires, so stale data stays forever",
-                      **evidence)
+                      figure=figure, **evidence)
     if TTL_LOWEST_MS <= pttl <= TTL_HIGHEST_MS:
-        return passed(f"cache key '{key}' has TTL {pttl / 1000:.1f} s {when}", **evidence)
-    return failed(f"cache key '{key}' has TTL {pttl / 1000:.1f} s {when}, expected {TTL_SECONDS} s", **evidence)
+        return passed(f"cache key '{key}' has TTL {pttl / 1000:.1f} s {when}", figure=figure, **evidence)
+    return failed(f"cache key '{key}' has TTL {pttl / 1000:.1f} s {when}, expected {TTL_SECONDS} s",
+                  figure=figure, **evidence)
 

@@ -15,16 +15,20 @@ from grader.api import (
     CheckContext,
     CheckOutcome,
     Command,
+    ExpirySeen,
+    Figure,
     Reply,
     VirtualClient,
     check,
     commands_text,
     error,
     failed,
+    first_moment,
     keys_of,
     passed,
     raw_value,
     skipped,
+    stampede_figure,
     strings_in,
 )
 
@@ -71,6 +75,8 @@ class Expiry:
     replies: list[Reply]
     metadata: str | None  # what the harness rewrote inside the value, if anything
     life_s: float  # how long the harness left the key to live once traffic flowed
+    expires_at: float = 0.0  # time.monotonic() when the shortened life ran out (the trace's clock)
+    miss_times: tuple[float, ...] = ()  # when the reads that found the key missing arrived
 
     @property
     def verdict(self) -> str:
@@ -186,7 +192,8 @@ async def _one_expiry(ctx: CheckContext, key: str, markers: list[str], life_s: f
     writes = [c for c in commands if _is_value_write(c, key, markers)]
     early = sum(1 for c in writes if c.time < expires_at)
     misses = sum(1 for c in commands if _is_miss(c, key))
-    return Expiry(writes, early, misses, replies, metadata, life_s)
+    miss_times = tuple(c.time for c in commands if _is_miss(c, key))
+    return Expiry(writes, early, misses, replies, metadata, life_s, expires_at, miss_times)
 
 
 async def _shorten_life(ctx: CheckContext, key: str, life_s: float) -> tuple[str | None, float]:
@@ -205,6 +212,17 @@ async def _shorten_life(ctx: CheckContext, key: str, life_s: float) -> tuple[str
     else:
         await ctx.redis.pexpire(key, int(life_s * 1000))
     return metadata, expires_at
+
+
+def stampede_picture(expiries: list[Expiry], key: str) -> Figure:
+    """Each observed expiry: when the list was written and when reads found it missing, from its traffic start."""
+    seen = [ExpirySeen(e.verdict, e.early, len(e.replies), first_moment(e.replies) or e.expires_at - e.life_s,
+                       e.expires_at, [c.time for c in e.writes], e.miss_times) for e in expiries]
+    writes = " / ".join(str(len(e.writes)) for e in expiries)
+    misses = " / ".join(str(e.misses) for e in expiries)
+    caption = (f"{len(expiries)} expiries of '{key}' with ~{STREAM_RATE:g} requests/s flowing: the list was written "
+               f"{writes} times while {misses} reads found it missing (at most {MAX_WRITES} writes tolerated).")
+    return stampede_figure(seen, max_writes=MAX_WRITES, max_early_writes=MAX_EARLY_WRITES, caption=caption)
 
 
 @check("cache.stampede", title="A burst across the cache expiry loads the database about once", level="advanced",
@@ -226,6 +244,7 @@ async def stampede(ctx: CheckContext, client: VirtualClient, populated: Populate
         if sum(r.status == 429 for r in expiry.replies) > len(expiry.replies) // 10:
             break  # a limiter shared by every client refuses the stream: nothing to measure (see below)
     verdicts = [e.verdict for e in expiries]
+    figure = stampede_picture(expiries, key)
     shown = next((e for e in expiries if e.verdict == PASS), None) or max(expiries, key=lambda e: len(e.writes))
     statuses: dict[str, int] = {}
     for r in shown.replies:
@@ -248,17 +267,18 @@ async def stampede(ctx: CheckContext, client: VirtualClient, populated: Populate
         # ratelimit.per_ip grades that defect; this check cannot measure anything and does not count.
         return skipped(f"the rate limiter refused {len(refused)} of {len(shown.replies)} stream requests, though no "
                        f"client sent more than {PER_CLIENT}: it does not count per client (see ratelimit.per_ip), so "
-                       "the stampede cannot be measured", applicable=False, **evidence)
+                       "the stampede cannot be measured", applicable=False, figure=figure, **evidence)
     if shown.replies and len(failures) > len(shown.replies) // 10:
         return failed(f"during the stream across the expiry {len(failures)} of {len(shown.replies)} GET {PRODUCTS} "
-                      f"failed ({failures[0]})", **evidence)
+                      f"failed ({failures[0]})", figure=figure, **evidence)
     if PASS in verdicts:
         return passed(f"with ~{STREAM_RATE:g} req/s flowing across the expiry of '{key}', the list was written "
                       f"{len(shown.writes)} time(s) while {shown.misses} read(s) found it missing: the database was "
-                      "loaded about once", **evidence)
+                      "loaded about once", figure=figure, **evidence)
     if FAIL not in verdicts:
         return error(f"in {len(expiries)} expiries of '{key}' too few requests found it missing to tell whether the "
-                     "app protects the database (the machine may be too busy)", **evidence)
+                     "app protects the database (the machine may be too busy)", figure=figure,
+                     **evidence)
     failing = [e for e in expiries if e.verdict == FAIL]
     counts = " / ".join(str(len(e.writes)) for e in failing)
     why = ("the list is written again on nearly every request, so the cache is never what answers"
@@ -267,5 +287,5 @@ async def stampede(ctx: CheckContext, client: VirtualClient, populated: Populate
     return failed(
         f"with ~{STREAM_RATE:g} req/s flowing across the expiry of '{key}', the list was written {counts} times in "
         f"{len(failing)} expiries (at most {MAX_WRITES} expected): {why}",
-        **evidence,
+        figure=figure, **evidence,
     )
