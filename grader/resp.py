@@ -430,12 +430,26 @@ def encode_command(*args: str | bytes | float) -> bytes:
     return b"".join(out)
 
 
+SHOWN_BULK = 16  # bytes of a bulk string shown as itself in a reply's short form
+
+
+def _printable(value: bytes) -> str | None:
+    try:
+        text = bytes(value).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text if text.isprintable() and '"' not in text else None
+
+
 def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def describe(frame: Frame) -> str:
-    """A reply in a few characters, for traces and evidence: `+OK`, `:1`, `$5`, `nil`, `*3`, `-ERR ...`."""
+    """A reply in a few characters, for traces and evidence: `+OK`, `:1`, `"7"`, `$512`, `nil`, `*3`, `-ERR ...`.
+
+    A short printable bulk string is shown itself, quoted (a counter read as `"7"` is what a student needs to see
+    concurrent GETs reading the same count); a long or binary one by its length only."""
     value, kind = frame.value, frame.kind
     if isinstance(value, Attributed):
         value = value.value
@@ -451,6 +465,8 @@ def describe(frame: Frame) -> str:
         return "#t" if value else "#f"
     if kind == "=":
         return f"={len(value.text)}"
+    if kind == "$" and len(value) <= SHOWN_BULK and (text := _printable(value)) is not None:
+        return f'"{text}"'
     if kind in ("$", "*", "%", "~", ">"):
         return f"{kind}{len(value)}"
     return f"{kind}?"

@@ -150,7 +150,7 @@ def test_get_set_round_trip_is_recorded_with_replies(proxy: RedisProxy, direct: 
     assert any(c.name == "CLIENT" and c.args[:2] == ("SETNAME", "grader-test") and c.reply == "+OK" for c in commands)
     set_, get, miss = app_commands(commands)
     assert (str(set_), set_.reply, set_.key) == ("SET greeting hello", "+OK", "greeting")
-    assert (str(get), get.reply) == ("GET greeting", "$5")
+    assert (str(get), get.reply) == ("GET greeting", "\"hello\"")
     assert miss.reply == "nil"
     assert not any(c.pipelined or c.in_multi or c.dropped for c in (set_, get, miss))
     assert [c.seq for c in commands] == sorted(c.seq for c in commands)
@@ -266,7 +266,7 @@ def test_inline_commands_are_recorded_and_answered(proxy: RedisProxy) -> None:
     assert [(c.name, c.args, c.reply) for c in proxy.trace.all()] == [
         ("PING", (), "+PONG"),
         ("SET", ("inline:k", "a b"), "+OK"),
-        ("GET", ("inline:k",), "$3"),
+        ("GET", ("inline:k",), "\"a b\""),
     ]
 
 
