@@ -150,11 +150,13 @@ def test_the_app_and_its_commands_are_confined(app_image: str, tmp_path: Path) -
             redis_url = runtime.redis_env(proxy)["REDIS_URL"]
             assert reply.body == {"path": "who", "client": "127.0.1.1", "redis_url": redis_url}
             assert ":6379/" not in redis_url  # an app that ignores REDIS_URL must not find Redis at its default
-        # A command of the submission's (ctx.run) in a container of its own, its Redis relayed to the proxy.
+        # A command of the submission's (ctx.run) in a container of its own, its Redis relayed to the proxy; it
+        # writes into its own private copy of the submission, never into the grader's.
         run = runtime.runner(proxy, env.python, root)
         done = asyncio.run(run([env.python, "-c", PROBE_INSIDE, port, ENV_DIR], timeout=120))
         assert done.returncode == 0, done.output
-        _assert_no_way_out(json.loads(done.output.strip().splitlines()[-1]))
+        _assert_no_way_out(json.loads(done.output.strip().splitlines()[-1]), workspace="written")
+        assert not (root / "written.txt").exists()
         mark = proxy.trace.mark()
         ping = "import os, redis; print(redis.Redis.from_url(os.environ['REDIS_URL']).ping())"
         done = asyncio.run(run([env.python, "-c", ping], timeout=120))
@@ -184,13 +186,13 @@ def _assert_confined(attrs: dict) -> None:
     assert all(not key.startswith(("REDIS_GRADER", "GITHUB", "CI=")) for key in attrs["Config"]["Env"])
 
 
-def _assert_no_way_out(found: dict) -> None:
+def _assert_no_way_out(found: dict, workspace: str = "Read-only file system") -> None:
     assert found["uid"] == 65534
     assert found["cap_eff"] == "0000000000000000"
     assert found["interfaces"] == ["lo"]  # no interface but loopback: no route anywhere
     assert found["host_server"] == "ConnectionRefusedError"  # its loopback is not the host's
     assert found["env_write"] == "Read-only file system"
-    assert found["workspace_write"] == "Read-only file system"
+    assert found["workspace_write"] == workspace
 
 
 @pytest.mark.skipif(find_local_redis_server() is None, reason="needs a local redis-server")
