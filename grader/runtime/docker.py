@@ -116,14 +116,19 @@ class DockerRuntime:
 
     def prepare(self, root: Path, kind: str) -> Environment:
         """The venv in the app image (`kind`, --env, does not apply: the harness's interpreter is not in it).
-        Then the containers start being made: the app's and those of the commands the checks usually run."""
+        Then the app's container starts being made (those of the commands once the app answers: app_ready)."""
         assert self._dir is not None
         environment, env_dir = prepare_container_env(self._client, self.image, self._image_id, Path(root))
         recipe = Recipe(self.image, self.limits, Path(root), env_dir, self.redis_port, self._root_fs())
         self._pool = ContainerPool(self._client, recipe, self._dir)
         self._pool.prewarm(1, writable=False)
-        self._pool.prewarm(PREWARMED_COMMANDS, writable=True)
         return environment
+
+    def app_ready(self) -> None:
+        """The app answers: make the containers of the commands the checks usually run. Not before, so that
+        their making does not slow the app's start (a busy machine could push it past its start timeout)."""
+        if self._pool is not None:
+            self._pool.prewarm(PREWARMED_COMMANDS, writable=True)
 
     def _root_fs(self) -> MountedRoot | None:
         mount = copies_images(self._client) if self.mount_root is None else self.mount_root
@@ -237,6 +242,7 @@ class DockerApp:
         )
         elapsed = time.monotonic() - started
         if state == "ready":
+            self.runtime.app_ready()
             return AppStart(True, BASE_URL, 0, None, elapsed)
         code = self.poll()
         self.stop()
