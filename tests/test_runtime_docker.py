@@ -28,6 +28,7 @@ from grader.runtime import activated, open_runtime
 from grader.runtime.containers import ENV_DIR, RELAY_SOURCE, write_job
 from grader.runtime.docker import BASE_URL, DockerRuntime
 from grader.runtime.forward import Forwarders
+from grader.runtime.image_root import SKELETON_REPOSITORY, copies_images
 from grader.services import OWNER_LABEL, find_local_redis_server, start_redis
 
 APPS = Path(__file__).resolve().parent / "apps"
@@ -146,6 +147,9 @@ def test_the_app_and_its_commands_are_confined(app_image: str, tmp_path: Path) -
             start = app.start()
             assert start.ready, app.log_tail()
             _assert_confined(app.container.attrs)
+            if copies_images(runtime._client):  # the image's files are mounted, not copied into the container
+                assert app.container.attrs["Config"]["Image"].startswith(SKELETON_REPOSITORY + ":")
+                assert {"/usr", "/etc"} <= {m["Destination"] for m in app.container.attrs["Mounts"] if not m["RW"]}
             # From inside the app's own container.
             code, output = app.container.exec_run(["python", "-c", PROBE_INSIDE, port, ENV_DIR], workdir=str(root))
             assert code == 0, output
