@@ -27,11 +27,14 @@ MEMORY = "512m"
 PIDS = 256
 CPUS = 1.0
 SCRATCH = "rw,nosuid,nodev,size=64m,mode=1777"
+# A command's private, writable copy of the submission (counted in its memory limit as it fills).
+WORKSPACE_SCRATCH = "rw,nosuid,nodev,size=256m,mode=1777"
 
 ENV_DIR = "/opt/redis-grader/env"  # the submission's venv, mounted read-only
 PYTHON = f"{ENV_DIR}/bin/python"
 RELAY = "/opt/redis-grader/relay.py"
 RELAY_SOURCE = Path(__file__).with_name("relay.py")
+SUBMISSION = "/opt/redis-grader/submission"  # a command's container: the read-only submission it copies
 SOCKETS = "/run/grader"  # host directory with the Unix sockets (app.sock, redis.sock)
 # Where the relay listens inside the container: a port picked per grading, never Redis's default 6379, so that
 # an app that ignores REDIS_URL and dials localhost:6379 finds nothing there, as it would on the local runtime.
@@ -55,8 +58,9 @@ def bind(source: Path | str, target: str, *, read_only: bool = True) -> Any:
     return docker.types.Mount(target=target, source=str(source), type="bind", read_only=read_only)
 
 
-def confined(limits: Limits = Limits()) -> dict[str, Any]:
-    """docker's containers.create() keyword arguments for a container of student code."""
+def confined(limits: Limits = Limits(), *, init: bool = True) -> dict[str, Any]:
+    """docker's containers.create() keyword arguments for a container of student code. `init`: the engine's
+    init process as PID 1 (a container whose first process reaps orphans itself, as the relay does, needs none)."""
     return {
         "user": USER,
         "network_mode": "none",
@@ -68,7 +72,7 @@ def confined(limits: Limits = Limits()) -> dict[str, Any]:
         "nano_cpus": int(limits.cpus * 1e9),
         "read_only": True,
         "tmpfs": {"/tmp": SCRATCH},
-        "init": True,  # a real PID 1 reaps orphans and passes signals on
+        "init": init,  # a real PID 1 reaps orphans and passes signals on
         # The engine keeps a container's output on the host's disk: only its last MiB, as the sandbox keeps a tail.
         "log_config": {"type": "json-file", "config": {"max-size": "1m", "max-file": "1"}},
         "labels": labels(),
@@ -91,9 +95,11 @@ def environment(extra: dict[str, str]) -> dict[str, str]:
 JOB = f"{SOCKETS}/job.json"
 
 
-def idle_command(redis_port: int) -> list[str]:
-    """What every container starts with: the relay, waiting for the job the grader gives it (write_job)."""
-    return [PYTHON, "-I", RELAY, f"{SOCKETS}/redis.sock", str(redis_port), "--job", JOB]
+def idle_command(redis_port: int, copy_to: str | None = None) -> list[str]:
+    """What every container starts with: the relay, waiting for the job the grader gives it (write_job); with
+    `copy_to`, copying the submission (mounted at SUBMISSION) there first."""
+    command = [PYTHON, "-I", RELAY, f"{SOCKETS}/redis.sock", str(redis_port), "--job", JOB]
+    return command + ["--copy", SUBMISSION, copy_to] if copy_to else command
 
 
 def write_job(sockets: Path, argv: list[str], cwd: str, env: dict[str, str]) -> None:

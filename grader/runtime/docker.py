@@ -1,9 +1,11 @@
 """The docker runtime: everything the submission controls runs in containers the grader starts and removes.
 
 The dependency install runs in a container of its own (grader/runtime/container_env.py); the app and every
-ctx.run command run confined (grader/runtime/containers.py: no network, an unprivileged user, limits), with
-the submission's copy, its venv and the relay script mounted read-only at the same paths as on the host (so
-paths in argv, cwd and tracebacks mean the same on both sides). The grader reaches the app over a Unix socket
+ctx.run command run confined (grader/runtime/containers.py: no network, an unprivileged user, limits), each in a
+container of its own, with the submission's copy, its venv and the relay script mounted read-only at the same
+paths as on the host (so paths in argv, cwd and tracebacks mean the same on both sides); a command gets a
+private writable copy of the submission at that path instead (grader/runtime/pool.py). On an engine that copies
+the image for every container, the image's files are mounted instead (grader/runtime/image_root.py). The grader reaches the app over a Unix socket
 (uvicorn --uds, the virtual clients' addresses in X-Forwarded-For); the app reaches Redis through the relay
 inside the container and a Unix socket forwarded to the RESP proxy on the host (grader/runtime/forward.py).
 """
@@ -28,6 +30,7 @@ from grader.runtime import containers
 from grader.runtime.base import TCP, ClientAddressing
 from grader.runtime.container_env import prepare_container_env
 from grader.runtime.forward import Forwarders
+from grader.runtime.image_root import MountedRoot, copies_images, mounted_root
 from grader.runtime.local import LocalRuntime
 from grader.runtime.pool import ContainerPool, Idle, Recipe, engine_words
 from grader.sandbox import DEFAULT_LOG_CAP, CompletedRun
@@ -41,16 +44,19 @@ if TYPE_CHECKING:
     from grader.runtime.base import Endpoint
 
 APP_SOCKET = f"{containers.SOCKETS}/app.sock"
-PREWARMED_COMMANDS = 2  # ctx.run containers made ahead: the submission's tests and its seed script
+PREWARMED_COMMANDS = 3  # ctx.run containers made ahead: the submission's tests, their coverage, its seed script
 BASE_URL = "http://app"  # the host part is never resolved: every request goes over the Unix socket
 
 
 class DockerRuntime:
     name = "docker"
 
-    def __init__(self, image: str, limits: containers.Limits | None = None) -> None:
+    def __init__(self, image: str, limits: containers.Limits | None = None, *, mount_root: bool | None = None) -> None:
+        """`mount_root`: make the containers of the image's unpacked files (image_root.py); None: when the engine
+        copies the image into each container."""
         self.image = image
         self.limits = limits or containers.Limits()
+        self.mount_root = mount_root
         self.addressing: ClientAddressing = TCP  # the app's socket, once there is an app
         self.redis_port = random.randrange(*containers.REDIS_PORTS)
         self._client: Any = None
@@ -110,12 +116,23 @@ class DockerRuntime:
 
     def prepare(self, root: Path, kind: str) -> Environment:
         """The venv in the app image (`kind`, --env, does not apply: the harness's interpreter is not in it).
-        Then the containers start being made: the app's and those of the commands the checks usually run."""
+        Then the app's container starts being made (those of the commands once the app answers: app_ready)."""
         assert self._dir is not None
         environment, env_dir = prepare_container_env(self._client, self.image, self._image_id, Path(root))
-        self._pool = ContainerPool(self._client, Recipe(self.image, self.limits, Path(root), env_dir, self.redis_port), self._dir)
-        self._pool.prewarm(1 + PREWARMED_COMMANDS)
+        recipe = Recipe(self.image, self.limits, Path(root), env_dir, self.redis_port, self._root_fs())
+        self._pool = ContainerPool(self._client, recipe, self._dir)
+        self._pool.prewarm(1, writable=False)
         return environment
+
+    def app_ready(self) -> None:
+        """The app answers: make the containers of the commands the checks usually run. Not before, so that
+        their making does not slow the app's start (a busy machine could push it past its start timeout)."""
+        if self._pool is not None:
+            self._pool.prewarm(PREWARMED_COMMANDS, writable=True)
+
+    def _root_fs(self) -> MountedRoot | None:
+        mount = copies_images(self._client) if self.mount_root is None else self.mount_root
+        return mounted_root(self._client, self.image, self._image_id) if mount else None
 
     def app(self, launch: AppLaunch, redis: Endpoint, *, start_timeout: float) -> DockerApp:
         return DockerApp(self, launch, redis, start_timeout)
@@ -134,7 +151,7 @@ class DockerRuntime:
                 # The harness's own tools (its ruff reading the code, installed beside its interpreter): not the
                 # submission's code, and not in the image.
                 return await local(argv, timeout=timeout, env=env, cwd=cwd)
-            idle = await asyncio.to_thread(self.take)
+            idle = await asyncio.to_thread(self.take, writable=True)
             self.give(idle, [str(arg) for arg in argv], str(cwd or app_dir), {**self.redis_env(redis), **(env or {})},
                       redis)  # fmt: skip
             return await _completed(idle.container, timeout)
@@ -143,11 +160,12 @@ class DockerRuntime:
 
     # -- containers
 
-    def take(self) -> Idle:
-        """A confined container, started, idle until give(); removed on exit at the latest."""
+    def take(self, *, writable: bool = False) -> Idle:
+        """A confined container, started, idle until give(); removed on exit at the latest. `writable`: with a
+        private writable copy of the submission (a command's), else with the submission read-only (the app's)."""
         if self._pool is None:
             raise RuntimeError("DockerRuntime.prepare() first")
-        return self._pool.take()
+        return self._pool.take(writable=writable)
 
     def give(self, idle: Idle, argv: list[str], cwd: str, env: dict[str, str], redis: Endpoint) -> None:
         """Start `argv` in an idle container, its Redis relayed to `redis`."""
@@ -224,6 +242,7 @@ class DockerApp:
         )
         elapsed = time.monotonic() - started
         if state == "ready":
+            self.runtime.app_ready()
             return AppStart(True, BASE_URL, 0, None, elapsed)
         code = self.poll()
         self.stop()

@@ -1,18 +1,22 @@
 """Runs INSIDE the submission's container (standard library only): a Redis relay, then the submission's program.
 
-    python relay.py UNIX_SOCKET PORT --job JOB_FILE
+    python relay.py UNIX_SOCKET PORT --job JOB_FILE [--copy SOURCE TARGET]
 
 The container has no network at all; the grader listens on UNIX_SOCKET (a host directory mounted into the
 container) and forwards to its RESP proxy. This script listens on 127.0.0.1:PORT inside the container, where
 REDIS_URL points, and pipes each connection to UNIX_SOCKET. Then it waits for JOB_FILE, a JSON object
 {"argv": [...], "cwd": "...", "env": {...}} the grader writes once it knows what to run (so the container can be
 created ahead of time), runs it, passes it SIGTERM/SIGINT, ends whatever it left behind in its process group,
-and exits with its exit code.
+and exits with its exit code. It reaps every orphan meanwhile, as the container's first process must.
+
+With --copy it first copies the folder SOURCE into TARGET (an empty scratch file system): a private, writable
+copy of the submission for a command that writes into its own folder, while SOURCE stays read-only.
 """
 
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -65,11 +69,29 @@ def _job(path: str) -> dict:
         return json.load(fh)
 
 
+def _copy_into(source: str, target: str) -> None:
+    """SOURCE's contents into the folder TARGET, entry by entry (TARGET itself, a mount point, is not ours to
+    change)."""
+    for entry in os.scandir(source):
+        to = os.path.join(target, entry.name)
+        try:
+            if entry.is_symlink():
+                os.symlink(os.readlink(entry.path), to)
+            elif entry.is_dir():
+                shutil.copytree(entry.path, to, symlinks=True)
+            else:
+                shutil.copy2(entry.path, to)
+        except (shutil.Error, OSError) as exc:  # what could be copied was: the command runs with it
+            sys.stderr.write(f"relay: {entry.name} was not copied whole: {exc}\n")
+
+
 def main(argv: list) -> int:
-    if len(argv) != 4 or argv[2] != "--job":
-        sys.stderr.write("usage: relay.py UNIX_SOCKET PORT --job JOB_FILE\n")
+    if len(argv) not in (4, 7) or argv[2] != "--job" or argv[4:5] not in ([], ["--copy"]):
+        sys.stderr.write("usage: relay.py UNIX_SOCKET PORT --job JOB_FILE [--copy SOURCE TARGET]\n")
         return 2
     unix_path, port, job_file = argv[0], int(argv[1]), argv[3]
+    if len(argv) == 7:  # while the grader has nothing for it to run yet
+        _copy_into(argv[5], argv[6])
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", port))
@@ -85,9 +107,23 @@ def main(argv: list) -> int:
         return 127
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda signum, frame: _signal_group(child.pid, signum))
-    code = child.wait()
+    code = _reap_until(child.pid)
     _signal_group(child.pid, signal.SIGKILL)
     return 128 - code if code < 0 else code  # killed by signal N: 128+N, as a shell reports it
+
+
+def _reap_until(pid: int) -> int:
+    """Wait for `pid`, reaping every other process that ends meanwhile (orphans are the first process's to
+    reap); its exit code, or -N if signal N killed it."""
+    while True:
+        try:
+            ended, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return -signal.SIGKILL
+        except InterruptedError:
+            continue
+        if ended == pid:
+            return os.waitstatus_to_exitcode(status)
 
 
 def _signal_group(pgid: int, signum: int) -> None:
