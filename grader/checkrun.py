@@ -9,7 +9,7 @@ import fnmatch
 import logging
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
@@ -73,13 +73,14 @@ async def run_checks(
     start: AppStart,
     proxy: RedisProxy,
     server: RedisServer,
-    own_server: Future[RedisServer] | None,
+    own_servers: Sequence[Future[RedisServer]],
     workspace: Workspace,
     facts: StaticFacts,
     python_env: Environment,
 ) -> dict[str, CheckOutcome]:
     """Runs every check of the rubric not `decided` yet, in the order and phases of grader/schedule.py; returns
-    every outcome (the decided ones too), in the rubric's order."""
+    every outcome (the decided ones too), in the rubric's order. The isolated checks run in one background lane
+    per server of `own_servers` (at least one lane: with none, an isolated check reports it has no Redis)."""
     assert workspace.entrypoint is not None
     todo = [entry.check_id for entry in rubric.entries if entry.check_id not in decided]
     settings = _settings(rubric, checks, todo)
@@ -87,11 +88,12 @@ async def run_checks(
     direct = redis.asyncio.from_url(server.url, decode_responses=True)
     base = base_context(proxy, direct, workspace, facts, python_env.python, probe=probe, proxy=ProxyControl(proxy),
                         trace=TraceView(proxy.trace), app_log=app.log_tail)
-    isolated = _IsolatedContext(base, own_server)
+    lanes = [_IsolatedContext(base, future) for future in own_servers] or [_IsolatedContext(base, None)]
     outcomes = dict(decided)
     finished = {check_id: asyncio.Event() for check_id in todo}
 
-    async def run_in_order(check_ids: list[str], gate: Callable[[], Any] = ordinary_check) -> None:
+    async def run_in_order(check_ids: list[str], gate: Callable[[], Any] = ordinary_check,
+                           isolated: _IsolatedContext = lanes[0]) -> None:
         for check_id in check_ids:
             check = checks[check_id]
             for needed in check.requires:
@@ -110,7 +112,8 @@ async def run_checks(
     try:
         context = replace(base, openapi=await _openapi(probe))
         phases = schedule.plan(todo, checks)
-        background = asyncio.create_task(run_in_order(phases.background))
+        background = asyncio.gather(*(run_in_order(lane, isolated=own)
+                                      for lane, own in zip(phases.lanes(len(lanes)), lanes, strict=True)))
         try:
             await run_in_order(phases.foreground)
             await background
@@ -122,7 +125,8 @@ async def run_checks(
         async with timing_phase():  # the machine to itself: no other grading's check runs meanwhile
             await run_in_order(phases.last, gate=contextlib.nullcontext)
     finally:
-        await isolated.aclose()
+        for lane in lanes:
+            await lane.aclose()
         await probe.aclose()
         await direct.aclose()
     in_order = {entry.check_id: outcomes[entry.check_id] for entry in rubric.entries}
