@@ -1,7 +1,7 @@
 """Benchmark: `grader batch` over the whole fixture class at --jobs 1 and at --jobs 4; prints each run's wall time,
 the ratio, and whether the verdicts (the outcome of every check of every submission) are identical.
 
-    python bench/class.py [--jobs 1 --jobs 4] [--fixture reference ...] [--env current] [--redis local]
+    python bench/class.py [--jobs 1 --jobs 4] [--fixture reference ...] [--env current] [--redis local] [--keep DIR]
 
 The fixtures are copied into a temporary class folder first. Each run starts with --fresh, so nothing is kept
 from the one before. Speed is measured here, never asserted in the tests.
@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--fixture", action="append", help="grade only these fixtures (default: all)")
     parser.add_argument("--env", default="current", choices=("isolated", "current"))
     parser.add_argument("--redis", default="local", choices=("local", "docker", "auto"))
+    parser.add_argument("--keep", type=Path, help="copy each run's results here (out-jobsN), to read per-check times")
     args = parser.parse_args()
     jobs = args.jobs or [1, 4]
     names = args.fixture or sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())
@@ -78,6 +79,8 @@ def main() -> None:
             out = Path(tmp) / f"out-jobs{n}"
             times[n] = run_batch(class_dir, out, n, args)
             seen[n] = verdicts(out)
+            if args.keep:
+                shutil.copytree(out, args.keep / out.name, dirs_exist_ok=True)
             print(f"--jobs {n}: {times[n]:.1f} s")
             if n == 1:
                 print_per_submission(out)

@@ -9,7 +9,7 @@ import fnmatch
 import logging
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
@@ -52,6 +52,9 @@ REPORT_GRACE_S = 10.0
 # connection a pool may hold (the app's own limiter, health and cache clients).
 SETTLE_ROUTES = ("/health", "/products")
 SETTLE_ROUNDS = 3
+# How long the cheap "still empty?" probe before a check waits; a Redis that does not answer in time gets the
+# full restore() (a healthy one answers in well under a millisecond).
+EMPTY_PROBE_TIMEOUT_S = 1.0
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +73,14 @@ async def run_checks(
     start: AppStart,
     proxy: RedisProxy,
     server: RedisServer,
-    own_server: Future[RedisServer] | None,
+    own_servers: Sequence[Future[RedisServer]],
     workspace: Workspace,
     facts: StaticFacts,
     python_env: Environment,
 ) -> dict[str, CheckOutcome]:
     """Runs every check of the rubric not `decided` yet, in the order and phases of grader/schedule.py; returns
-    every outcome (the decided ones too), in the rubric's order."""
+    every outcome (the decided ones too), in the rubric's order. The isolated checks run in one background lane
+    per server of `own_servers` (at least one lane: with none, an isolated check reports it has no Redis)."""
     assert workspace.entrypoint is not None
     todo = [entry.check_id for entry in rubric.entries if entry.check_id not in decided]
     settings = _settings(rubric, checks, todo)
@@ -84,11 +88,12 @@ async def run_checks(
     direct = redis.asyncio.from_url(server.url, decode_responses=True)
     base = base_context(proxy, direct, workspace, facts, python_env.python, probe=probe, proxy=ProxyControl(proxy),
                         trace=TraceView(proxy.trace), app_log=app.log_tail)
-    isolated = _IsolatedContext(base, own_server)
+    lanes = [_IsolatedContext(base, future) for future in own_servers] or [_IsolatedContext(base, None)]
     outcomes = dict(decided)
     finished = {check_id: asyncio.Event() for check_id in todo}
 
-    async def run_in_order(check_ids: list[str], gate: Callable[[], Any] = ordinary_check) -> None:
+    async def run_in_order(check_ids: list[str], gate: Callable[[], Any] = ordinary_check,
+                           isolated: _IsolatedContext = lanes[0]) -> None:
         for check_id in check_ids:
             check = checks[check_id]
             for needed in check.requires:
@@ -107,7 +112,8 @@ async def run_checks(
     try:
         context = replace(base, openapi=await _openapi(probe))
         phases = schedule.plan(todo, checks)
-        background = asyncio.create_task(run_in_order(phases.background))
+        background = asyncio.gather(*(run_in_order(lane, isolated=own)
+                                      for lane, own in zip(phases.lanes(len(lanes)), lanes, strict=True)))
         try:
             await run_in_order(phases.foreground)
             await background
@@ -119,7 +125,8 @@ async def run_checks(
         async with timing_phase():  # the machine to itself: no other grading's check runs meanwhile
             await run_in_order(phases.last, gate=contextlib.nullcontext)
     finally:
-        await isolated.aclose()
+        for lane in lanes:
+            await lane.aclose()
         await probe.aclose()
         await direct.aclose()
     in_order = {entry.check_id: outcomes[entry.check_id] for entry in rubric.entries}
@@ -219,7 +226,7 @@ async def _timed(
     What a check changes in the proxy it changes in scopes that undo themselves (grader/checking.py), so the
     runner only has to empty Redis first. What the submission did to Redis itself (a script that never ends, a
     password, a shutdown) is undone after the check, and the check's outcome says so."""
-    before = await _fresh_redis(ctx, server)
+    before = await _empty_or_fresh(ctx, server)
     if before is not None and not await _answers(ctx):
         return error(f"the grader's Redis could not be made ready for this check: {before}")
     timeout = ctx.settings.timeout
@@ -273,6 +280,19 @@ async def _fresh_redis(ctx: CheckContext, server: RedisServer) -> str | None:
         log.warning("%s", note)
         await ctx.redis.connection_pool.disconnect()  # its connections may lead to a server just replaced
     return note
+
+
+async def _empty_or_fresh(ctx: CheckContext, server: RedisServer) -> str | None:
+    """_fresh_redis() when it is needed: the check before left Redis emptied and answering, so one DBSIZE on the
+    harness's open connection usually confirms it (~0.2 ms, against ~5 ms for restore()'s new connection and
+    FLUSHALL in a thread). Keys written since (the app's start-up, a background task), an error or no answer get
+    the full restore()."""
+    try:
+        if await asyncio.wait_for(ctx.redis.dbsize(), EMPTY_PROBE_TIMEOUT_S) == 0:
+            return None
+    except (asyncio.TimeoutError, redis.RedisError, OSError):
+        pass
+    return await _fresh_redis(ctx, server)
 
 
 async def _answers(ctx: CheckContext) -> bool:

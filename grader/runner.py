@@ -35,6 +35,9 @@ from grader.without_app import judge_without_app
 from grader.workspace import Workspace, open_workspace
 
 APP_STARTS = "app.starts"
+# Lanes of the background (grader/schedule.py): the submission's suite runs twice (quality.tests and
+# quality.coverage), each run the longest part of a grading, so the two run beside each other.
+BACKGROUND_LANES = 2
 IMPORT_HINT = (
     "Start the app yourself from the folder it runs from (cd backend && uvicorn app.main:app) and fix the import "
     "it names: the module path, a missing __init__.py, or a package missing from requirements.txt."
@@ -145,22 +148,30 @@ def _grade_workspace(
                 # What is judged from the code alone is still judged: a start failure costs only what needs the app.
                 return _gate_closed(rubric, gate) | judge_without_app(
                     rubric, checks, options, server, workspace, facts, python_env)
-            # The isolated checks get a Redis of their own (grader/schedule.py); it starts while the first
-            # checks run, and they wait for it only if they get there first.
-            own_redis = (
-                start_redis_in_background(server.backend, options.redis_image)
-                if any(check.isolated and selected(check.id, options.only) for check in in_rubric(rubric, checks))
-                else contextlib.nullcontext(None)
-            )
-            with own_redis as own_server:
+            # The isolated checks get a Redis of their own per background lane (grader/schedule.py); each
+            # starts while the first checks run, and its lane waits for it only if it gets there first.
+            with contextlib.ExitStack() as own_redis:
+                own_servers = [own_redis.enter_context(start_redis_in_background(server.backend, options.redis_image))
+                               for _ in range(_background_lanes(rubric, checks, options, server))]
                 outcomes = _run_interruptibly(
                     run_checks(
-                        rubric, checks, options, {APP_STARTS: gate}, app, start, proxy, server, own_server, workspace,
-                        facts, python_env,
+                        rubric, checks, options, {APP_STARTS: gate}, app, start, proxy, server, own_servers,
+                        workspace, facts, python_env,
                     )
                 )
             lap("checks", mark)
             return outcomes
+
+
+def _background_lanes(rubric: rubrics.Rubric, checks: dict[str, Check], options: GradeOptions,
+                      server: RedisServer) -> int:
+    """How many lanes the isolated checks run in, each with a Redis of its own. Two when there are two to run
+    beside each other and Redis is a local redis-server (~20 ms and a few MB each); one behind a container
+    backend, where a second server costs seconds to create; none when no isolated check is selected."""
+    isolated = sum(check.isolated and selected(check.id, options.only) for check in in_rubric(rubric, checks))
+    if isolated == 0:
+        return 0
+    return min(isolated, BACKGROUND_LANES) if server.backend == "local" else 1
 
 
 def _run_interruptibly(checks: Coroutine[Any, Any, dict[str, CheckOutcome]]) -> dict[str, CheckOutcome]:

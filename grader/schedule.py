@@ -2,7 +2,8 @@
 
 Two phases:
 1. The ordinary checks, one after another in the rubric's order, while the isolated ones (they need neither the
-   app nor its Redis: the submission's own tests, the linter) run one after another in the background.
+   app nor its Redis: the submission's own tests, the linter) run in the background, one after another in each of
+   its lanes (`Plan.lanes`; the runner gives each lane a Redis of its own).
 2. Once the background is done, the timing checks (their verdict rests on time or concurrency), one at a time
    with nothing running beside them, so that no other work of the grading run weighs on what they measure.
 
@@ -27,6 +28,14 @@ class Plan:
     @property
     def order(self) -> list[str]:
         return [*self.foreground, *self.background, *self.last]
+
+    def lanes(self, count: int) -> list[list[str]]:
+        """The background dealt into `count` lanes that run beside each other, each in the rubric's order and
+        with a Redis of its own: round-robin, so two runs of the submission's suite (its tests, its coverage),
+        the longest of them, do not wait for each other. A check that requires one in another lane waits for it.
+        """
+        count = max(1, count)
+        return [self.background[i::count] for i in range(count)]
 
 
 def plan(order: list[str], checks: Mapping[str, Check]) -> Plan:

@@ -19,6 +19,7 @@ import pytest
 from conftest import SUBMISSIONS
 
 from checks.cache import FAIL, PASS, UNSURE, Expiry, _shorten_metadata, sample_body, write_endpoints
+from checks.cache.stampede import decided_fail
 from checks.quality import find_test_files
 from grader.proxy import Command
 
@@ -115,6 +116,31 @@ def _expiry(early: int, late: int, misses: int) -> Expiry:
 )
 def test_stampede_verdict_reads_writes_and_misses_together(early, late, misses, verdict):
     assert _expiry(early, late, misses).verdict == verdict
+
+
+def _streamed(expiry: Expiry, requests: int) -> Expiry:
+    expiry.replies = [None] * requests  # only their number matters to the rules
+    return expiry
+
+
+@pytest.mark.parametrize(
+    ("expiries", "decided"),
+    [
+        ([(0, 8, 8)], False),  # one stampede: XFetch may have drawn no early recompute in it
+        ([(0, 8, 8), (0, 8, 8)], True),  # no protection: the same in two expiries
+        ([(0, 3, 3), (0, 7, 9), (0, 4, 4), (0, 6, 6)], True),  # loaded: the small ones do not count
+        ([(0, 6, 8), (0, 7, 7)], True),
+        ([(0, 4, 4), (0, 5, 5), (0, 4, 4)], False),  # fails, but not past XFetch's tail: the old rule decides
+        ([(1, 7, 7), (2, 6, 6)], False),  # XFetch recomputed ahead, then stampeded: writes > misses
+        ([(0, 1, 9), (0, 8, 8)], False),  # a lock's expiry never counts
+        ([(0, 90, 0)], True),  # written on every request, never read: the cache does not answer
+        ([(6, 0, 0)], False),  # XFetch's long tail past the limit, but not on every request
+    ],
+)
+def test_stampede_fails_early_only_on_evidence_xfetch_and_a_lock_cannot_give(expiries, decided):
+    seen = [_streamed(_expiry(early, late, misses), 130) for early, late, misses in expiries]
+    assert decided_fail(seen) == decided
+    assert not decided or all(e.verdict != PASS for e in seen)
 
 
 def test_an_expiry_stored_in_the_value_is_moved_with_the_ttl():

@@ -37,7 +37,9 @@ PER_CLIENT = 8  # requests per virtual client: below the limiter's 10 a minute, 
 LEAD_IN_S = 0.3  # traffic before the harness shortens the key's life
 # Traffic after the key's shortened life ran out. A stampede happens in the first load time after the expiry
 # (~0.1 s); every write it causes is in the trace before the stream's last reply is in, however short the tail.
-TAIL_S = 0.5
+# 0.3 s is still three load times (30 requests at 100 req/s): a lock shows its many misses, no protection its
+# many writes, and the check spends 0.2 s less in the timing phase every expiry.
+TAIL_S = 0.3
 MAX_WRITES = 3  # value writes tolerated per expiry (the course's "about once", with room for a lock race)
 # XFetch recomputes before the key expires, each request deciding by chance: the number of recomputations has
 # a long tail (with beta 1 about a quarter of expiries see 4+, more on a loaded machine). Writes while no
@@ -46,8 +48,11 @@ MAX_EARLY_WRITES = 5
 EXPIRIES = 5  # conclusive expiries observed at most; the first conclusive pass ends the check
 MAX_EXPIRIES = 8  # inconclusive ones included
 # The first expiry comes with no run-up: a lock or single-flight needs none, so most submissions are judged
-# in about a second. Only a pass ends the check early, so a strategy that needs a run-up loses nothing by it.
+# in about a second. A pass ends the check early, and so does a fail only on evidence no correct strategy
+# produces (see `Expiry.unprotected`), so a strategy that needs a run-up loses nothing by it.
 FIRST_LIFE_S = 0.5
+# A stampede only decides the check once this many expiries showed it (see `Expiry.unprotected`).
+UNPROTECTED_EXPIRIES = 2
 # How long the harness leaves the key to live in the later expiries, scaled by how long the app takes to load
 # the database: XFetch recomputes inside the last beta*delta*ln(rate*beta*delta) seconds (delta = load time),
 # so it must get a gradual run-up to the expiry, as it would at the end of a real 60 s TTL.
@@ -91,9 +96,40 @@ class Expiry:
             return FAIL
         return UNSURE  # e.g. 2 misses and 2 writes: too few requests missed it to tell protection from luck
 
+    @property
+    def unprotected(self) -> bool:
+        """Every request that found the key missing loaded the database, more of them than XFetch's tail allows,
+        and nothing was recomputed ahead: misses >= writes > MAX_EARLY_WRITES.
+
+        A lock cannot show it: its waiters do not load, so writes < misses (1 write for 8 misses in practice).
+        XFetch can, but only by a chance that falls fast with the number of misses. Each of its requests that
+        finds the key missing loads and writes; each that draws an early recompute writes too: writes >= misses,
+        equal only when no request at all drew one during the key's shortened life. With requests at rate r and
+        a load time delta kept in the value, the early draws over a life L form a Poisson process of mean
+        N = r * beta * delta * (1 - exp(-L / (beta * delta))), N ~ r * beta * delta since L >= 0.5 s is several
+        beta * delta (the expiry kept in the value moves with the TTL, so even the first expiry has that run-up).
+        Six misses at 100 req/s mean the stampede lasted >= 0.05 s, about one load time, so delta >= ~0.05:
+        with the fixture's beta 3 and delta 0.08, N = 24, P(no draw) = e^-24 ~ 4e-11; with the textbook beta 1 and
+        delta 0.05, N = 5, P = e^-5 ~ 0.7 % in one expiry, and (e^-5)^2 ~ 4.5e-5 in two independent ones, which is
+        why UNPROTECTED_EXPIRIES are asked for. Plain cache-aside shows it in every expiry (8 misses, 8 writes)."""
+        return self.misses >= len(self.writes) > MAX_EARLY_WRITES
+
+    @property
+    def never_cached(self) -> bool:
+        """The list was written on over half of the requests while none found it missing: the cache is not what
+        answers. Decisive in one expiry: once XFetch or a lock wrote the list it lives a full TTL again (with a
+        fresh expiry in the value), so neither writes again in the same expiry."""
+        return self.misses == 0 and len(self.writes) > max(MAX_EARLY_WRITES, len(self.replies) // 2)
+
     def summary(self) -> str:
         return (f"key life {self.life_s:.2f} s: {len(self.writes)} writes ({self.early} before the expiry), "
                 f"{self.misses} reads found the key missing, {len(self.replies)} requests: {self.verdict}")
+
+
+def decided_fail(expiries: list[Expiry]) -> bool:
+    """Whether the expiries seen so far already fail the check, whatever the later ones would show."""
+    return (any(e.never_cached for e in expiries)
+            or sum(e.unprotected for e in expiries) >= UNPROTECTED_EXPIRIES)
 
 
 def _is_value_write(command: Command, key: str, markers: list[str]) -> bool:
@@ -241,6 +277,8 @@ async def stampede(ctx: CheckContext, client: VirtualClient, populated: Populate
         expiries.append(expiry)
         if expiry.verdict == PASS or sum(e.verdict != UNSURE for e in expiries) >= EXPIRIES:
             break
+        if decided_fail(expiries):
+            break  # evidence no later expiry can outweigh (no correct strategy produces it)
         if sum(r.status == 429 for r in expiry.replies) > len(expiry.replies) // 10:
             break  # a limiter shared by every client refuses the stream: nothing to measure (see below)
     verdicts = [e.verdict for e in expiries]
