@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from grader import schedule
 from grader.api import Check, CheckOutcome, Registry, passed
 from grader.schedule import plan
 
@@ -56,3 +57,10 @@ def test_the_catalogue_runs_its_timing_checks_last_and_its_own_tests_beside_the_
     phases = plan(order, catalogue)
     assert set(phases.last) == {"cache.stampede", "ratelimit.atomic_under_load", "async.event_loop"}
     assert set(phases.background) == {"quality.lint", "quality.tests", "quality.coverage"}
+
+
+def test_the_background_is_dealt_into_lanes_in_order():
+    # Round-robin, so the suite's two runs (its tests, its coverage) land in different lanes.
+    lanes = schedule.Plan(foreground=["a"], background=["lint", "tests", "coverage"], last=["t"])
+    assert lanes.lanes(2) == [["lint", "coverage"], ["tests"]]
+    assert lanes.lanes(1) == lanes.lanes(0) == [["lint", "tests", "coverage"]]
