@@ -8,6 +8,7 @@ from typing import Any
 
 from ._lanes import LEFT, RIGHT, draw_lanes, read_requests
 from ._svg import (
+    FONT_SIZE,
     INK,
     MUTED,
     SHADE,
@@ -20,6 +21,7 @@ from ._svg import (
     legend,
     opt_num,
     text,
+    text_width,
     truncation_note,
 )
 
@@ -63,11 +65,14 @@ def _shade_latency(svg: Svg, axis: Axis, latency: float, top: float, bottom: flo
     x0, x1 = axis.x(0), axis.x(latency)
     el(group, "rect", class_="latency-shade", x=x0, y=top - 14, width=max(1.0, x1 - x0), height=bottom - top + 14,
        fill=SHADE, stroke=MUTED, stroke_dasharray="2 2")
-    svg.label(group, x0 + 3, top - 4, f"one delayed reply: {fmt(latency)} ms", font_size=9)
+    caption = f"one delayed reply: {fmt(latency)} ms"
+    svg.label(group, x0 + 3, top - 4, caption, font_size=9)
+    caption_end = x0 + 3 + text_width(caption) * 9 / FONT_SIZE + 4
     for multiple in range(2, MAX_MULTIPLES + 2):
         at = multiple * latency
         if at > axis.end:
             break
         x = axis.x(at)
         el(group, "line", x1=x, y1=top - 14, x2=x, y2=bottom, stroke=INK, stroke_width=0.8, stroke_dasharray="4 3")
-        svg.label(group, x + 2, top - 4, f"×{multiple}", font_size=9, fill=MUTED)
+        if x + 2 > caption_end:  # a multiple's mark under the caption would be drawn over it
+            svg.label(group, x + 2, top - 4, f"×{multiple}", font_size=9, fill=MUTED)
