@@ -240,13 +240,13 @@ def _tail(output: str, lines: int = 15) -> list[str]:
     return output.strip().splitlines()[-lines:]
 
 
-def _round_trips_picture(bulk: list[Command], alone: list[Command], module: str) -> Figure | None:
-    """The seed's writes grouped by the round trip they travelled in (None when it wrote nothing)."""
+def _round_trips_picture(bulk: list[Command], alone: list[Command], module: str, names: str,
+                         pipelined: bool) -> Figure | None:
+    """The seed's writes grouped by the round trip they travelled in (None when it wrote nothing); `names` and
+    `pipelined` as the verdict has them."""
     if not bulk:
         return None
     trips = len(round_trip_groups(bulk))
-    names = "/".join(sorted({c.name for c in bulk}))
-    pipelined = len(bulk) > 1 and len(alone) * 2 <= len(bulk)
     waited = "each" if len(alone) == len(bulk) else f"{len(alone)} of them"
     caption = (f"python -m {module} sent {len(bulk)} {names} in {trips} round trip(s)"
                + (": several commands travelled together, as a pipeline sends them" if pipelined
@@ -284,7 +284,8 @@ async def pipeline(ctx: CheckContext[PipelineSettings]) -> CheckOutcome:
         # A round trip of its own: neither sent while earlier commands awaited replies, nor queued in MULTI.
         alone = [c for c in bulk if not (c.pipelined or c.in_multi)]
         names = "/".join(sorted({c.name for c in bulk})) or "writes"
-        figure = _round_trips_picture(bulk, alone, module)
+        pipelined = len(alone) * 2 <= len(bulk)  # most of the writes travelled with others
+        figure = _round_trips_picture(bulk, alone, module, names, pipelined=len(bulk) > 1 and pipelined)
         evidence.update(seed=f"python -m {module}", exit_code=run.returncode, output_tail=_tail(run.output),
                         redis=[str(c) + ("  (pipelined)" if c.pipelined else "  (in MULTI)" if c.in_multi
                                          else "  (own round trip)") for c in bulk][:12]
@@ -293,7 +294,7 @@ async def pipeline(ctx: CheckContext[PipelineSettings]) -> CheckOutcome:
             if len(bulk) == 1:
                 return passed(f"python -m {module} wrote everything with a single {names} (one round trip)",
                               figure=figure, **evidence)
-            if len(alone) * 2 <= len(bulk):
+            if pipelined:
                 return passed(f"python -m {module} sent {len(bulk)} {names} in {len(alone)} round trip(s): "
                               "a pipeline", figure=figure, **evidence)
             return failed(f"python -m {module} sent {len(bulk)} {names}, {len(alone)} of them each in its own "
