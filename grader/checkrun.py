@@ -82,14 +82,18 @@ async def run_checks(
     every outcome (the decided ones too), in the rubric's order. The isolated checks run in one background lane
     per server of `own_servers` (at least one lane: with none, an isolated check reports it has no Redis)."""
     assert workspace.entrypoint is not None
-    todo = [entry.check_id for entry in rubric.entries if entry.check_id not in decided]
+    outcomes = dict(decided)
+    # Left out by --only: decided now, so that no step waits for the machine lock on behalf of checks that never run.
+    for entry in rubric.entries:
+        if entry.check_id not in outcomes and not selected(entry.check_id, options.only):
+            outcomes[entry.check_id] = skipped("not selected (--only)", applicable=False)
+    todo = [entry.check_id for entry in rubric.entries if entry.check_id not in outcomes]
     settings = _settings(rubric, checks, todo)
     probe = Probe(start.base_url, timeout=options.request_timeout)
     direct = redis.asyncio.from_url(server.url, decode_responses=True)
     base = base_context(proxy, direct, workspace, facts, python_env.python, probe=probe, proxy=ProxyControl(proxy),
                         trace=TraceView(proxy.trace), app_log=app.log_tail)
     lanes = [_IsolatedContext(base, future) for future in own_servers] or [_IsolatedContext(base, None)]
-    outcomes = dict(decided)
     finished = {check_id: asyncio.Event() for check_id in todo}
 
     async def run_in_order(check_ids: list[str], gate: Callable[[], Any] = ordinary_check,
@@ -98,8 +102,8 @@ async def run_checks(
             check = checks[check_id]
             for needed in check.requires:
                 if needed in finished:
-                    await finished[needed].wait()  # only a background check ever waits here
-            outcome = _not_to_run(check, outcomes, options)
+                    await finished[needed].wait()  # a check of another lane, or of the foreground
+            outcome = _not_to_run(check, outcomes)
             if outcome is None:
                 async with gate():  # never beside another grading's timing phase (grader/machinelock.py)
                     if check.isolated:
@@ -112,18 +116,24 @@ async def run_checks(
     try:
         context = replace(base, openapi=await _openapi(probe))
         phases = schedule.plan(todo, checks)
-        background = asyncio.gather(*(run_in_order(lane, isolated=own)
+        # The background takes no lock: it uses neither an app nor a Redis any other check uses, and its commands
+        # run at the lowest processor priority (grader/schedule.py), so nothing it does weighs on a timing check.
+        background = asyncio.gather(*(run_in_order(lane, gate=contextlib.nullcontext, isolated=own)
                                       for lane, own in zip(phases.lanes(len(lanes)), lanes, strict=True)))
         try:
             await run_in_order(phases.foreground)
+            if phases.last:
+                async with timing_phase():  # no other grading's check runs meanwhile
+                    await run_in_order(phases.last, gate=contextlib.nullcontext)
             await background
         finally:
             if not background.done():
                 background.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await background
-        async with timing_phase():  # the machine to itself: no other grading's check runs meanwhile
-            await run_in_order(phases.last, gate=contextlib.nullcontext)
+        if phases.after_background:
+            async with timing_phase():
+                await run_in_order(phases.after_background, gate=contextlib.nullcontext)
     finally:
         for lane in lanes:
             await lane.aclose()
@@ -156,10 +166,12 @@ def base_context(endpoint: RedisProxy | RedisServer, direct: redis.asyncio.Redis
                         run=_runner_for(endpoint, python, files.app_dir), python=python, **app_parts)
 
 
-def _runner_for(endpoint: RedisProxy | RedisServer, python: str, app_dir: Path) -> RunCommand:
+def _runner_for(endpoint: RedisProxy | RedisServer, python: str, app_dir: Path, *,
+                yields: bool = False) -> RunCommand:
     """ctx.run: a command in the submission's environment, with REDIS_URL pointing at `endpoint`, run by the
-    grading's runtime (`cwd` defaults to the app's folder; a check may pick another inside the workspace)."""
-    return runtime.current().runner(endpoint, python, app_dir)
+    grading's runtime (`cwd` defaults to the app's folder; a check may pick another inside the workspace).
+    `yields`: at the lowest processor priority (the isolated checks', which run beside the timing checks)."""
+    return runtime.current().runner(endpoint, python, app_dir, yields=yields)
 
 
 class _IsolatedContext:
@@ -183,7 +195,7 @@ class _IsolatedContext:
                 proxy=cast(ProxyControl, Unavailable("ctx.proxy (the app's Redis)")),
                 trace=cast(TraceView, Unavailable("ctx.trace (the app's Redis commands)")),
                 redis=redis.asyncio.from_url(server.url, decode_responses=True),
-                run=_runner_for(server, self._base.python, self._base.app_dir),
+                run=_runner_for(server, self._base.python, self._base.app_dir, yields=True),
             )
         return self._context
 
@@ -192,10 +204,8 @@ class _IsolatedContext:
             await self._context.redis.aclose()
 
 
-def _not_to_run(check: Check, outcomes: Mapping[str, CheckOutcome], options: GradeOptions) -> CheckOutcome | None:
-    """Why `check` is skipped without running (left out by --only, or a requirement did not pass), or None."""
-    if not selected(check.id, options.only):
-        return skipped("not selected (--only)", applicable=False)
+def _not_to_run(check: Check, outcomes: Mapping[str, CheckOutcome]) -> CheckOutcome | None:
+    """Why `check` is skipped without running (a requirement did not pass), or None."""
     for needed in check.requires:
         if needed in outcomes and _blocks(outcomes[needed]):
             return skipped(f"needs {needed}, which {outcomes[needed].outcome}")

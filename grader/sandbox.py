@@ -46,6 +46,9 @@ NOFILE_LIMIT = 4096
 FILE_SIZE_LIMIT = 256 * 1024**2  # no single file larger: a runaway log or dump cannot fill the disk
 CPU_SECONDS_LIMIT = 600  # per process; a whole grading takes a fraction of that, a busy loop never ends alone
 PROCESS_LIMIT = 4096  # of the user, all processes counted: generous for a grader, a wall for a fork bomb
+# `yields`: a process that runs beside the timing checks (the submission's own tests) takes the processor only
+# when nothing else wants it, so it cannot weigh on what they measure; the others run at the usual priority.
+YIELDS, USUAL = "yield", "usual"
 
 # Runs in the child between fork and the student's program (after lifeline's PRELUDE, before its exec): the rlimits.
 # A wrapper instead of Popen(preexec_fn=...) because preexec_fn can deadlock a forked child when the
@@ -63,6 +66,18 @@ def cap(which, value):
 cap(resource.RLIMIT_CORE, 0)
 cap(resource.RLIMIT_AS, int(sys.argv.pop(1)))
 cap(resource.RLIMIT_NOFILE, int(sys.argv.pop(1)))
+if sys.argv.pop(1) == "yield":
+    # The lowest priority: nice 19, and the same for the session's autogroup (Linux schedules sessions, not
+    # processes, against each other when autogroup is on, so nice alone would only rank it within its own).
+    try:
+        os.nice(19)
+    except OSError:
+        pass
+    try:
+        with open("/proc/self/autogroup", "w") as group:
+            group.write("19")
+    except OSError:
+        pass
 """ + f"""
 cap(resource.RLIMIT_FSIZE, {FILE_SIZE_LIMIT})
 cap(resource.RLIMIT_CPU, {CPU_SECONDS_LIMIT})
@@ -149,6 +164,7 @@ class SandboxedProcess:
         env: dict[str, str] | None = None,
         *,
         log_cap: int = DEFAULT_LOG_CAP,
+        yields: bool = False,
     ) -> None:
         if not argv:
             raise ValueError("argv must not be empty")
@@ -156,6 +172,7 @@ class SandboxedProcess:
         self.cwd = Path(cwd)
         self.extra_env = dict(env or {})
         self.log_cap = max(1, int(log_cap))
+        self.yields = yields  # the lowest processor priority (see YIELDS)
         self.marker = secrets.token_hex(16)
         self.pid: int | None = None
         self.dropped_bytes = 0  # output discarded because of log_cap
@@ -178,7 +195,8 @@ class SandboxedProcess:
         self._home = str(make_owned_tempdir("redis-grader-home-"))
         try:
             self._proc = subprocess.Popen(
-                bound_to_grader(self.argv, _WRAPPER, str(ADDRESS_SPACE_LIMIT), str(NOFILE_LIMIT)),
+                bound_to_grader(self.argv, _WRAPPER, str(ADDRESS_SPACE_LIMIT), str(NOFILE_LIMIT),
+                                YIELDS if self.yields else USUAL),
                 cwd=self.cwd,
                 env=sandbox_env(self.extra_env, self._home, self.marker),
                 stdin=subprocess.DEVNULL,
@@ -370,14 +388,15 @@ async def run_sandboxed(
     *,
     timeout: float,
     log_cap: int = DEFAULT_LOG_CAP,
+    yields: bool = False,
 ) -> CompletedRun:
     """Run to completion (or `timeout`), then stop whatever is left (background children included).
 
     Never raises for the student's failure: a crash, a missing program or a timeout are in the result.
     Cancelling it (a check's own timeout, Ctrl-C) stops the process at once, so no worker thread is left
-    waiting for it to end on its own.
+    waiting for it to end on its own. `yields`: at the lowest processor priority (see YIELDS).
     """
-    proc = SandboxedProcess(argv, cwd, env, log_cap=log_cap)
+    proc = SandboxedProcess(argv, cwd, env, log_cap=log_cap, yields=yields)
     with proc:
         code = await asyncio.to_thread(proc.wait, timeout)
     return _completed(proc, code)

@@ -1,62 +1,69 @@
 """In what order the runner runs the checks, and which run beside the others.
 
-Two phases:
-1. The ordinary checks, one after another in the rubric's order, while the isolated ones (they need neither the
-   app nor its Redis: the submission's own tests, the linter) run in the background, one after another in each of
-   its lanes (`Plan.lanes`; the runner gives each lane a Redis of its own).
-2. Once the background is done, the timing checks (their verdict rests on time or concurrency), one at a time
-   with nothing running beside them, so that no other work of the grading run weighs on what they measure.
+1. The ordinary checks, one after another in the rubric's order.
+2. Then the timing checks (their verdict rests on time or concurrency) and the checks that require them, with no
+   other check of any grading running beside them (grader/machinelock.py).
+Beside both, from the start: the isolated checks (they need neither the app nor its Redis: the submission's own
+tests, the linter), one after another in each of the background's lanes (`Plan.lanes`; the runner gives each lane
+a Redis of its own). Their commands run at the lowest processor priority, so they take only what the app, Redis
+and the grader leave idle and cannot weigh on what the timing checks measure.
+3. Last, once the background is done, the checks that require one of its checks (none of the built-in ones do),
+   again with the machine to themselves.
 
-A check always runs after the checks it requires: one that requires a timing check moves to phase 2 with it, and
-an ordinary check that requires an isolated one waits for phase 2 as well. Reports keep the rubric's order.
+A check always runs after the checks it requires. Reports keep the rubric's order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from grader.checking import Check
 
 
 @dataclass(frozen=True)
 class Plan:
-    foreground: list[str]  # phase 1, in order
-    background: list[str]  # phase 1, in order, beside the foreground
-    last: list[str]  # phase 2, in order, alone
+    foreground: list[str]  # step 1, in order
+    background: list[str]  # beside steps 1 and 2, in order
+    last: list[str]  # step 2, in order, with the machine to themselves
+    after_background: list[str] = field(default_factory=list)  # step 3, in order
 
     @property
     def order(self) -> list[str]:
-        return [*self.foreground, *self.background, *self.last]
+        return [*self.foreground, *self.background, *self.last, *self.after_background]
 
     def lanes(self, count: int) -> list[list[str]]:
         """The background dealt into `count` lanes that run beside each other, each in the rubric's order and
-        with a Redis of its own: round-robin, so two runs of the submission's suite (its tests, its coverage),
-        the longest of them, do not wait for each other. A check that requires one in another lane waits for it.
+        with a Redis of its own: round-robin. A check that requires one in another lane waits for it.
         """
         count = max(1, count)
         return [self.background[i::count] for i in range(count)]
 
 
-def plan(order: list[str], checks: Mapping[str, Check]) -> Plan:
-    """Split the rubric's check ids (`order`) into the two phases."""
-    last: set[str] = set()
+def _closure(order: list[str], checks: Mapping[str, Check], starts: Callable[[Check], bool]) -> set[str]:
+    """The checks of `order` for which `starts` holds, and every check that requires one of them (a fixed point:
+    moving one check may move the checks that require it)."""
+    found: set[str] = set()
     changed = True
-    while changed:  # a fixed point: moving one check to phase 2 may move the checks that require it
+    while changed:
         changed = False
         for check_id in order:
             check = checks[check_id]
-            if check_id in last:
-                continue
-            if (
-                check.timing
-                or any(needed in last for needed in check.requires)
-                or (not check.isolated and any(checks[n].isolated for n in check.requires if n in order))
-            ):
-                last.add(check_id)
+            if check_id not in found and (starts(check) or any(needed in found for needed in check.requires)):
+                found.add(check_id)
                 changed = True
+    return found
+
+
+def plan(order: list[str], checks: Mapping[str, Check]) -> Plan:
+    """Split the rubric's check ids (`order`) into the steps above."""
+    in_order = set(order)
+    after = _closure(order, checks, lambda check: not check.isolated and any(
+        checks[needed].isolated for needed in check.requires if needed in in_order))
+    last = _closure(order, checks, lambda check: check.timing) - after
     return Plan(
-        foreground=[c for c in order if c not in last and not checks[c].isolated],
-        background=[c for c in order if c not in last and checks[c].isolated],
+        foreground=[c for c in order if c not in last | after and not checks[c].isolated],
+        background=[c for c in order if c not in last | after and checks[c].isolated],
         last=[c for c in order if c in last],
+        after_background=[c for c in order if c in after],
     )

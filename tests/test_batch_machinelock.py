@@ -4,8 +4,11 @@ held by another process (as another grading would), no clocks."""
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
 import os
+import subprocess
+import sys
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
@@ -13,19 +16,21 @@ import pytest
 
 from grader import machinelock
 
+REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "submissions" / "reference"
 
-def _hold(path: str, locked, release) -> None:  # type: ignore[no-untyped-def]
+
+def _hold(path: str, locked, release, hold_s: float) -> None:  # type: ignore[no-untyped-def]
     with machinelock.machine_lock(Path(path)):
         locked.set()
-        release.wait(60)
+        release.wait(hold_s)
 
 
-def _start_holder(path: Path) -> tuple[multiprocessing.process.BaseProcess, Event, Event]:
+def _start_holder(path: Path, hold_s: float = 60) -> tuple[multiprocessing.process.BaseProcess, Event, Event]:
     """Another process (as another grading would be) that takes the machine lock: `locked` is set once it holds
     it, and it lets go when `release` is set."""
     ctx = multiprocessing.get_context("fork")
     locked, release = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=_hold, args=(str(path), locked, release))
+    holder = ctx.Process(target=_hold, args=(str(path), locked, release, hold_s))
     holder.start()
     return holder, locked, release
 
@@ -141,3 +146,26 @@ def test_ordinary_checks_run_beside_each_other(tmp_path: Path) -> None:
             pass  # two at once: a shared hold each, no wait
 
     asyncio.run(asyncio.wait_for(scenario(), timeout=30))
+
+
+def test_the_isolated_checks_take_no_lock(tmp_path: Path) -> None:
+    """While another grading holds the machine lock, a grading's isolated checks (its own tests, ruff) still run to
+    the end: they use nothing another check uses and yield the processor instead (grader/schedule.py)."""
+    path = tmp_path / "timing.lock"
+    holder, locked, release = _start_holder(path, hold_s=900)  # longer than the bound below: waiting would fail
+    try:
+        assert locked.wait(30)
+        env = {**os.environ, machinelock.LOCK_VAR: str(path)}
+        out = tmp_path / "result.json"
+        # A bound only so that a regression fails instead of hanging: the grading itself never waits for the lock.
+        done = subprocess.run(
+            [sys.executable, "-m", "grader", "check", str(REFERENCE), "--env", "current", "--only", "quality.lint",
+             "--json", str(out)],
+            env=env, capture_output=True, text=True, timeout=300, check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        lint = next(c for c in json.loads(out.read_text())["checks"] if c["id"] == "quality.lint")
+        assert lint["outcome"] == "passed", lint
+    finally:
+        release.set()
+        holder.join(30)

@@ -89,6 +89,21 @@ def test_resource_limits_are_set(tmp_path: Path) -> None:
     assert 0 < address_space[0] <= 4 * 1024**3
 
 
+PRIORITY = (
+    "import os; print(os.getpriority(os.PRIO_PROCESS, 0)); "
+    "print(open('/proc/self/autogroup').read().split()[-1] if os.path.exists('/proc/self/autogroup') else 'none')"
+)
+
+
+def test_a_command_that_yields_runs_at_the_lowest_priority(tmp_path: Path) -> None:
+    usual = _run([PY, "-c", PRIORITY], tmp_path, timeout=60).output.split()
+    low = _run([PY, "-c", PRIORITY], tmp_path, timeout=60, yields=True).output.split()
+    assert usual[0] == str(os.getpriority(os.PRIO_PROCESS, 0)) and low[0] == "19", (usual, low)
+    # Its session's autogroup too, where the kernel has them (sessions compete as groups there).
+    assert low[1] in ("19", "none"), low
+    assert usual[1] != "19" or usual[1] == "none", usual
+
+
 def test_a_sandboxed_process_cannot_write_a_file_larger_than_the_cap(tmp_path: Path) -> None:
     # Sparse writes: the file reaches the cap's size without the disk holding it. With SIGXFSZ ignored, a
     # write past the cap fails with EFBIG instead of killing the process, so it can say what happened.

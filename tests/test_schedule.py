@@ -41,9 +41,25 @@ def test_a_check_never_runs_before_what_it_requires():
     phases = plan(list(checks), checks)
     assert phases.foreground == ["plain"]
     assert phases.background == ["iso"]
-    # Phase 2 keeps the rubric's order, which already puts every requirement first.
-    assert phases.last == ["timed", "after_timed", "after_that", "after_iso"]
+    # Each step keeps the rubric's order, which already puts every requirement first.
+    assert phases.last == ["timed", "after_timed", "after_that"]
+    # What requires an isolated check waits for the whole background.
+    assert phases.after_background == ["after_iso"]
     assert sorted(phases.order) == sorted(checks)
+
+
+def test_a_check_that_requires_the_background_and_a_timing_check_runs_after_both():
+    checks = _checks(
+        ("iso", {"isolated": True}),
+        ("timed", {"timing": True, "requires": ("iso",)}),
+        ("after_timed", {"requires": ("timed",)}),
+        ("plain", {}),
+    )
+    phases = plan(list(checks), checks)
+    assert phases.foreground == ["plain"]
+    assert phases.background == ["iso"]
+    assert phases.last == []
+    assert phases.after_background == ["timed", "after_timed"]
 
 
 def test_a_requirement_outside_the_rubric_does_not_move_a_check():
@@ -57,10 +73,11 @@ def test_the_catalogue_runs_its_timing_checks_last_and_its_own_tests_beside_the_
     phases = plan(order, catalogue)
     assert set(phases.last) == {"cache.stampede", "ratelimit.atomic_under_load", "async.event_loop"}
     assert set(phases.background) == {"quality.lint", "quality.tests", "quality.coverage"}
+    assert phases.after_background == []
 
 
 def test_the_background_is_dealt_into_lanes_in_order():
-    # Round-robin, so the suite's two runs (its tests, its coverage) land in different lanes.
+    # Round-robin, in the rubric's order.
     lanes = schedule.Plan(foreground=["a"], background=["lint", "tests", "coverage"], last=["t"])
     assert lanes.lanes(2) == [["lint", "coverage"], ["tests"]]
     assert lanes.lanes(1) == lanes.lanes(0) == [["lint", "tests", "coverage"]]

@@ -87,8 +87,9 @@ class Runtime(Protocol):
         """REDIS_URL/REDIS_HOST/REDIS_PORT as the submission's code must see them to reach `redis`."""
         ...
 
-    def runner(self, redis: Endpoint, python: str, app_dir: Path) -> RunCommand:
-        """ctx.run: a command in the submission's environment, its REDIS_URL pointing at `redis`."""
+    def runner(self, redis: Endpoint, python: str, app_dir: Path, *, yields: bool = False) -> RunCommand:
+        """ctx.run: a command in the submission's environment, its REDIS_URL pointing at `redis`. `yields`: its
+        commands take the processor only when nothing else wants it (they run beside the timing checks)."""
         ...
 
     def describe(self) -> dict[str, str]:

@@ -102,6 +102,17 @@ def idle_command(redis_port: int, copy_to: str | None = None) -> list[str]:
     return command + ["--copy", SUBMISSION, copy_to] if copy_to else command
 
 
+# The engine's lowest CPU weight (cgroup cpu.shares; the default is 1024): the container gets the processor only
+# when nothing else wants it. The engine's limits (nano_cpus) still cap it.
+LOWEST_CPU_SHARES = 2
+
+
+def yield_processor(container: Any) -> None:
+    """Give a started container the lowest CPU weight: a command that runs beside the timing checks (the
+    submission's own tests) cannot weigh on what they measure."""
+    container.update(cpu_shares=LOWEST_CPU_SHARES)
+
+
 def write_job(sockets: Path, argv: list[str], cwd: str, env: dict[str, str]) -> None:
     """Give the container whose socket directory is `sockets` its command (see grader/runtime/relay.py)."""
     staging = sockets / ".job.json"

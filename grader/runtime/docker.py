@@ -141,8 +141,8 @@ class DockerRuntime:
         port = self.redis_port  # the relay's, inside every container; it leads to `redis`
         return {"REDIS_URL": f"redis://127.0.0.1:{port}/0", "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(port)}
 
-    def runner(self, redis: Endpoint, python: str, app_dir: Path) -> RunCommand:
-        local = LocalRuntime().runner(redis, python, app_dir)
+    def runner(self, redis: Endpoint, python: str, app_dir: Path, *, yields: bool = False) -> RunCommand:
+        local = LocalRuntime().runner(redis, python, app_dir, yields=yields)
 
         async def run(
             argv: list[str], *, timeout: float, env: dict[str, str] | None = None, cwd: Path | None = None
@@ -152,6 +152,8 @@ class DockerRuntime:
                 # submission's code, and not in the image.
                 return await local(argv, timeout=timeout, env=env, cwd=cwd)
             idle = await asyncio.to_thread(self.take, writable=True)
+            if yields:
+                await asyncio.to_thread(containers.yield_processor, idle.container)
             self.give(idle, [str(arg) for arg in argv], str(cwd or app_dir), {**self.redis_env(redis), **(env or {})},
                       redis)  # fmt: skip
             return await _completed(idle.container, timeout)

@@ -32,14 +32,14 @@ class LocalRuntime:
     def redis_env(self, redis: Endpoint) -> dict[str, str]:
         return tcp_redis_env(redis)
 
-    def runner(self, redis: Endpoint, python: str, app_dir: Path) -> RunCommand:
+    def runner(self, redis: Endpoint, python: str, app_dir: Path, *, yields: bool = False) -> RunCommand:
         async def run(
             argv: list[str], *, timeout: float, env: dict[str, str] | None = None, cwd: Path | None = None
         ) -> CompletedRun:
             """`cwd` defaults to the app's folder; a check may pick another inside the workspace (its tests' root)."""
             bin_dir = str(Path(python).parent)
             full_env = {"PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin", **tcp_redis_env(redis), **(env or {})}
-            return await run_sandboxed(argv, cwd or app_dir, full_env, timeout=timeout)
+            return await run_sandboxed(argv, cwd or app_dir, full_env, timeout=timeout, yields=yields)
 
         return run
 
