@@ -1,5 +1,6 @@
 """Benchmark: `grader batch` over the whole fixture class at --jobs 1 and at --jobs 4; prints each run's wall time,
-the ratio, and whether the verdicts (the outcome of every check of every submission) are identical.
+the ratio, the processor time each run used (the floor of any --jobs: processor time / cores), and whether the
+verdicts (the outcome of every check of every submission) are identical.
 
     python bench/class.py [--jobs 1 --jobs 4] [--fixture reference ...] [--env current] [--redis local] [--keep DIR]
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -49,13 +51,19 @@ def print_per_submission(out: Path) -> None:
     print("  slowest five: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in slowest[:5]))
 
 
-def run_batch(class_dir: Path, out: Path, jobs: int, args: argparse.Namespace) -> float:
+def run_batch(class_dir: Path, out: Path, jobs: int, args: argparse.Namespace) -> tuple[float, float]:
+    """The batch's wall time and the processor time it and everything it started used (user + system)."""
     argv = [sys.executable, "-m", "grader", "batch", "--runtime", "local", str(class_dir), "--out", str(out), "--jobs", str(jobs),
             "--env", args.env, "--redis", args.redis, "--fresh"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+    # As installed: the grader's modules compiled once, not again by every `grader check` of the batch.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=False)
-    return time.monotonic() - started
+    took = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return took, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
@@ -77,11 +85,13 @@ def main() -> None:
         seen: dict[int, dict[tuple[str, str], str]] = {}
         for n in jobs:
             out = Path(tmp) / f"out-jobs{n}"
-            times[n] = run_batch(class_dir, out, n, args)
+            times[n], cpu = run_batch(class_dir, out, n, args)
             seen[n] = verdicts(out)
             if args.keep:
                 shutil.copytree(out, args.keep / out.name, dirs_exist_ok=True)
-            print(f"--jobs {n}: {times[n]:.1f} s")
+            cores = len(os.sched_getaffinity(0))
+            print(f"--jobs {n}: {times[n]:.1f} s; processor time {cpu:.0f} s ({cpu / len(names):.1f} s per "
+                  f"submission), so no --jobs can take under {cpu / cores:.0f} s on {cores} cores")
             if n == 1:
                 print_per_submission(out)
         first = jobs[0]

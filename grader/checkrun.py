@@ -117,7 +117,7 @@ async def run_checks(
         context = replace(base, openapi=await _openapi(probe))
         phases = schedule.plan(todo, checks)
         # The background takes no lock: it uses neither an app nor a Redis any other check uses, and its commands
-        # run at the lowest processor priority (grader/schedule.py), so nothing it does weighs on a timing check.
+        # run at a low processor priority (grader/schedule.py), so nothing it does weighs on a timing check.
         background = asyncio.gather(*(run_in_order(lane, gate=contextlib.nullcontext, isolated=own)
                                       for lane, own in zip(phases.lanes(len(lanes)), lanes, strict=True)))
         try:
@@ -170,7 +170,7 @@ def _runner_for(endpoint: RedisProxy | RedisServer, python: str, app_dir: Path, 
                 yields: bool = False) -> RunCommand:
     """ctx.run: a command in the submission's environment, with REDIS_URL pointing at `endpoint`, run by the
     grading's runtime (`cwd` defaults to the app's folder; a check may pick another inside the workspace).
-    `yields`: at the lowest processor priority (the isolated checks', which run beside the timing checks)."""
+    `yields`: at a low processor priority (the isolated checks', which run beside the timing checks)."""
     return runtime.current().runner(endpoint, python, app_dir, yields=yields)
 
 

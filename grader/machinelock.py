@@ -9,7 +9,7 @@ An ordinary check holds the lock shared while it runs, the timing phase exclusiv
 no ordinary check of any grading beside it, and waits only for those running when it asks. A turnstile (a second
 lock file) gives the timing phase precedence: once it asks, no new ordinary check starts, so a stream of them
 cannot starve it. The gradings' apps sit idle meanwhile; their work resumes after the timing phase. The isolated
-checks (the submission's own tests) take no part: their commands run at the lowest processor priority instead
+checks (the submission's own tests) take no part: their commands run at a low processor priority instead
 (grader/schedule.py), so they go on beside a timing phase without weighing on it.
 
 The lock is an `fcntl.flock` on a file in the user's runtime folder. The kernel drops it when its holder's

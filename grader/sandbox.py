@@ -46,8 +46,11 @@ NOFILE_LIMIT = 4096
 FILE_SIZE_LIMIT = 256 * 1024**2  # no single file larger: a runaway log or dump cannot fill the disk
 CPU_SECONDS_LIMIT = 600  # per process; a whole grading takes a fraction of that, a busy loop never ends alone
 PROCESS_LIMIT = 4096  # of the user, all processes counted: generous for a grader, a wall for a fork bomb
-# `yields`: a process that runs beside the timing checks (the submission's own tests) takes the processor only
-# when nothing else wants it, so it cannot weigh on what they measure; the others run at the usual priority.
+# `yields`: a process that runs beside the timing checks (the submission's own tests) runs at nice 10, a tenth of
+# the usual scheduling weight: whenever the app, Redis or the grader want the processor they get it, so it cannot
+# weigh on what the timing checks measure. Not nice 19 (a seventieth): a machine busy with other work would starve
+# it until its check's timeout, which would be a wrong grade.
+YIELDING_NICE = 10
 YIELDS, USUAL = "yield", "usual"
 
 # Runs in the child between fork and the student's program (after lifeline's PRELUDE, before its exec): the rlimits.
@@ -67,18 +70,18 @@ cap(resource.RLIMIT_CORE, 0)
 cap(resource.RLIMIT_AS, int(sys.argv.pop(1)))
 cap(resource.RLIMIT_NOFILE, int(sys.argv.pop(1)))
 if sys.argv.pop(1) == "yield":
-    # The lowest priority: nice 19, and the same for the session's autogroup (Linux schedules sessions, not
-    # processes, against each other when autogroup is on, so nice alone would only rank it within its own).
+    # Its nice value, and the same for its session's autogroup: where autogroup is on, Linux schedules sessions
+    # against each other, so nice alone would only rank it within its own session.
     try:
-        os.nice(19)
+        os.nice(NICE)
     except OSError:
         pass
     try:
         with open("/proc/self/autogroup", "w") as group:
-            group.write("19")
+            group.write(str(NICE))
     except OSError:
         pass
-""" + f"""
+""".replace("NICE", str(YIELDING_NICE)) + f"""
 cap(resource.RLIMIT_FSIZE, {FILE_SIZE_LIMIT})
 cap(resource.RLIMIT_CPU, {CPU_SECONDS_LIMIT})
 # RLIMIT_NPROC counts every process of the user and the kernel ignores it for root (CAP_SYS_RESOURCE), so it
@@ -172,7 +175,7 @@ class SandboxedProcess:
         self.cwd = Path(cwd)
         self.extra_env = dict(env or {})
         self.log_cap = max(1, int(log_cap))
-        self.yields = yields  # the lowest processor priority (see YIELDS)
+        self.yields = yields  # a low processor priority (see YIELDING_NICE)
         self.marker = secrets.token_hex(16)
         self.pid: int | None = None
         self.dropped_bytes = 0  # output discarded because of log_cap
@@ -394,7 +397,7 @@ async def run_sandboxed(
 
     Never raises for the student's failure: a crash, a missing program or a timeout are in the result.
     Cancelling it (a check's own timeout, Ctrl-C) stops the process at once, so no worker thread is left
-    waiting for it to end on its own. `yields`: at the lowest processor priority (see YIELDS).
+    waiting for it to end on its own. `yields`: at a low processor priority (see YIELDING_NICE).
     """
     proc = SandboxedProcess(argv, cwd, env, log_cap=log_cap, yields=yields)
     with proc:

@@ -5,7 +5,7 @@
    other check of any grading running beside them (grader/machinelock.py).
 Beside both, from the start: the isolated checks (they need neither the app nor its Redis: the submission's own
 tests, the linter), one after another in each of the background's lanes (`Plan.lanes`; the runner gives each lane
-a Redis of its own). Their commands run at the lowest processor priority, so they take only what the app, Redis
+a Redis of its own). Their commands run at a low processor priority, so they take only what the app, Redis
 and the grader leave idle and cannot weigh on what the timing checks measure.
 3. Last, once the background is done, the checks that require one of its checks (none of the built-in ones do),
    again with the machine to themselves.

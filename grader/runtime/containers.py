@@ -102,15 +102,15 @@ def idle_command(redis_port: int, copy_to: str | None = None) -> list[str]:
     return command + ["--copy", SUBMISSION, copy_to] if copy_to else command
 
 
-# The engine's lowest CPU weight (cgroup cpu.shares; the default is 1024): the container gets the processor only
-# when nothing else wants it. The engine's limits (nano_cpus) still cap it.
-LOWEST_CPU_SHARES = 2
+# A tenth of the engine's usual CPU weight (cgroup cpu.shares, 1024 by default), as grader/sandbox.py's
+# YIELDING_NICE gives a local process. The engine's limits (nano_cpus) still cap it.
+YIELDING_CPU_SHARES = 102
 
 
 def yield_processor(container: Any) -> None:
-    """Give a started container the lowest CPU weight: a command that runs beside the timing checks (the
+    """Give a started container a tenth of the usual CPU weight: a command that runs beside the timing checks (the
     submission's own tests) cannot weigh on what they measure."""
-    container.update(cpu_shares=LOWEST_CPU_SHARES)
+    container.update(cpu_shares=YIELDING_CPU_SHARES)
 
 
 def write_job(sockets: Path, argv: list[str], cwd: str, env: dict[str, str]) -> None:
