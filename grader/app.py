@@ -235,9 +235,9 @@ class QuietWatch:
 
     activity: Callable[[], Hashable | None]
     quiet_s: float = QUIET_PERIOD_S
-    _seen: Hashable | None = None
-    _since: float = 0.0  # when _seen was first read: the last change happened no later
-    _next_sample: float = 0.0
+    _seen: Hashable | None = field(default=None, init=False)
+    _since: float = field(default=0.0, init=False)  # when _seen was first read: the last change came no later
+    _next_sample: float = field(default=0.0, init=False)
 
     def hung(self) -> bool:
         now = time.monotonic()

@@ -20,8 +20,8 @@ class ProcStat:
     pgid: int
     sid: int
     start_ticks: int  # since boot: with the pid, names one process and never a later one that got the same pid
-    # Processor time used so far, in clock ticks: user and system, of all its threads and of its children it has
-    # waited for. It grows whenever the process works, and only then.
+    # Processor time used so far, in clock ticks (1/100 s): user and system, of all its threads and of the children
+    # it has waited for. It grows only while the process works, by one tick per 10 ms of work.
     cpu_ticks: int = 0
 
     @property

@@ -15,7 +15,7 @@ import pytest
 from conftest import REDIS_IMAGE, SUBMISSIONS, require
 
 from grader import procfs
-from grader.app import QUIET_PERIOD_S, AppLaunch, AppStart, RunningApp
+from grader.app import QUIET_PERIOD_S, AppLaunch, AppStart, RunningApp, start_failure
 from grader.proxy import RedisProxy
 from grader.runtime import AppHandle, activated, open_runtime
 from grader.sandbox import processes_with_marker
@@ -90,6 +90,16 @@ def test_the_startup_hangs_fixture_fails_app_starts_through_the_detector(no_left
         "finished: the app's startup/lifespan code did not return"
     )
     assert any("Waiting for application startup." in line for line in starts["evidence"]["log_tail"])
+
+
+def test_the_failure_quotes_the_last_line_logged() -> None:
+    assert start_failure("hung", None, 30, 10, "") == (
+        "its startup has made no progress for 10 s (no processor time used, nothing logged) before logging anything"
+    )
+    said = start_failure("hung", None, 30, 10, "INFO:     Started server process [7]\nWARNING:  " + "x" * 300 + "\n\n")
+    assert said.endswith(' after "' + "x" * 117 + '..."')
+    assert start_failure("timeout", None, 30, 10, "log") == "did not answer HTTP within 30 s"
+    assert start_failure("exited", "exited with code 3", 30, 10, "log") == "exited with code 3 before answering"
 
 
 def test_procfs_reads_processor_time() -> None:
