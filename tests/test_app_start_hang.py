@@ -70,6 +70,14 @@ def test_a_sleep_longer_than_the_quiet_period_is_judged_hung() -> None:
     ), log
 
 
+def test_a_startup_that_keeps_logging_is_waited_out_to_the_start_timeout() -> None:
+    # It never finishes, but its log grows: that is progress, as far as the grader can tell.
+    with RunningApp(_launch("hang_startup_chatty"), start_timeout=6, quiet_s=2) as app:
+        start = app.start()
+        assert start.failure == "did not answer HTTP within 6 s", app.log_tail()
+    assert app.process is not None and processes_with_marker(app.process.marker) == []
+
+
 def test_a_child_that_works_while_the_app_waits_for_it_is_progress() -> None:
     # The app itself uses no processor time while it awaits its child, which computes silently for longer than
     # the quiet period: the process tree works, so the startup is not hung.
