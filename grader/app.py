@@ -29,9 +29,10 @@ READY_POLL_TIMEOUT = 2.0  # one readiness poll, connect to status line, in all
 # A startup that has not answered yet, whose processes have used no processor time at all and whose log has not
 # grown for this long, waits for something that will never come, and is judged hung instead of waited out to the
 # start timeout. Working startups never look like that: importing heavy modules uses the processor, and an app
-# waiting on its Redis (which is up) is answered at once. What does look like that is a deliberate sleep: a
-# `time.sleep(5)` "to give Redis time" must still pass, so the period is twice that; a sleep longer than it is
-# judged hung (a start that sleeps 10 s has done nothing for 10 s, and the start timeout is only three times that).
+# waiting on its Redis (which is up) is answered at once. What does look like that is a deliberate sleep, and a
+# `time.sleep(5)` "to give Redis time" must still pass: the period is twice that. The trade-off: a startup that
+# sleeps longer than the period is judged hung too, and a real hang costs the period instead of the whole start
+# timeout (30 s by default).
 QUIET_PERIOD_S = 10.0
 ACTIVITY_SAMPLE_S = 1.0  # how often the app's processor time and log length are read while it does not answer
 HUNG_STOP_GRACE_S = 1.0  # a hung startup has nothing to shut down cleanly: SIGKILL sooner than the usual grace
@@ -120,8 +121,8 @@ class RunningApp:
                 self._proc.stop()
             if state == "exited" and attempt + 1 < PORT_ATTEMPTS and _lost_port_race(self._proc.output()):
                 continue  # someone took the port between our probe and uvicorn's bind
-            exited = _exit_text(code) if code is not None else None
-            failure = start_failure(state, exited, self.start_timeout, self.quiet_s, self._proc.output())
+            ended = _exit_text(code) if code is not None else None
+            failure = start_failure(state, ended, self.start_timeout, self.quiet_s, self._proc.output())
             return AppStart(False, self.base_url, self.port, failure, elapsed)
         raise AssertionError("unreachable")
 
@@ -265,11 +266,11 @@ _LOG_LEVEL = re.compile(r"^(?:DEBUG|INFO|WARNING|ERROR|CRITICAL):\s+")
 LAST_WORDS_CHARS = 120
 
 
-def start_failure(state: str, exited: str | None, start_timeout: float, quiet_s: float, log: str) -> str:
-    """AppStart.failure of a start that ended in `state` (wait_until_answering) other than "ready"; `exited` is
-    how the process ended ("exited with code 1"), if it did."""
-    if state == "exited" and exited is not None:
-        return f"{exited} before answering"
+def start_failure(state: str, ended: str | None, start_timeout: float, quiet_s: float, log: str) -> str:
+    """AppStart.failure of a start that ended in `state` (wait_until_answering) other than "ready"; `ended` is
+    how the process ended ("exited with code 1"), if it did; `log` is its output."""
+    if state == "exited" and ended is not None:
+        return f"{ended} before answering"
     if state == "hung":
         lines = [line.strip() for line in log.splitlines() if line.strip()]
         last = _LOG_LEVEL.sub("", lines[-1]) if lines else ""

@@ -259,8 +259,8 @@ class DockerApp:
             return AppStart(True, BASE_URL, 0, None, elapsed)
         code = self.poll()
         self.stop()
-        exited = _exit_text(code, self._oom) if code is not None else None
-        failure = start_failure(state, exited, self.start_timeout, self.quiet_s, self._output())
+        ended = _exit_text(code, self._oom) if code is not None else None
+        failure = start_failure(state, ended, self.start_timeout, self.quiet_s, self._output())
         return AppStart(False, BASE_URL, 0, failure, elapsed)
 
     def _activity(self) -> Hashable | None:
