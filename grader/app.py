@@ -11,13 +11,14 @@ import re
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from grader import procfs
 from grader.ports import free_port
-from grader.sandbox import SandboxedProcess
+from grader.sandbox import SandboxedProcess, processes_with_marker
 
 if TYPE_CHECKING:  # typing.Self is 3.11+; the package supports 3.10
     from typing_extensions import Self
@@ -25,6 +26,16 @@ if TYPE_CHECKING:  # typing.Self is 3.11+; the package supports 3.10
 PORT_ATTEMPTS = 3
 POLL_INTERVAL = 0.1
 READY_POLL_TIMEOUT = 2.0  # one readiness poll, connect to status line, in all
+# A startup that has not answered yet, whose processes have used no processor time at all and whose log has not
+# grown for this long, waits for something that will never come, and is judged hung instead of waited out to the
+# start timeout. Working startups never look like that: importing heavy modules uses the processor, and an app
+# waiting on its Redis (which is up) is answered at once. What does look like that is a deliberate sleep, and a
+# `time.sleep(5)` "to give Redis time" must still pass: the period is twice that. The trade-off: a startup that
+# sleeps longer than the period is judged hung too, and a real hang costs the period instead of the whole start
+# timeout (30 s by default).
+QUIET_PERIOD_S = 10.0
+ACTIVITY_SAMPLE_S = 1.0  # how often the app's processor time and log length are read while it does not answer
+HUNG_STOP_GRACE_S = 1.0  # a hung startup has nothing to shut down cleanly: SIGKILL sooner than the usual grace
 
 
 @dataclass
@@ -40,7 +51,7 @@ class AppStart:
     ready: bool
     base_url: str
     port: int
-    failure: str | None  # one line, e.g. "exited with code 1 before answering"
+    failure: str | None  # one line, e.g. "exited with code 1 before answering" (see start_failure)
     startup_s: float
 
 
@@ -57,12 +68,16 @@ def _exit_text(code: int) -> str:
 class RunningApp:
     """The student's app under uvicorn. A context manager: `stop()` on exit (start() is called explicitly)."""
 
-    def __init__(self, launch: AppLaunch, *, start_timeout: float = 30.0, ready_ip: str = "127.0.0.2") -> None:
+    def __init__(
+        self, launch: AppLaunch, *, start_timeout: float = 30.0, ready_ip: str = "127.0.0.2",
+        quiet_s: float = QUIET_PERIOD_S,
+    ) -> None:  # fmt: skip
         if ready_ip == "127.0.0.1":
             # uvicorn trusts X-Forwarded-For from 127.0.0.1; the readiness polls must look like one plain client.
             raise ValueError("ready_ip must not be 127.0.0.1")
         self.launch = launch
         self.start_timeout = start_timeout
+        self.quiet_s = quiet_s  # no progress for this long before answering: hung (QUIET_PERIOD_S)
         self.ready_ip = ready_ip
         self.port: int | None = None
         self._proc: SandboxedProcess | None = None
@@ -100,24 +115,28 @@ class RunningApp:
                 return AppStart(True, self.base_url, self.port, None, time.monotonic() - started)
             code = self._proc.poll()
             elapsed = time.monotonic() - started  # before stop(): its grace is not startup time
-            self._proc.stop()
+            if state == "hung":
+                self._proc.stop(grace=HUNG_STOP_GRACE_S)
+            else:
+                self._proc.stop()
             if state == "exited" and attempt + 1 < PORT_ATTEMPTS and _lost_port_race(self._proc.output()):
                 continue  # someone took the port between our probe and uvicorn's bind
-            if state == "exited" and code is not None:
-                failure = f"{_exit_text(code)} before answering"
-            else:
-                failure = f"did not answer HTTP within {self.start_timeout:g} s"
+            ended = _exit_text(code) if code is not None else None
+            failure = start_failure(state, ended, self.start_timeout, self.quiet_s, self._proc.output())
             return AppStart(False, self.base_url, self.port, failure, elapsed)
         raise AssertionError("unreachable")
 
     def _wait_ready(self, proc: SandboxedProcess, deadline: float) -> str:
-        """"ready", "exited" or "timeout" (see wait_until_answering)."""
+        """"ready", "exited", "hung" or "timeout" (see wait_until_answering)."""
         port = self.port
 
         def connect(timeout: float) -> socket.socket:
             return socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(self.ready_ip, 0))
 
-        return wait_until_answering(lambda: proc.poll() is not None, lambda t: root_status(connect, t), deadline)
+        return wait_until_answering(
+            lambda: proc.poll() is not None, lambda t: root_status(connect, t), deadline,
+            QuietWatch(lambda: process_tree_activity(proc), self.quiet_s),
+        )  # fmt: skip
 
     @property
     def process(self) -> SandboxedProcess | None:
@@ -186,10 +205,11 @@ def root_status(
 
 
 def wait_until_answering(
-    exited: Callable[[], bool], status: Callable[[float], int | None], deadline: float
-) -> str:
-    """Poll until the app answers HTTP: "ready", "exited" or "timeout". Any status counts: a rate limiter may
-    well answer 429."""
+    exited: Callable[[], bool], status: Callable[[float], int | None], deadline: float,
+    quiet: QuietWatch | None = None,
+) -> str:  # fmt: skip
+    """Poll until the app answers HTTP: "ready", "exited", "hung" (`quiet` saw no progress for its period) or
+    "timeout". Any status counts: a rate limiter may well answer 429."""
     while True:
         if exited():
             return "exited"
@@ -200,7 +220,65 @@ def wait_until_answering(
             # Whoever answered, the app must still be alive: a process that won the port race could answer
             # while ours has just failed to bind.
             return "exited" if exited() else "ready"
+        if quiet is not None and quiet.hung():
+            return "exited" if exited() else "hung"
         time.sleep(min(POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
+
+
+# --------------------------------------------------------------------------------------------- hang detection
+
+
+@dataclass
+class QuietWatch:
+    """Whether a startup has stopped making progress: `activity` is a fingerprint of what the app has done so far
+    (its processes' processor time, its log's length), read every ACTIVITY_SAMPLE_S; the startup is hung once
+    it has not changed for `quiet_s`. A fingerprint of None means "cannot tell": never hung then."""
+
+    activity: Callable[[], Hashable | None]
+    quiet_s: float = QUIET_PERIOD_S
+    _seen: Hashable | None = field(default=None, init=False)
+    _since: float = field(default=0.0, init=False)  # when _seen was first read: the last change came no later
+    _next_sample: float = field(default=0.0, init=False)
+
+    def hung(self) -> bool:
+        now = time.monotonic()
+        if now >= self._next_sample:
+            self._next_sample = now + ACTIVITY_SAMPLE_S
+            seen = self.activity()
+            if seen is None or seen != self._seen:
+                self._seen, self._since = seen, now
+        return self._seen is not None and now - self._since >= self.quiet_s
+
+
+def process_tree_activity(proc: SandboxedProcess) -> Hashable:
+    """The local fingerprint: every live process of the app (its group, and whatever carries its marker after
+    leaving it) with its processor time, and the length of its log. Any process that runs, starts or ends, and
+    any line logged, changes it."""
+    work = frozenset(
+        (info.pid, info.start_ticks, info.cpu_ticks)
+        for info in map(procfs.stat, processes_with_marker(proc.marker, proc.pid))
+        if info is not None
+    )
+    return work, proc.dropped_bytes + len(proc.output())
+
+
+_LOG_LEVEL = re.compile(r"^(?:DEBUG|INFO|WARNING|ERROR|CRITICAL):\s+")
+LAST_WORDS_CHARS = 120
+
+
+def start_failure(state: str, ended: str | None, start_timeout: float, quiet_s: float, log: str) -> str:
+    """AppStart.failure of a start that ended in `state` (wait_until_answering) other than "ready"; `ended` is
+    how the process ended ("exited with code 1"), if it did; `log` is its output."""
+    if state == "exited" and ended is not None:
+        return f"{ended} before answering"
+    if state == "hung":
+        lines = [line.strip() for line in log.splitlines() if line.strip()]
+        last = _LOG_LEVEL.sub("", lines[-1]) if lines else ""
+        if len(last) > LAST_WORDS_CHARS:
+            last = last[: LAST_WORDS_CHARS - 3] + "..."
+        where = f' after "{last}"' if last else " before logging anything"
+        return f"its startup has made no progress for {quiet_s:g} s (no processor time used, nothing logged){where}"
+    return f"did not answer HTTP within {start_timeout:g} s"
 
 
 # --------------------------------------------------------------------------------------------- diagnosis

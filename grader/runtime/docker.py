@@ -20,10 +20,21 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Hashable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from grader.app import AppLaunch, AppStart, diagnose_startup_log, root_status, wait_until_answering
+from grader import procfs
+from grader.app import (
+    QUIET_PERIOD_S,
+    AppLaunch,
+    AppStart,
+    QuietWatch,
+    diagnose_startup_log,
+    root_status,
+    start_failure,
+    wait_until_answering,
+)
 from grader.environment import Environment
 from grader.errors import GraderError
 from grader.runtime import containers
@@ -210,13 +221,14 @@ class DockerApp:
 
     def __init__(
         self, runtime: DockerRuntime, launch: AppLaunch, redis: Endpoint, start_timeout: float,
-        ready_ip: str = "127.0.0.2",
+        ready_ip: str = "127.0.0.2", quiet_s: float = QUIET_PERIOD_S,
     ) -> None:  # fmt: skip
         self.runtime = runtime
         self.launch = launch
         self.redis = redis
         self.start_timeout = start_timeout
         self.ready_ip = ready_ip  # the readiness polls' X-Forwarded-For: an address no virtual client gets
+        self.quiet_s = quiet_s  # no progress for this long before answering: hung (grader/app.py QUIET_PERIOD_S)
         self._container: Any = None
         self._socket: Path | None = None
         self._exit: int | None = None
@@ -241,6 +253,7 @@ class DockerApp:
             lambda: self.poll() is not None,
             lambda timeout: root_status(self._connect, timeout, forwarded_for=self.ready_ip),
             started + self.start_timeout,
+            QuietWatch(self._activity, self.quiet_s),
         )
         elapsed = time.monotonic() - started
         if state == "ready":
@@ -248,11 +261,20 @@ class DockerApp:
             return AppStart(True, BASE_URL, 0, None, elapsed)
         code = self.poll()
         self.stop()
-        if state == "exited" and code is not None:
-            failure = f"{_exit_text(code, self._oom)} before answering"
-        else:
-            failure = f"did not answer HTTP within {self.start_timeout:g} s"
+        ended = _exit_text(code, self._oom) if code is not None else None
+        failure = start_failure(state, ended, self.start_timeout, self.quiet_s, self._output())
         return AppStart(False, BASE_URL, 0, failure, elapsed)
+
+    def _activity(self) -> Hashable | None:
+        """The container's fingerprint for QuietWatch: the processor time of everything in it (the app and every
+        process it started, the relay beside them, which waits without using any), read from its cgroup, and its
+        log. None when its cgroup cannot be read here (an engine in a VM or on another machine): then a startup
+        that hangs is waited out to the start timeout."""
+        pid = int(self._container.attrs.get("State", {}).get("Pid") or 0)  # poll() keeps attrs fresh
+        cpu = procfs.cgroup_cpu_ns(pid, self._container.id) if pid > 0 else None
+        if cpu is None:
+            return None
+        return cpu, containers.logs(self._container, DEFAULT_LOG_CAP)[0]
 
     @property
     def container(self) -> Any:
