@@ -304,7 +304,7 @@ def hang_dir(tmp_path: Path) -> Path:
     """One submission whose app never finishes starting (its lifespan waits forever and ignores SIGTERM)."""
     subs = tmp_path / "submissions"
     (subs / n("hang")).mkdir(parents=True)
-    shutil.copy(APPS / "hang_startup" / "main.py", subs / n("hang") / "main.py")
+    shutil.copy(APPS / "hang_startup_chatty" / "main.py", subs / n("hang") / "main.py")
     (tmp_path / "rubric.toml").write_text(RUBRIC)
     return subs
 
@@ -427,7 +427,7 @@ def test_ctrl_c_stops_the_running_children_and_keeps_what_is_done(
     shutil.rmtree(class_dir / n("broken"))
     shutil.rmtree(class_dir / n("noapp"))
     (class_dir / n("zhang")).mkdir()
-    shutil.copy(APPS / "hang_startup" / "main.py", class_dir / n("zhang") / "main.py")
+    shutil.copy(APPS / "hang_startup_chatty" / "main.py", class_dir / n("zhang") / "main.py")
     out = class_dir.parent / "results"
     proc = _start_batch(class_dir, out)
     with reaped(proc):
