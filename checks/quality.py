@@ -9,18 +9,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.api import (
-    CheckContext,
-    CheckOutcome,
-    CheckSettings,
-    check,
-    error,
-    failed,
-    is_test_file,
-    more_text,
-    passed,
-    python_files,
-)
+from checks.suite import SUITE_TIMEOUT, find_test_files, suite_run
+from grader.api import CheckContext, CheckOutcome, CheckSettings, check, error, failed, more_text, passed, python_files
 
 MAX_FINDINGS = 20
 # `path:line:col: CODE message` in ruff's concise output.
@@ -101,53 +91,40 @@ def no_tests_evidence(root: Path) -> dict[str, object]:
             "python_files": files[:20] or ["(none)"]}
 
 
-def find_test_files(root: Path) -> list[Path]:
-    """The submission's own test modules (test_*.py, *_test.py), by the same rule as every reader of its code."""
-    return list(python_files(root, keep=is_test_file))
-
-
-def tests_dir(root: Path, app_dir: Path, tests: list[Path]) -> Path:
-    """Where to run pytest: the app's folder when the tests live inside it (their `from app.main import app`
-    resolves from there, as `python -m pytest` puts the working directory on sys.path); otherwise the
-    submission's root, where its pytest configuration is."""
-    if all(app_dir == t.parent or app_dir in t.parents for t in tests):
-        return app_dir
-    return root
-
-
 # Its tests run against the harness's Redis through REDIS_URL; an app that ignores REDIS_URL would test against
 # whatever happens to listen on localhost:6379, and the verdict would depend on the machine.
-@check("quality.tests", title="The submission's own pytest suite passes", level="advanced", timeout=120.0,
+@check("quality.tests", title="The submission's own pytest suite passes", level="advanced", timeout=SUITE_TIMEOUT,
        requires=("app.uses_redis_url",), isolated=True,
        requirement='Your own pytest suite (`python -m pytest`, with `pytest` in your requirements) has tests and passes against the Redis at `REDIS_URL`')
 async def tests(ctx: CheckContext) -> CheckOutcome:
     root = ctx.workspace.root
-    found = find_test_files(root)
-    if not found:
+    if not find_test_files(root):
         # The course asks for tests: a submission without any has not met that part of the assignment.
         return failed("the submission has no tests of its own (no test_*.py or *_test.py file)",
                       hint=HINT_WRITE_TESTS, **no_tests_evidence(root))
-    cwd = tests_dir(root, ctx.app_dir, found)
-    timeout = ctx.settings.timeout
-    run = await ctx.run([ctx.python, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"], timeout=timeout, cwd=cwd)
-    where = cwd.relative_to(root).as_posix() if cwd != root else "."
+    # The one run of the suite this grading makes (under coverage, shared with quality.coverage): the whole suite,
+    # so a failure is reported with every other test's result too.
+    suite = await suite_run(ctx)
     evidence = {
-        "command": f"cd {where} && python -m pytest -q -x -p no:cacheprovider",
-        "test_files": [f.relative_to(root).as_posix() for f in found][:20],
-        "exit_code": run.returncode,
-        "output_tail": _tail(run.output),
+        "command": suite.command,
+        "test_files": [f.relative_to(root).as_posix() for f in suite.test_files][:20],
+        "exit_code": suite.returncode,
+        "output_tail": _tail(suite.output),
     }
-    if run.timed_out:
-        return failed(f"the test suite did not finish within {timeout:g} s", **evidence)
-    if run.returncode == 0:
-        summary = next((line for line in reversed(_tail(run.output)) if " passed" in line), "passed")
+    if suite.timed_out:
+        return failed(f"the test suite did not finish within {ctx.settings.timeout:g} s", **evidence)
+    if suite.returncode == 0:
+        summary = next((line for line in reversed(_tail(suite.output)) if " passed" in line), "passed")
         return passed(f"the submission's tests pass: {summary.strip('= ')}", **evidence)
-    if "No module named pytest" in run.output:
+    if suite.missing_module == "pytest":
         return failed("pytest is not installed in the submission's environment: add pytest to requirements.txt",
                       **evidence)
-    if run.returncode == _NO_TESTS_COLLECTED:
+    if suite.missing_module == "coverage":  # the suite runs under it, and the grader installs it: not the student's
+        return error("coverage is not installed in the submission's environment (the grader installs it)",
+                     **evidence)
+    if suite.returncode == _NO_TESTS_COLLECTED:
         return failed("pytest collected no tests from the submission's test files (no test_* functions?)",
                       hint=HINT_WRITE_TESTS, **evidence)
-    summary = next((line for line in reversed(_tail(run.output)) if "failed" in line or "error" in line.lower()),
-                   f"exit code {run.returncode}")
+    summary = next((line for line in reversed(_tail(suite.output)) if "failed" in line or "error" in line.lower()),
+                   f"exit code {suite.returncode}")
     return failed(f"the submission's tests fail: {summary.strip('= ')}", **evidence)

@@ -4,7 +4,9 @@ A check is an async function decorated with @check. It reads the app over HTTP (
 (ctx.redis), the app's Redis commands (ctx.trace) and the code's static facts (ctx.facts), and returns a
 CheckOutcome. It never starts processes itself: anything that must run the submission's code goes through ctx.run.
 What it changes in the harness (latency, faults, reachability of Redis) it changes inside a scope of ctx.proxy,
-which undoes it on the way out, whatever way that is (a return, an exception, a timeout).
+which undoes it on the way out, whatever way that is (a return, an exception, a timeout). Work that several
+checks need (the submission's own test suite) is done once per grading through ctx.once, each check judging the
+shared result by its own rules.
 
 Two flags tell the runner how a check may be scheduled (grader/schedule.py):
 - `isolated`: it needs neither the app nor the Redis the app uses (ctx.probe, ctx.proxy and ctx.trace are off
@@ -19,12 +21,13 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
+from grader.memo import Memo
 from grader.outcome import CheckOutcome
 
 if TYPE_CHECKING:
@@ -319,6 +322,7 @@ class SubmissionFiles:
 
 
 SettingsT = TypeVar("SettingsT", bound=CheckSettings)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -339,10 +343,22 @@ class CheckContext(Generic[SettingsT]):
     run: RunCommand
     python: str  # the submission environment's interpreter, for ctx.run([ctx.python, "-m", ...])
     app_log: Callable[[int], str] = field(default=lambda lines: "")  # the last lines of the app's own output
+    # One per grading, shared by every check's copy of the context: use it through ctx.once.
+    memo: Memo = field(default_factory=Memo, repr=False)
 
     @property
     def app_dir(self) -> Path:
         return self.workspace.app_dir
+
+    async def once(self, key: Hashable, factory: Callable[[], Awaitable[T]]) -> T:
+        """`await factory()`, done once per grading for `key`: the first check to ask starts it, every other
+        check asking with the same key (also at the same time, from another background lane) awaits that same
+        run and gets its result or its exception. Put in the key everything the work depends on (a timeout, an
+        option): checks that ask with different settings get separate runs. The work runs with the first
+        caller's context (its ctx.run, its Redis), so it must not depend on which check asked. A check that times
+        out while it waits does not stop the work for the others; what still runs when the grading ends is
+        cancelled (a process started with ctx.run is killed)."""
+        return await self.memo.once(key, factory)
 
 
 def load_checks() -> Registry:

@@ -1,0 +1,52 @@
+"""The submission's own suite runs once per grading (checks/suite.py, ctx.once): quality.tests and
+quality.coverage judge the same run, and each still works alone. Graded for real (the reference app on a local
+Redis), with a test of the submission's that counts the suite's runs in a file outside it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import SUBMISSIONS
+
+from grader.runner import GradeOptions, grade
+
+REFERENCE = SUBMISSIONS / "reference"
+BOTH = ("quality.tests", "quality.coverage")
+
+pytestmark = pytest.mark.slow
+
+
+def counting_submission(tmp_path: Path) -> tuple[Path, Path]:
+    root, runs = tmp_path / "submission", tmp_path / "runs"
+    shutil.copytree(REFERENCE, root)
+    (root / "backend" / "tests" / "test_counts_runs.py").write_text(
+        f"def test_counts_runs():\n    with open({str(runs)!r}, 'a') as fh:\n        fh.write('run\\n')\n")
+    return root, runs
+
+
+def outcomes(root: Path, only: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    result = grade(root, GradeOptions(env="current", redis="local", only=only))
+    return {c["id"]: c for c in result["checks"] if c["id"] in BOTH}
+
+
+def test_both_checks_judge_one_run(tmp_path: Path, no_leftovers: None) -> None:
+    root, runs = counting_submission(tmp_path)
+    seen = outcomes(root, BOTH)
+    assert runs.read_text().splitlines() == ["run"]
+    assert seen["quality.tests"]["outcome"] == "passed", seen["quality.tests"]
+    assert seen["quality.tests"]["evidence"]["command"] == (
+        "cd backend && python -m pytest -q -p no:cacheprovider (under coverage)")
+    assert seen["quality.coverage"]["outcome"] == "passed", seen["quality.coverage"]
+
+
+@pytest.mark.parametrize("check_id", BOTH)
+def test_each_check_runs_the_suite_alone(tmp_path: Path, check_id: str, no_leftovers: None) -> None:
+    root, runs = counting_submission(tmp_path)
+    seen = outcomes(root, (check_id,))
+    assert runs.read_text().splitlines() == ["run"]
+    assert seen[check_id]["outcome"] == "passed", seen[check_id]
+    other = next(c for c in BOTH if c != check_id)
+    assert seen[other]["outcome"] == "skipped" and not seen[other]["applicable"]
