@@ -11,8 +11,9 @@ shared result by its own rules.
 Two flags tell the runner how a check may be scheduled (grader/schedule.py):
 - `isolated`: it needs neither the app nor the Redis the app uses (ctx.probe, ctx.proxy and ctx.trace are off
   limits); the runner runs it in the background, beside the others, with ctx.redis and ctx.run pointing at a
-  Redis of its own.
-- `timing`: its verdict rests on time or concurrency; the runner runs it last, with nothing running beside it.
+  Redis of its own, and its commands at a low processor priority.
+- `timing`: its verdict rests on time or concurrency; the runner runs it after the ordinary checks, with no other
+  check of any grading running beside it (only the background, which yields the processor).
 
 Check authors import all of this from grader.api.
 """
