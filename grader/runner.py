@@ -35,8 +35,8 @@ from grader.without_app import judge_without_app
 from grader.workspace import Workspace, open_workspace
 
 APP_STARTS = "app.starts"
-# Lanes of the background (grader/schedule.py): the submission's suite runs twice (quality.tests and
-# quality.coverage), each run the longest part of a grading, so the two run beside each other.
+# Lanes of the background (grader/schedule.py): the submission's suite (one run, which quality.tests and
+# quality.coverage share) starts beside the linter rather than after it.
 BACKGROUND_LANES = 2
 IMPORT_HINT = (
     "Start the app yourself from the folder it runs from (cd backend && uvicorn app.main:app) and fix the import "
