@@ -58,6 +58,7 @@ async def _judge(todo: list[str], rubric: rubrics.Rubric, checks: Mapping[str, C
         return {check_id: await _timed(checks[check_id], _with(base, settings[check_id]), server, lambda n: "")
                 for check_id in todo}
     finally:
+        await base.memo.close()
         await direct.aclose()
 
 
