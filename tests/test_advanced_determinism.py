@@ -2,7 +2,8 @@
 
 A grade that flips between runs is the worst bug a grader can have (DESIGN §4): each fixture below is graded
 five times with `--only` its timing checks while another process spins on one of the two cores, and every run
-must give the catalogue's outcome. The measured numbers (ratios, write counts) are printed for the README.
+must give the catalogue's outcome. The submission's own suite (`quality.tests`) is graded too, as in every full
+grading: it runs beside the timing checks, at a low processor priority, and must not move their verdicts. The measured numbers (ratios, write counts) are printed for the README.
 
 The pure decision rules of those checks are unit-tested at the bottom (no processes, no timing).
 """
@@ -58,7 +59,7 @@ def _numbers(check: dict) -> object:
 
 
 def _grade(path: Path, checks: list[str], out: Path) -> dict[str, dict]:
-    only = [arg for check in ["app.uses_redis_url", *checks] for arg in ("--only", check)]
+    only = [arg for check in ["app.uses_redis_url", "quality.tests", *checks] for arg in ("--only", check)]
     done = subprocess.run(
         [sys.executable, "-m", "grader.cli", "check", str(path), "--env", "current", "--redis", "local", *only,
          "--json", str(out)],
