@@ -190,20 +190,33 @@ async def _warm_up(ctx: CheckContext, route: str) -> None:
         await _burst(ctx, route, lambda _: one_at_a_time(seen, WARM_UP_ONE_AT_A_TIME), latency.close)
 
 
+def _serialized(concurrent_s: float, single_s: float, baseline: Timing) -> float:
+    """Round trips serialized: the excess of the concurrent requests over a lone one with latency, less the same
+    excess without latency, in units of the latency."""
+    return max(0.0, concurrent_s - single_s - max(0.0, baseline.excess_s)) / LATENCY_S
+
+
 async def _timed(ctx: CheckContext, route: str, baseline: Timing) -> Timing:
-    """One lone request, the concurrent burst, then the other lone requests - all with LATENCY_S added.
+    """One lone request, the concurrent burst, then the other lone requests - all with LATENCY_S added - unless
+    what they could show is already known.
 
     The serialized round trips only grow as the burst goes on, and only grow when a later lone request is faster
     (the verdict takes the fastest). So once the burst has run longer than the first lone request, the baseline's
     excess and FAIL_ABOVE latencies together, the run is above FAIL_ABOVE whatever follows: the latency is lifted
     then (the requests still out finish without it) and no more lone requests are timed. A blocking app is judged
-    in about one lone request plus FAIL_ABOVE latencies instead of waiting out every serialized round trip."""
+    in about one lone request plus FAIL_ABOVE latencies instead of waiting out every serialized round trip.
+    Likewise a lone request waits for at least one delayed round trip (the route sends Redis a command), so when
+    even one that fast would leave the run below PASS_BELOW, the others are not timed either: a blocking app
+    never gets there, its ten requests take ten delayed round trips at least."""
     with ExitStack() as latency:
         latency.enter_context(ctx.proxy.latency(LATENCY_S))
         singles = await _singles(ctx, route, 1)
         decided_after_s = singles[0] + max(0.0, baseline.excess_s) + FAIL_ABOVE * LATENCY_S
         burst = await _burst(ctx, route, lambda elapsed: elapsed > decided_after_s, latency.close)
-        if burst.lifted_at_s is None:
+        fastest_possible_s = min(LATENCY_S, singles[0])
+        settled = (_serialized(burst.wall_s, singles[0], baseline) > FAIL_ABOVE
+                   or _serialized(burst.wall_s, fastest_possible_s, baseline) < PASS_BELOW)
+        if not settled:
             singles += await _singles(ctx, route, SINGLE_SAMPLES - 1)
     return Timing(min(singles), burst.wall_s, burst.replies, burst.lifted_at_s)
 
@@ -252,7 +265,7 @@ async def event_loop(ctx: CheckContext) -> CheckOutcome:
         if not runs:
             await _warm_up(ctx, route)
         timed = await _timed(ctx, route, baseline)
-        serialized = max(0.0, timed.excess_s - max(0.0, baseline.excess_s)) / LATENCY_S
+        serialized = _serialized(timed.concurrent_s, timed.single_s, baseline)
         bad = next((r for r in timed.replies + baseline.replies if not _answered(r)), None)
         if bad is not None:
             return failed(f"concurrent GET {route} failed: {bad}", route=route, runs=runs,
