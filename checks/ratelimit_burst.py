@@ -49,9 +49,10 @@ def counted_one_by_one(seen: Sequence[Command], ip: str) -> bool:
     """Whether the burst so far shows a limiter the delay cannot make race, nor make fail: every command naming
     the client is a script whose reply is the count going up by one (1, 2, 3, ... - each request read and
     advanced it in one step), and the app sent every command one at a time (its event loop waits on each, as a
-    synchronous client makes it). Then a request's count is decided by one atomic command, the app has no
-    second connection a pool could run out of, and the delay only makes each request wait for the previous one:
-    lifting it changes when the rest run, never how many are served."""
+    synchronous client makes it). Then a request's count is decided by one atomic command, so no delay can make
+    two requests read the same count, and the app uses one connection at a time, so no pool runs out of them:
+    the delay only makes each request wait for the ones before it. Lifting it changes when the rest run, not how
+    many are served (only a wait the grader's own delay would have caused, a timeout, is spared)."""
     limiter = sorted(limiter_commands(seen, ip), key=lambda c: c.seq)
     answered = [c for c in limiter if c.reply is not None]
     if len(answered) < COUNTED_ONE_BY_ONE or any(c.name not in SCRIPTS for c in limiter):
