@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from checks.limited_route import on_limited_route
+from checks.ratelimit_burst import LOAD_LATENCY_S, LOAD_REQUESTS, lifted_evidence, load_burst
 from checks.ratelimit_figures import CounterLife, race_picture
 from grader.api import (
     EXPIRES,
@@ -272,11 +273,6 @@ async def key_format(ctx: CheckContext, path: str) -> CheckOutcome:
 # ---- Advanced ---------------------------------------------------------------------------------------------
 
 SCRIPT_PROBES = 3  # requests whose limiter traffic is inspected for a script call (all below the limit)
-LOAD_REQUESTS = 50
-# During the concurrent burst every Redis round trip is delayed a little: a GET-then-SET limiter's race window
-# then spans every overlapping request whatever the machine's speed, while an atomic limiter still counts
-# exactly (latency changes when a command runs, never what it does).
-LOAD_LATENCY_S = 0.05
 CRASH_PROBES = 3
 COUNTING = WRITES | {"ZREMRANGEBYSCORE"}  # commands that change a counter (EXPIRE-family ones are separate)
 
@@ -374,18 +370,8 @@ async def atomic_under_load(ctx: CheckContext, path: str) -> CheckOutcome:
     why = limit.unjudgeable("what concurrent requests should get")
     if why:
         return skipped(why, requests=requests_text(limit.burst.replies, limit=12))
-    for _ in range(3):
-        await ctx.redis.flushall()  # the sequential requests left counters (a shared one would count them)
-        client = ctx.probe.client()
-        ctx.probe.peak_in_flight = ctx.probe.in_flight
-        with ctx.proxy.latency(LOAD_LATENCY_S):
-            started = time.time()
-            with ctx.trace.recording() as seen:
-                replies = list(await asyncio.gather(*(client.get(path) for _ in range(LOAD_REQUESTS))))
-        if not crossed_minute(started):
-            break
-    # The limiter's own commands for this client (connection setup of the app's pool is noise here).
-    commands = [c for c in seen if any(client.ip in a for a in c.args)]
+    burst = await load_burst(ctx, path, limit.served)
+    client, replies, commands = burst.client, burst.replies, burst.commands
     served = sum(1 for r in replies if r.ok)
     statuses: dict[str, int] = {}
     for r in replies:
@@ -394,13 +380,15 @@ async def atomic_under_load(ctx: CheckContext, path: str) -> CheckOutcome:
     evidence = {
         "sequential": f"{limit.summary} (from {limit.burst.client.ip}, one request at a time)",
         "statuses": statuses,
-        "peak_in_flight": ctx.probe.peak_in_flight,
+        "peak_in_flight": burst.peak_in_flight,
         "latency_injected_s": LOAD_LATENCY_S,
+        **lifted_evidence(burst),
         "requests": requests_text(replies, limit=12),
         "redis": commands_text(commands, limit=15),
     }
-    figure = race_picture(replies, commands, client.ip, expected=limit.served, latency_s=LOAD_LATENCY_S)
-    at_once = (f"{LOAD_REQUESTS} concurrent requests from {client.ip} ({ctx.probe.peak_in_flight} in flight at "
+    figure = race_picture(replies, commands, client.ip, expected=limit.served, latency_s=LOAD_LATENCY_S,
+                          lifted_at_s=burst.lifted_at_s)
+    at_once = (f"{LOAD_REQUESTS} concurrent requests from {client.ip} ({burst.peak_in_flight} in flight at "
                f"once): {served} served")
     if served == limit.served:
         return passed(f"{at_once}, as many as one after another; the others got {_others(statuses)}",

@@ -47,10 +47,13 @@ def _race_note(commands: Sequence[Command]) -> str:
 
 
 def race_picture(replies: Sequence[Reply], commands: Sequence[Command], ip: str, *, expected: int,
-                 latency_s: float) -> Figure:
-    """The concurrent burst from `ip` over the limiter's `commands` for it."""
+                 latency_s: float, lifted_at_s: float | None = None) -> Figure:
+    """The concurrent burst from `ip` over the limiter's `commands` for it. `lifted_at_s`: when the delay was
+    lifted (the outcome being settled), from the burst's start."""
     served = sum(1 for r in replies if r.ok)
-    caption = (f"{len(replies)} requests at once from {ip}, every Redis reply delayed {latency_s * 1000:g} ms: "
+    delayed = (f"every Redis reply delayed {latency_s * 1000:g} ms" if lifted_at_s is None else
+               f"every Redis reply delayed {latency_s * 1000:g} ms for the first {lifted_at_s * 1000:.0f} ms")
+    caption = (f"{len(replies)} requests at once from {ip}, {delayed}: "
                f"{served} served where one after another {expected} were" + _race_note(commands))
     return race_figure(replies, commands, expected_served=expected, latency_s=latency_s, caption=caption)
 
