@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,6 +70,26 @@ def require(condition: bool, why: str) -> None:
     if IN_CI:
         pytest.fail(f"CI=true but {why}", pytrace=False)
     pytest.skip(why)
+
+
+# The container runtime's app image (DESIGN.md §7; built by ../shared/ci/python-image).
+PYTHON_IMAGE = os.environ.get("PYTHON_IMAGE", "local/python:3.11-bookworm")
+
+
+@contextlib.contextmanager
+def python_image_engine() -> Iterator[Any]:
+    """A docker client, once PYTHON_IMAGE is on the engine (missing: a skip, or a failure in CI)."""
+    import docker
+
+    client = docker.from_env(timeout=120)
+    try:
+        try:
+            client.images.get(PYTHON_IMAGE)
+        except docker.errors.ImageNotFound:
+            require(False, f"no image {PYTHON_IMAGE} (build it with ../shared/ci/python-image)")
+        yield client
+    finally:
+        client.close()
 
 
 @pytest.fixture(scope="session", autouse=True)

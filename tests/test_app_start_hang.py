@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REDIS_IMAGE, SUBMISSIONS, require
+from conftest import PYTHON_IMAGE, REDIS_IMAGE, SUBMISSIONS, python_image_engine, require
 
 from grader import procfs
 from grader.app import QUIET_PERIOD_S, AppLaunch, AppStart, RunningApp, start_failure
@@ -23,7 +23,6 @@ from grader.services import find_local_redis_server, start_redis
 
 APPS = Path(__file__).resolve().parent / "apps"
 PY = sys.executable  # the test environment has fastapi and uvicorn
-PYTHON_IMAGE = os.environ.get("PYTHON_IMAGE", "local/python:3.11-bookworm")
 REDIS = "local" if find_local_redis_server() else "docker"
 NEVER = 300.0  # a start timeout no start here reaches: what ends a start is the app or the hang detector
 HUNG = f"its startup has made no progress for {QUIET_PERIOD_S:g} s (no processor time used, nothing logged)"
@@ -124,14 +123,7 @@ def test_procfs_reads_processor_time() -> None:
 
 @pytest.fixture(scope="module")
 def app_image(docker_engine: None) -> str:
-    import docker
-
-    client = docker.from_env(timeout=120)
-    try:
-        try:
-            client.images.get(PYTHON_IMAGE)
-        except docker.errors.ImageNotFound:
-            require(False, f"no image {PYTHON_IMAGE} (build it with ../shared/ci/python-image)")
+    with python_image_engine() as client:
         # The docker runtime reads a container's processor time from its cgroup on this machine; an engine in a VM
         # keeps it out of reach, and there a hang is waited out to the start timeout.
         container = client.containers.run(PYTHON_IMAGE, ["sleep", "60"], detach=True, network_mode="none")
@@ -141,8 +133,6 @@ def app_image(docker_engine: None) -> str:
         finally:
             container.remove(force=True)
         require(readable, "this machine cannot read the containers' cgroups (is the engine in a VM?)")
-    finally:
-        client.close()
     return PYTHON_IMAGE
 
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REDIS_IMAGE, SUBMISSIONS, require
+from conftest import PYTHON_IMAGE, REDIS_IMAGE, SUBMISSIONS, python_image_engine, require
 from test_fixtures import CATALOG, expected_outcomes
 
 from grader import procfs
@@ -32,7 +32,6 @@ from grader.runtime.image_root import SKELETON_REPOSITORY, copies_images
 from grader.services import OWNER_LABEL, find_local_redis_server, start_redis
 
 APPS = Path(__file__).resolve().parent / "apps"
-PYTHON_IMAGE = os.environ.get("PYTHON_IMAGE", "local/python:3.11-bookworm")
 REDIS = "local" if find_local_redis_server() else "docker"
 
 # Run inside a container by the tests below: prints what it can and cannot do, as JSON.
@@ -59,19 +58,12 @@ print(json.dumps(found))
 def app_image(docker_engine: None) -> str:  # every test that uses it is marked `docker`
     import docker
 
-    client = docker.from_env(timeout=120)
-    try:
-        try:
-            client.images.get(PYTHON_IMAGE)
-        except docker.errors.ImageNotFound:
-            require(False, f"no image {PYTHON_IMAGE} (build it with ../shared/ci/python-image)")
+    with python_image_engine() as client:
         try:  # an image imported from a 0700 root directory cannot run as an unprivileged user
             client.containers.run(PYTHON_IMAGE, ["/bin/sh", "-c", "true"], user="65534:65534", network_mode="none",
                                   remove=True)  # fmt: skip
         except docker.errors.APIError as exc:
             require(False, f"{PYTHON_IMAGE} cannot run as an unprivileged user (is its / mode 0700?): {exc}")
-    finally:
-        client.close()
     return PYTHON_IMAGE
 
 
