@@ -5,11 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from checks.quality import HINT_WRITE_TESTS, no_tests_evidence
-from checks.suite import MAX_REPORT_BYTES, SUITE_TIMEOUT, find_test_files, rcfile, read_report, suite_run
+from checks.suite import SUITE_TIMEOUT, find_test_files, suite_run
 from grader.api import CheckContext, CheckOutcome, CheckSettings, check, error, failed, passed
-
-# The run and its report are checks/suite.py's; the grader's coverage setup is read from here too.
-__all__ = ["MAX_REPORT_BYTES", "CoverageSettings", "coverage", "rcfile", "read_report"]
 
 LEAST_COVERED = 5  # files named in the evidence
 _OUTPUT_TAIL = 15

@@ -33,7 +33,6 @@ from grader.checking import (
 from grader.environment import Environment
 from grader.errors import GraderError, UsageError
 from grader.machinelock import ordinary_check, timing_phase
-from grader.memo import Memo
 from grader.outcome import CheckOutcome, Outcome, error, skipped
 from grader.probe import Probe
 from grader.proxy import RedisProxy
@@ -92,9 +91,8 @@ async def run_checks(
     settings = _settings(rubric, checks, todo)
     probe = Probe(start.base_url, timeout=options.request_timeout)
     direct = redis.asyncio.from_url(server.url, decode_responses=True)
-    memo = Memo()  # ctx.once: work shared by the checks of this grading
     base = base_context(proxy, direct, workspace, facts, python_env.python, probe=probe, proxy=ProxyControl(proxy),
-                        trace=TraceView(proxy.trace), app_log=app.log_tail, memo=memo)
+                        trace=TraceView(proxy.trace), app_log=app.log_tail)
     lanes = [_IsolatedContext(base, future) for future in own_servers] or [_IsolatedContext(base, None)]
     finished = {check_id: asyncio.Event() for check_id in todo}
 
@@ -137,7 +135,7 @@ async def run_checks(
             async with timing_phase():
                 await run_in_order(phases.after_background, gate=contextlib.nullcontext)
     finally:
-        await memo.close()  # before the lanes' Redis goes: a suite still running is stopped first
+        await base.memo.close()  # before the lanes' Redis goes: a suite still running is stopped first
         for lane in lanes:
             await lane.aclose()
         await probe.aclose()
@@ -162,8 +160,8 @@ def in_rubric(rubric: rubrics.Rubric, checks: Mapping[str, Check]) -> list[Check
 def base_context(endpoint: RedisProxy | RedisServer, direct: redis.asyncio.Redis, workspace: Workspace,
                  facts: StaticFacts, python: str, **app_parts: Any) -> CheckContext:
     """The context every check starts from: the submission's files and facts, the harness's own connection to
-    Redis, ctx.run with REDIS_URL at `endpoint`; `app_parts` are the running app's probe, proxy, trace, app_log,
-    and the grading's memo (ctx.once; a new one when not given), which the caller closes when the grading ends."""
+    Redis, ctx.run with REDIS_URL at `endpoint`; `app_parts` are the running app's probe, proxy, trace, app_log.
+    Its memo (ctx.once) is the grading's, shared by every copy of it: the caller closes it when the grading ends."""
     assert workspace.entrypoint is not None
     files = SubmissionFiles(workspace.root, workspace.entrypoint.app_dir)
     return CheckContext(redis=direct, facts=facts, workspace=files, openapi={}, settings=CheckSettings(),

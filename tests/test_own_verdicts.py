@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from checks.coverage import MAX_REPORT_BYTES, rcfile, read_report
 from checks.ratelimit import PROBE_MAX, Burst, OwnLimit
+from checks.suite import MAX_REPORT_BYTES, rcfile, read_report
 from grader import rubric as rubrics
 from grader.api import Registry, Reply, failed, passed
 from grader.result import check_record

@@ -274,7 +274,7 @@ class DockerApp:
         cpu = procfs.cgroup_cpu_ns(pid, self._container.id) if pid > 0 else None
         if cpu is None:
             return None
-        return cpu, containers.logs(self._container, DEFAULT_LOG_CAP)[0]
+        return cpu, self._output()
 
     @property
     def container(self) -> Any:
