@@ -69,19 +69,19 @@ def cap(which, value):
 cap(resource.RLIMIT_CORE, 0)
 cap(resource.RLIMIT_AS, int(sys.argv.pop(1)))
 cap(resource.RLIMIT_NOFILE, int(sys.argv.pop(1)))
+""" + f"""
 if sys.argv.pop(1) == "yield":
     # Its nice value, and the same for its session's autogroup: where autogroup is on, Linux schedules sessions
     # against each other, so nice alone would only rank it within its own session.
     try:
-        os.nice(NICE)
+        os.nice({YIELDING_NICE})
     except OSError:
         pass
     try:
         with open("/proc/self/autogroup", "w") as group:
-            group.write(str(NICE))
+            group.write("{YIELDING_NICE}")
     except OSError:
         pass
-""".replace("NICE", str(YIELDING_NICE)) + f"""
 cap(resource.RLIMIT_FSIZE, {FILE_SIZE_LIMIT})
 cap(resource.RLIMIT_CPU, {CPU_SECONDS_LIMIT})
 # RLIMIT_NPROC counts every process of the user and the kernel ignores it for root (CAP_SYS_RESOURCE), so it
