@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from grader import __version__
+from grader.app import QUIET_PERIOD_S
 from grader.assignment_cli import assignment
 from grader.errors import GraderError, UsageError
 from grader.quiz.cli import quiz
@@ -77,7 +78,8 @@ _GRADING_OPTIONS = [
                  show_default=True, help="isolated: a cached venv built from the submission's requirements (uv); "
                  "current: this Python."),
     click.option("--start-timeout", type=float, default=30.0, show_default=True,
-                 help="Seconds the app gets to answer HTTP."),
+                 help=f"Seconds the app gets to answer HTTP (a startup that makes no progress for {QUIET_PERIOD_S:g} s "
+                 "fails sooner)."),
     click.option("--docs-url", metavar="URL", help="Base URL of the textbook for remediation links."),
     click.option("--only", multiple=True, metavar="ID", help="Run only these checks (ids or globs like 'cache.*'); "
                  "the others are left out of the score."),
