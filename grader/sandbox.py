@@ -100,7 +100,9 @@ def sandbox_env(extra: dict[str, str] | None, home: str, marker: str) -> dict[st
     }
     if "LC_ALL" in os.environ:
         env["LC_ALL"] = os.environ["LC_ALL"]
-    env.update(HOME=home, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
+    # TMPDIR too: what the command leaves in its temp folder (pytest's tmp_path, the suite wrapper's coverage data,
+    # anything a killed command never cleaned up) goes with the home at the end of the run, not into /tmp for good.
+    env.update(HOME=home, TMPDIR=home, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
     env.update({str(k): str(v) for k, v in (extra or {}).items()})
     env[MARKER_VAR] = marker  # last: the caller cannot accidentally override the marker
     return env

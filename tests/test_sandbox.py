@@ -56,7 +56,7 @@ def test_environment_is_scrubbed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     seen = json.loads(run.output)
     env = seen["env"]
     assert set(env) == {
-        "PATH", "LANG", "HOME", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "REDIS_URL", MARKER_VAR,
+        "PATH", "LANG", "HOME", "TMPDIR", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "REDIS_URL", MARKER_VAR,
     }  # fmt: skip
     assert env["PATH"] == os.environ["PATH"]
     assert env["PYTHONUNBUFFERED"] == env["PYTHONDONTWRITEBYTECODE"] == "1"
@@ -65,6 +65,22 @@ def test_environment_is_scrubbed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert seen["home_exists"]
     assert env["HOME"] != os.environ.get("HOME")
     assert not Path(env["HOME"]).exists()  # the fresh HOME is removed with the run
+
+
+def test_temporary_files_go_with_the_run_even_when_it_is_killed(tmp_path: Path) -> None:
+    """A command's temp folder is its home: what it leaves there (a killed command cleans up nothing) is
+    removed with the run, never left in the machine's /tmp."""
+    script = ("import os, tempfile, time; path = tempfile.mkdtemp(prefix='left-'); "
+              "print(path, os.environ['HOME'], flush=True); time.sleep(60)")
+    process = SandboxedProcess([PY, "-c", script], cwd=tmp_path)
+    process.start()
+    try:
+        _wait_for(lambda: "left-" in process.output())
+        left, home = (Path(word) for word in process.output().split()[:2])
+        assert left.is_dir() and left.parent == home
+    finally:
+        process.stop(grace=0.5)
+    assert not left.exists()
 
 
 def test_lc_all_passes_through_when_set(monkeypatch: pytest.MonkeyPatch) -> None:
