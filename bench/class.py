@@ -51,6 +51,17 @@ def print_per_submission(out: Path) -> None:
     print(f"  per submission: mean {sum(took.values()) / len(took):.1f} s, slowest {slowest[0][1]:.1f} s "
           f"({slowest[0][0]})")
     print("  slowest five: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in slowest[:5]))
+    print("  stages, mean over the submissions that reached them: " + ", ".join(
+        f"{stage} {sum(seconds) / len(seconds):.2f} s" for stage, seconds in stage_times(out).items()))
+
+
+def stage_times(out: Path) -> dict[str, list[float]]:
+    """Each stage of the gradings (result.json's timings_s: workspace, environment, redis, app_start, checks)."""
+    stages: dict[str, list[float]] = {}
+    for path in sorted(out.glob("*/result.json")):
+        for stage, seconds in (json.loads(path.read_text(encoding="utf-8")).get("timings_s") or {}).items():
+            stages.setdefault(stage, []).append(float(seconds))
+    return stages
 
 
 def run_batch(class_dir: Path, out: Path, jobs: int, args: argparse.Namespace) -> tuple[float, float]:
