@@ -80,10 +80,14 @@ def test_a_binary_is_asked_its_version_once_until_it_changes(tmp_path: Path, mon
     assert asked.read_text().count("x") == 2
     assert services.local.binary_version(str(tmp_path / "missing")) == ()
 
+    # As Debian installs it: redis-server is a link to redis-check-rdb, which acts on the name it is started by.
     newer = tmp_path / "newer"
     newer.mkdir()
-    (newer / "redis-server").write_text("#!/bin/sh\necho 'Redis server v=7.4.0 sha=0:0'\n")
-    (newer / "redis-server").chmod(0o755)
+    (newer / "redis-check-rdb").write_text(
+        '#!/bin/sh\ncase "${0##*/}" in redis-server) echo "Redis server v=7.4.0 sha=0:0";; '
+        '*) echo "redis-check-rdb: unknown option";; esac\n')
+    (newer / "redis-check-rdb").chmod(0o755)
+    (newer / "redis-server").symlink_to("redis-check-rdb")
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{newer}")
     assert find_local_redis_server() == str(newer / "redis-server")  # the newest on PATH, not the first
 

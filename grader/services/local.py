@@ -40,12 +40,14 @@ def binary_version(path: str) -> tuple[int, ...]:
         info = os.stat(path)
     except OSError:
         return ()
-    return _asked_version(os.path.realpath(path), info.st_mtime_ns, info.st_size)
+    return _asked_version(path, info.st_mtime_ns, info.st_size)
 
 
 @functools.lru_cache(maxsize=16)
 def _asked_version(path: str, mtime_ns: int, size: int) -> tuple[int, ...]:
-    """binary_version() of the file as it is now (a binary replaced in place has another mtime or size)."""
+    """binary_version() of the file as it is now (a binary replaced in place has another mtime or size). Asked by
+    the name it was given, never through its resolved link: Debian's redis-server is a link to redis-check-rdb, and
+    the binary acts on the name it was started by."""
     try:
         out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
     except (OSError, subprocess.SubprocessError):
