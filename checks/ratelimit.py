@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from checks.limited_route import on_limited_route
@@ -54,17 +54,26 @@ class Burst:
     commands: list[Command]
 
 
-async def blocked_burst(ctx: CheckContext, path: str, count: int = LIMIT + 1) -> Burst:
-    """`count` requests from one fresh client; repeated from another fresh client when the burst straddled a
-    clock-minute boundary (a minute-aligned window may reset in the middle of it)."""
+async def sequential_burst(ctx: CheckContext, path: str, done: Callable[[list[Reply]], bool]) -> Burst:
+    """Requests one after another from one fresh client until `done(replies)`; repeated from another fresh client,
+    on an empty Redis, when they straddled a clock-minute boundary (a minute-aligned window may reset in the middle
+    of them). Empty, because a limiter shared by every client would otherwise still count the first attempt."""
     for _ in range(3):
+        await ctx.redis.flushall()
         client = ctx.probe.client()
         started = time.time()
+        replies: list[Reply] = []
         with ctx.trace.recording() as commands:
-            replies = [await client.get(path) for _ in range(count)]
+            while not done(replies):
+                replies.append(await client.get(path))
         if not crossed_minute(started):
             break
     return Burst(client, replies, list(commands))
+
+
+async def blocked_burst(ctx: CheckContext, path: str, count: int = LIMIT + 1) -> Burst:
+    """`count` requests from one fresh client (sequential_burst)."""
+    return await sequential_burst(ctx, path, lambda replies: len(replies) >= count)
 
 
 def _threshold_problem(burst: Burst) -> str | None:
@@ -158,24 +167,13 @@ class OwnLimit:
 
 
 async def own_limit(ctx: CheckContext, path: str) -> OwnLimit:
-    """Sequential requests from one fresh client until the first refusal (at most PROBE_MAX); repeated from a
-    fresh client, on an empty Redis, when they straddled a clock-minute boundary (a minute-aligned window may
-    reset in the middle)."""
-    for _ in range(3):
-        await ctx.redis.flushall()  # a limiter shared by every client starts from zero too
-        client = ctx.probe.client()
-        started = time.time()
-        replies: list[Reply] = []
-        with ctx.trace.recording() as commands:
-            while len(replies) < PROBE_MAX:
-                replies.append(await client.get(path))
-                if not replies[-1].ok:
-                    break
-        if not crossed_minute(started):
-            break
+    """Sequential requests from one fresh client until the first refusal, at most PROBE_MAX (sequential_burst)."""
+    burst = await sequential_burst(
+        ctx, path, lambda replies: len(replies) >= PROBE_MAX or bool(replies and not replies[-1].ok))
+    replies = burst.replies
     refusal = replies[-1] if not replies[-1].ok else None
     served = len(replies) - 1 if refusal is not None else len(replies)
-    return OwnLimit(Burst(client, replies, list(commands)), served, refusal)
+    return OwnLimit(burst, served, refusal)
 
 
 @check("ratelimit.per_ip", title="While one client is blocked, another IP is still served", level="basic",
