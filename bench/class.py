@@ -40,11 +40,16 @@ def verdicts(out: Path) -> dict[tuple[str, str], str]:
 
 
 def print_per_submission(out: Path) -> None:
-    """Each submission's own grading time, from its result, graded one at a time: the mean and the slowest."""
-    took = {}
+    """Each submission's own grading time, from its result, graded one at a time: the mean and the slowest; and
+    the mean of each stage (timings_s: workspace, environment, redis, app_start, checks) over the gradings that
+    reached it."""
+    took: dict[str, float] = {}
+    stages: dict[str, list[float]] = {}
     for path in sorted(out.glob("*/result.json")):
         doc = json.loads(path.read_text(encoding="utf-8"))
         took[path.parent.name] = float(doc.get("duration_s") or 0.0)
+        for stage, seconds in (doc.get("timings_s") or {}).items():
+            stages.setdefault(stage, []).append(float(seconds))
     if not took:
         return
     slowest = sorted(took.items(), key=lambda item: -item[1])
@@ -52,16 +57,7 @@ def print_per_submission(out: Path) -> None:
           f"({slowest[0][0]})")
     print("  slowest five: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in slowest[:5]))
     print("  stages, mean over the submissions that reached them: " + ", ".join(
-        f"{stage} {sum(seconds) / len(seconds):.2f} s" for stage, seconds in stage_times(out).items()))
-
-
-def stage_times(out: Path) -> dict[str, list[float]]:
-    """Each stage of the gradings (result.json's timings_s: workspace, environment, redis, app_start, checks)."""
-    stages: dict[str, list[float]] = {}
-    for path in sorted(out.glob("*/result.json")):
-        for stage, seconds in (json.loads(path.read_text(encoding="utf-8")).get("timings_s") or {}).items():
-            stages.setdefault(stage, []).append(float(seconds))
-    return stages
+        f"{stage} {sum(seconds) / len(seconds):.2f} s" for stage, seconds in stages.items()))
 
 
 def run_batch(class_dir: Path, out: Path, jobs: int, args: argparse.Namespace) -> tuple[float, float]:

@@ -4,14 +4,11 @@ shared by every client would otherwise still hold the first attempt's requests a
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from conftest import SUBMISSIONS
 
 import checks.ratelimit
 from grader.runner import GradeOptions, grade
-
-SUBMISSIONS = Path(__file__).resolve().parent.parent / "fixtures" / "submissions"
 
 
 @pytest.mark.parametrize("check_id", ["ratelimit.threshold", "ratelimit.atomic_under_load"])

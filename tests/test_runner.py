@@ -1,7 +1,7 @@
 """The runner with the real reference app: isolated checks run beside the ordinary ones and the timing ones against
-a Redis of their own, timing checks run after the ordinary ones; what a check changes in the proxy is undone by its scopes even when it times
-out; a check's rubric table reaches it as its typed settings. The checks here are test checks, in a registry of
-the test's own, that record what they saw."""
+a Redis of their own, timing checks run after the ordinary ones; what a check changes in the proxy is undone by its
+scopes even when it times out; a check's rubric table reaches it as its typed settings. The checks here are test
+checks, in a registry of the test's own, that record what they saw."""
 
 from __future__ import annotations
 

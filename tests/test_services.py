@@ -63,7 +63,9 @@ def test_find_local_redis_server_finds_an_executable() -> None:
     assert os.access(found, os.X_OK)
 
 
-def test_a_binary_is_asked_its_version_once_until_it_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_binary_is_asked_its_version_once_until_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     asked = tmp_path / "asked"
     binary = tmp_path / "redis-server"
 
