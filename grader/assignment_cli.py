@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from grader.errors import GraderError
+from grader.cli_support import fail, write_output
+from grader.errors import GraderError, UsageError
 
 
 @click.command("assignment")
@@ -21,13 +22,15 @@ def assignment(rubric: str, html_path: Path | None, readme_path: Path | None) ->
     try:
         built = published.load(rubric)
     except GraderError as exc:
-        raise click.ClickException(str(exc)) from None
+        fail(exc)
     click.echo(published.markdown(built), nl=False)
     if html_path is not None:
-        html_path.write_text(published.html(built), encoding="utf-8")
+        write_output(html_path, published.html(built))
     if readme_path is not None:
         try:
             changed = published.write_readme(readme_path, built)
         except ValueError as exc:
-            raise click.ClickException(str(exc)) from None
+            fail(UsageError(str(exc)))
+        except OSError as exc:
+            fail(UsageError(f"cannot update {readme_path}: {exc.strerror or exc}"))
         click.echo(f"{readme_path}: {'updated' if changed else 'already up to date'}", err=True)

@@ -64,6 +64,15 @@ def selected(check_id: str, only: tuple[str, ...]) -> bool:
     return not only or any(fnmatch.fnmatchcase(check_id, pattern) for pattern in only)
 
 
+def check_selection(rubric: rubrics.Rubric, only: tuple[str, ...]) -> None:
+    """Raises UsageError for an --only id or pattern that selects no check of the rubric: a mistyped id would
+    otherwise leave every check out but app.starts, and the submission would get full marks for it."""
+    for pattern in only:
+        if not any(selected(entry.check_id, (pattern,)) for entry in rubric.entries):
+            raise UsageError(f"--only {pattern!r} matches no check of rubric {rubric.source} "
+                             "(`grader checks` lists them)")
+
+
 async def run_checks(
     rubric: rubrics.Rubric,
     checks: Mapping[str, Check],

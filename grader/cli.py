@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -18,6 +19,7 @@ import click
 from grader import __version__
 from grader.app import QUIET_PERIOD_S
 from grader.assignment_cli import assignment
+from grader.cli_support import fail
 from grader.errors import GraderError, UsageError
 from grader.quiz.cli import quiz
 from grader.rubric import GRADE_ORDER
@@ -44,11 +46,6 @@ def _interrupt_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-def _fail(exc: GraderError) -> None:
-    click.echo(f"grader: error: {exc}", err=True)
-    sys.exit(exc.exit_code)
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="redis-grader")
 def main() -> None:
@@ -64,6 +61,24 @@ def main() -> None:
     logging.basicConfig(format="grader: %(message)s", level=logging.WARNING)
 
 
+class Seconds(click.FloatRange):
+    """A duration: a finite number of seconds above zero (FloatRange alone lets "nan" and "inf" through)."""
+
+    name = "seconds"
+
+    def __init__(self) -> None:
+        super().__init__(min=0, min_open=True)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            finite = math.isfinite(float(value))
+        except (TypeError, ValueError):
+            finite = False
+        if not finite:
+            self.fail(f"{value!r} is not a number of seconds.", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 # The options `check` and `batch` share, declared once. Their values reach the command as one GradeOptions,
 # `grading`, so both commands read them the same way (the batch hands them on to each `grader check`).
 _GRADING_OPTIONS = [
@@ -77,7 +92,7 @@ _GRADING_OPTIONS = [
     click.option("--env", "env_kind", type=click.Choice(["isolated", "current"]), default="isolated",
                  show_default=True, help="isolated: a cached venv built from the submission's requirements (uv); "
                  "current: this Python."),
-    click.option("--start-timeout", type=float, default=30.0, show_default=True,
+    click.option("--start-timeout", type=Seconds(), default=30.0, show_default=True,
                  help=f"Seconds the app gets to answer HTTP (a startup that makes no progress for {QUIET_PERIOD_S:g} s "
                  "fails sooner)."),
     click.option("--docs-url", metavar="URL", help="Base URL of the textbook for remediation links."),
@@ -146,7 +161,7 @@ def check_command(path: Path, grading: GradeOptions, min_grade: str, app_target:
                   json_path: Path | None, junit: Path | None, markdown: Path | None, html: Path | None,
                   gradescope: Path | None, color: bool | None, quiet: bool, result_fd: int | None) -> None:
     """Grade the submission in PATH (a folder holding a FastAPI app)."""
-    from grader.reporters import render_terminal, write_reports
+    from grader.reporters import check_report_paths, render_terminal, write_reports
     from grader.runner import grade
 
     _interrupt_on_sigterm()
@@ -159,13 +174,19 @@ def check_command(path: Path, grading: GradeOptions, min_grade: str, app_target:
             raise UsageError(f"path '{path}' does not exist")
         if not path.is_dir():
             raise UsageError(f"path '{path}' is not a folder")
+        reports = {"json_path": json_path, "junit": junit, "markdown": markdown, "html": html, "gradescope": gradescope}
+        check_report_paths(JSON=json_path, JUnit=junit, Markdown=markdown, HTML=html, Gradescope=gradescope)
         result = grade(path, options)
     except GraderError as exc:
-        _fail(exc)
+        fail(exc)
     except KeyboardInterrupt:
         click.echo("grader: interrupted; everything it started has been stopped", err=True)
         sys.exit(130)
-    write_reports(result, json_path=json_path, junit=junit, markdown=markdown, html=html, gradescope=gradescope)
+    unwritten: GraderError | None = None
+    try:
+        write_reports(result, **reports)
+    except GraderError as exc:  # the path became unwritable while grading: the rest is still written and shown
+        unwritten = exc
     if result_fd is not None:
         with os.fdopen(result_fd, "wb") as channel:
             channel.write(json.dumps(result, ensure_ascii=False).encode())
@@ -176,6 +197,8 @@ def check_command(path: Path, grading: GradeOptions, min_grade: str, app_target:
         click.echo(quiet_line(result))
     else:
         click.echo(render_terminal(result, color=use_color))
+    if unwritten is not None:
+        fail(unwritten)
     if result["status"] != "graded":
         sys.exit(EXIT_HARNESS)
     sys.exit(EXIT_OK if meets(result["grade"], min_grade) else EXIT_BELOW)
@@ -193,7 +216,7 @@ def list_checks(rubric: str) -> None:
         known = Registry.load()
         loaded = rubrics.load(rubric, known)
     except GraderError as exc:
-        _fail(exc)
+        fail(exc)
     for entry in loaded.entries:
         found = known[entry.check_id]
         click.echo(f"{entry.check_id:32} {found.level:9} {entry.points:>4g}  {found.title}")
@@ -212,7 +235,7 @@ def list_checks(rubric: str) -> None:
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Submissions graded at once; may exceed the cores, as most of a grading waits (the timing checks "
               "take a machine-wide lock: one grading at a time runs them). At most 4 per core.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=600.0, show_default=True,
+@click.option("--timeout", type=Seconds(), default=600.0, show_default=True,
               help="Seconds one submission may take in all (environment build included); then its grading is "
               "stopped and recorded as not graded.")
 @grading_options(_batch_default)
@@ -237,6 +260,7 @@ def batch_command(submissions_dir: Path, out_dir: Path, jobs: int, timeout: floa
     from grader import batch
     from grader import rubric as rubrics
     from grader.checking import load_checks
+    from grader.checkrun import check_selection
 
     _interrupt_on_sigterm()  # a cancelled CI job stops the children cleanly, as Ctrl-C does
     # A shell starts a background job (`grader batch ... &` in a script) with SIGINT ignored, and so would this
@@ -245,7 +269,7 @@ def batch_command(submissions_dir: Path, out_dir: Path, jobs: int, timeout: floa
     try:
         slice_of = batch.parse_shard(shard) if shard else None
     except GraderError as exc:
-        _fail(exc)
+        fail(exc)
     options = batch.BatchOptions.of(grading, out=out_dir, jobs=jobs, timeout=timeout, retry_errors=retry_errors,
                                     fresh=fresh, shard=slice_of)
     interactive = sys.stdout.isatty()
@@ -272,10 +296,11 @@ def batch_command(submissions_dir: Path, out_dir: Path, jobs: int, timeout: floa
             click.echo(f"{done.line}  {status}")
 
     try:
-        rubrics.load(grading.rubric, load_checks())  # a bad rubric is one error now, not one per submission
+        # A bad rubric or --only is one error now, not one per submission.
+        check_selection(rubrics.load(grading.rubric, load_checks()), grading.only)
         summary = batch.run_batch(submissions_dir, options, on_plan=on_plan, on_done=on_done)
     except GraderError as exc:
-        _fail(exc)
+        fail(exc)
     except KeyboardInterrupt:  # before grading started (run_batch handles its own)
         click.echo("grader: interrupted", err=True)
         sys.exit(130)
@@ -312,7 +337,7 @@ def merge_command(shards: tuple[Path, ...], out_dir: Path, trust_shards: bool) -
     try:
         summary = batch.merge(list(shards), out_dir, trust_shards=trust_shards)
     except GraderError as exc:
-        _fail(exc)
+        fail(exc)
     for note in summary.notes:
         click.echo(f"grader: {note}", err=True)
     gradebook, index = batch.write_overview(out_dir)

@@ -20,7 +20,7 @@ from typing import Any
 from grader import rubric as rubrics
 from grader.app import AppLaunch, AppStart, student_frame
 from grader.checking import Check, load_checks
-from grader.checkrun import in_rubric, run_checks, selected
+from grader.checkrun import check_selection, in_rubric, run_checks, selected
 from grader.errors import GraderError
 from grader.outcome import CheckOutcome, failed, passed, skipped
 from grader.proxy import RedisProxy
@@ -67,6 +67,7 @@ def grade(path: Path, options: GradeOptions = GradeOptions(), registry: Registry
     _raise_open_files_limit()
     checks = registry if registry is not None else load_checks()
     rubric = rubrics.load(options.rubric, checks)  # also checks each check's options against its settings
+    check_selection(rubric, options.only)
     quiz_settings = load_quiz_settings(rubric.source)  # a broken [quiz] table is a usage error before anything runs
     with open_workspace(path, app=options.app, app_dir=options.app_dir) as workspace:
         submission = Submission(workspace.name, str(workspace.source), workspace.commit)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from grader import assignment as published
@@ -65,3 +66,15 @@ def test_cli_prints_markdown_and_writes_html(tmp_path):
     assert result.exit_code == 0, result.output
     assert result.output.startswith("# ") and "`leaderboard.top`" in result.output
     assert page.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--rubric", "nosuch"], "grader: error: unknown rubric 'nosuch'"),
+    (["--html", "a-file/assignment.html"], "grader: error: cannot write a-file/assignment.html: a-file is not a folder"),
+])
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("x")
+    result = CliRunner().invoke(main, ["assignment", *args])
+    assert result.exit_code == 2, result.output
+    assert result.output.splitlines()[-1].startswith(message) and "Traceback" not in result.output

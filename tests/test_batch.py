@@ -227,10 +227,13 @@ def test_error_document_has_the_result_shape(tmp_path: Path) -> None:
         (["subs", "--out", "o", "--rubric", "no-such-rubric"], "unknown rubric"),
         (["subs", "--out", "o", "--jobs", "0"], "--jobs"),
         (["subs"], "--out"),
+        (["subs", "--out", "a-file"], "grader: error: --out 'a-file' is a file, not a folder\n"),
+        (["subs", "--out", "a-file/o"], "grader: error: cannot create the results folder 'a-file/o': Not a directory\n"),
     ],
 )
 def test_batch_usage_errors_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str) -> None:
     (tmp_path / "subs" / "alice").mkdir(parents=True)
+    (tmp_path / "a-file").write_text("x")
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["batch", "--runtime", "local", *args])
     assert result.exit_code == 2, result.output

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REDIS_IMAGE, SUBMISSIONS, grader_processes, reaped, wait_while_running
+from conftest import REDIS_IMAGE, ROOT, SUBMISSIONS, grader_processes, reaped, wait_while_running
 
 from grader.registry import load_checks
 
@@ -65,12 +65,47 @@ def test_unknown_option_value_is_exit_2():
     assert done.returncode == 2 and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("seconds", ["-1", "0", "nan", "inf", "soon"])
+@pytest.mark.parametrize("option", [("check", "--start-timeout"), ("batch", "--start-timeout"), ("batch", "--timeout")])
+def test_a_timeout_that_is_not_a_positive_number_of_seconds_is_exit_2(tmp_path, option, seconds):
+    from click.testing import CliRunner
+
+    from grader.cli import main
+
+    command, name = option
+    where = [str(REFERENCE)] if command == "check" else [str(SUBMISSIONS), "--out", str(tmp_path / "out")]
+    done = CliRunner().invoke(main, [command, *where, name, seconds])
+    assert done.exit_code == 2, done.output
+    assert f"Invalid value for '{name}'" in done.output and ("x>0" in done.output or "number of seconds" in done.output)
+
+
 def test_broken_rubric_names_the_file_and_problem(tmp_path):
     rubric = tmp_path / "broken.toml"
     rubric.write_text('name = "x"\ndocs_url = "u"\n[grades]\nS = 90\n')
     done = run_grader("check", str(REFERENCE), "--rubric", str(rubric))
     assert done.returncode == 2
     assert str(rubric) in done.stderr and "'A'" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command", ["check", "batch"])
+def test_an_only_that_selects_no_check_is_a_usage_error(tmp_path, command):
+    """A mistyped id must not grade app.starts alone and call it full marks; a pattern that selects is fine."""
+    where = [str(REFERENCE)] if command == "check" else [str(SUBMISSIONS), "--out", str(tmp_path / "out")]
+    done = run_grader(command, *where, "--only", "ratelimit.treshold", "--only", "cache.*")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "grader: error: --only 'ratelimit.treshold' matches no check of rubric "
+        f"{ROOT / 'rubrics' / 'redis-module.toml'} (`grader checks` lists them)")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_report_path_that_cannot_be_written_is_a_usage_error_before_grading(tmp_path, no_leftovers):
+    (tmp_path / "file").write_text("x")
+    done, result = grade_json(tmp_path, str(REFERENCE), "--html", str(tmp_path / "file" / "r.html"))
+    assert done.returncode == 2 and result == {}, done.stdout + done.stderr
+    assert done.stderr.strip() == (f"grader: error: cannot write the HTML report to {tmp_path / 'file' / 'r.html'}: "
+                                   f"{tmp_path / 'file'} is not a folder")
+    assert done.stdout == ""  # refused before grading: no summary
 
 
 def test_repo_without_app_grades_c_with_the_reason(tmp_path, no_leftovers):

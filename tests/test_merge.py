@@ -88,6 +88,13 @@ def test_a_submission_in_two_shards_is_an_error(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "alice is in two shards" in result.output
 
 
+def test_an_out_that_is_a_file_is_an_error(tmp_path: Path) -> None:
+    _store(tmp_path / "s1", "alice", _doc("graded", "alice"))
+    (tmp_path / "all").write_text("x")
+    result = CliRunner().invoke(main, ["merge", str(tmp_path / "s1"), "--out", str(tmp_path / "all")])
+    assert result.exit_code == 2 and result.output == f"grader: error: --out '{tmp_path / 'all'}' is a file, not a folder\n"
+
+
 def test_an_unverified_result_is_left_out_unless_the_shards_are_trusted(tmp_path: Path) -> None:
     _store(tmp_path / "s1", "alice", _doc("graded", "alice"))
     forged = tmp_path / "s1" / "alice" / "result.json"

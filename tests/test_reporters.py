@@ -18,6 +18,7 @@ from junitparser import Error, Failure, JUnitXml, Skipped
 
 from grader.errors import UsageError
 from grader.reporters import (
+    check_report_paths,
     gradescope_results,
     overview,
     render_html,
@@ -449,10 +450,26 @@ def test_write_reports_writes_each_requested_file(graded: dict, tmp_path: Path) 
     assert write_reports(graded) == []
 
 
-def test_write_reports_unwritable_path_is_a_usage_error(graded: dict, tmp_path: Path) -> None:
+def test_write_reports_unwritable_path_is_a_usage_error_after_the_others_are_written(graded: dict,
+                                                                                      tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
-    with pytest.raises(UsageError, match="cannot write the HTML report"):
-        write_reports(graded, html=tmp_path / "file" / "r.html")
+    with pytest.raises(UsageError, match=r"^cannot write the HTML report to .*file/r.html: .*/file is not a folder$"):
+        write_reports(graded, json_path=tmp_path / "r.json", html=tmp_path / "file" / "r.html",
+                      junit=tmp_path / "j.xml")
+    assert json.loads((tmp_path / "r.json").read_text(encoding="utf-8")) == graded
+    assert (tmp_path / "j.xml").is_file()
+
+
+def test_report_paths_are_tried_before_grading_and_nothing_is_left_behind(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "folder.json").mkdir()
+    with pytest.raises(UsageError, match=r"^cannot write the Markdown report to .*file/s.md: .*/file is not a folder$"):
+        check_report_paths(JSON=tmp_path / "new" / "deep" / "r.json", Markdown=tmp_path / "file" / "s.md")
+    with pytest.raises(UsageError, match=r"^cannot write the JSON report to .*folder.json: Is a directory$"):
+        check_report_paths(JSON=tmp_path / "folder.json")
+    check_report_paths(JSON=tmp_path / "new" / "deep" / "r.json", JUnit=tmp_path / "file", HTML=None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder.json"]
+    assert (tmp_path / "file").read_text() == "x"
 
 
 # --- HTML, static and in a real browser --------------------------------------------------------------------

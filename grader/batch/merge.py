@@ -16,7 +16,7 @@ from pathlib import Path
 from grader.errors import UsageError
 
 from .integrity import signing_key
-from .store import GRADED_WITH, LOG, REPORTS, RESULT, read_stored, write_submission
+from .store import GRADED_WITH, LOG, REPORTS, RESULT, make_results_folder, read_stored, write_submission
 
 
 @dataclass
@@ -29,7 +29,7 @@ class MergeSummary:
 def merge(shards: list[Path], out: Path, *, trust_shards: bool = False) -> MergeSummary:
     """Copy every shard's results into `out` and sign them there; a name found in two shards is an error."""
     key = signing_key()
-    out.mkdir(parents=True, exist_ok=True)
+    make_results_folder(out)
     out_resolved = out.resolve()
     summary = MergeSummary()
     seen: dict[str, Path] = {}

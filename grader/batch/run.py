@@ -14,7 +14,7 @@ from grader.reporters._common import fmt_num
 from grader.tempdirs import sweep_orphaned_tempdirs
 
 from .plan import BatchOptions, Plan, cap_jobs, plan
-from .store import collect_results
+from .store import collect_results, make_results_folder
 from .supervisor import Grader
 
 
@@ -91,11 +91,11 @@ def run_batch(
     Ctrl-C (KeyboardInterrupt in the calling thread) stops every running child cleanly and returns a
     summary with interrupted=True; the overview is still written from what is done.
     """
+    make_results_folder(options.out)
     the_plan = plan(submissions_dir, options)
     if on_plan:
         on_plan(the_plan)
     summary = BatchSummary(total=len(the_plan.submissions), kept=len(the_plan.kept))
-    options.out.mkdir(parents=True, exist_ok=True)
     sweep_orphaned_tempdirs()  # what an earlier grader killed with SIGKILL left (each child sweeps too)
     _grade_all(the_plan, options, summary, on_done)
     summary.gradebook, summary.index = write_overview(options.out)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from grader.errors import UsageError
 from grader.reporters import write_reports
 
 from .integrity import signature, signing_key, verified
@@ -68,6 +69,16 @@ def graded_with(folder: Path) -> dict[str, Any] | None:
     if record is not None:
         record.pop(SIGNATURE, None)
     return record
+
+
+def make_results_folder(out: Path) -> None:
+    """Create RESULTS_DIR (and its parents) if it is missing; UsageError with one line when it cannot be."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UsageError(f"--out '{out}' is a file, not a folder") from None
+    except OSError as exc:
+        raise UsageError(f"cannot create the results folder '{out}': {exc.strerror or exc}") from None
 
 
 def write_submission(folder: Path, doc: dict[str, Any], settings: dict[str, Any]) -> None:

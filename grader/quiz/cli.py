@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from grader.cli_support import fail, write_output
 from grader.errors import GraderError
 from grader.rubric import Rubric
 
@@ -31,25 +32,11 @@ from .result import find_answers, quiz_section
 EXIT_OK, EXIT_BELOW = 0, 1
 
 
-def _fail(exc: GraderError) -> None:
-    click.echo(f"grader: error: {exc}", err=True)
-    sys.exit(exc.exit_code)
-
-
 def _rubric(name: str) -> Rubric:
     from grader import rubric as rubrics
     from grader.checking import load_checks
 
     return rubrics.load(name, set(load_checks()))
-
-
-def _write(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        click.echo(f"grader: error: cannot write {path}: {exc.strerror or exc}", err=True)
-        sys.exit(2)
 
 
 @click.group("quiz", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -93,13 +80,13 @@ def grade_command(bank_name: str, answers_path: Path, rubric: str, docs_url: str
         else:
             sections = [quiz_section(bank, load_answers(answers_path, bank), loaded_rubric, docs_url)]
     except GraderError as exc:
-        _fail(exc)
+        fail(exc)
     is_class = answers_path.suffix.lower() == ".csv"
     if json_path is not None:
-        _write(json_path, json.dumps(sections if is_class else sections[0], indent=2, ensure_ascii=False) + "\n")
+        write_output(json_path, json.dumps(sections if is_class else sections[0], indent=2, ensure_ascii=False) + "\n")
     if is_class:
         if csv_path is not None:
-            _write(csv_path, class_csv(bank, sections))
+            write_output(csv_path, class_csv(bank, sections))
         click.echo(class_table(sections))
         sys.exit(EXIT_OK)
     use_color = sys.stdout.isatty() if color is None else color
@@ -142,12 +129,12 @@ def paper_command(bank_name: str, seed: str | None, out_path: Path | None) -> No
     try:
         bank = load_bank(bank_name)
     except GraderError as exc:
-        _fail(exc)
+        fail(exc)
     text = render_paper(bank, seed)
     if out_path is None:
         click.echo(text, nl=False)
     else:
-        _write(out_path, text)
+        write_output(out_path, text)
 
 
 @quiz.command("check")
@@ -158,7 +145,7 @@ def check_command(bank_name: str, rubric: str) -> None:
     try:
         bank = load_bank(bank_name, _rubric(rubric))
     except GraderError as exc:
-        _fail(exc)
+        fail(exc)
     kinds = Counter(q.kind for q in bank.questions)
     need = math.ceil(round(bank.pass_ratio * len(bank.questions), 9))  # 0.8 * 15 is 12.000000000000002
     click.echo(f"{bank.source}: ok: {len(bank.questions)} questions "

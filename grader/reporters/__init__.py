@@ -5,13 +5,14 @@ They read the document and nothing else, so any report can be re-made later from
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import UsageError, cannot_write
 from .gradebook import write_gradebook
 from .gradescope import gradescope_results
 from .html import render_html
@@ -22,6 +23,7 @@ from .terminal import render_terminal
 
 __all__ = [
     "build_overview",
+    "check_report_paths",
     "gradescope_results",
     "render_html",
     "render_index",
@@ -54,6 +56,32 @@ def _relative_href(markdown: Path, html: PathLike | None) -> str | None:
         return None
 
 
+def _report_paths(**targets: PathLike | None) -> list[tuple[str, Path]]:
+    return [(kind, Path(target)) for kind, target in targets.items() if target is not None and str(target) != ""]
+
+
+def check_report_paths(**targets: PathLike | None) -> None:
+    """Before grading: each report path (keyword = report kind) can be written, so that a mistyped path costs one
+    line now rather than the report after a grading. Tried for real (opened for appending: permissions alone do
+    not tell, for root or on a read-only mount); nothing the try creates is left behind. Raises UsageError with
+    one line."""
+    for kind, path in _report_paths(**targets):
+        made = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
+        made_file = not path.exists()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            raise cannot_write(path, exc, f"the {kind} report") from exc
+        finally:
+            with contextlib.suppress(OSError):
+                if made_file:
+                    path.unlink()
+                for folder in made:  # deepest first
+                    folder.rmdir()
+
+
 def write_reports(
     result: dict[str, Any],
     *,
@@ -65,25 +93,26 @@ def write_reports(
 ) -> list[Path]:
     """Write each requested report (missing parent folders are created); returns the paths written.
 
-    A path that cannot be written (a folder in the way, no permission) raises UsageError with one line.
+    A path that cannot be written (a folder in the way, no permission, a full disk) raises UsageError with one
+    line, after every other report has been written: one bad path never costs the others.
     """
-    writers: list[tuple[str, PathLike | None, Callable[[Path], None]]] = [
-        ("JSON", json_path, lambda p: _write_text(p, _json_text(result))),
-        ("JUnit", junit, lambda p: write_junit(result, p)),
-        ("Markdown", markdown, lambda p: _write_text(p, render_markdown(result, _relative_href(p, html)))),
-        ("HTML", html, lambda p: _write_text(p, render_html(result))),
-        ("Gradescope", gradescope, lambda p: _write_text(p, _json_text(gradescope_results(result)))),
-    ]
+    writers: dict[str, Callable[[Path], None]] = {
+        "JSON": lambda p: _write_text(p, _json_text(result)),
+        "JUnit": lambda p: write_junit(result, p),
+        "Markdown": lambda p: _write_text(p, render_markdown(result, _relative_href(p, html))),
+        "HTML": lambda p: _write_text(p, render_html(result)),
+        "Gradescope": lambda p: _write_text(p, _json_text(gradescope_results(result))),
+    }
     written: list[Path] = []
-    for kind, target, write in writers:
-        if target is None or str(target) == "":
-            continue
-        path = Path(target)
+    problems: list[str] = []
+    for kind, path in _report_paths(JSON=json_path, JUnit=junit, Markdown=markdown, HTML=html, Gradescope=gradescope):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            write(path)
+            writers[kind](path)
         except OSError as exc:
-            reason = exc.strerror or str(exc)
-            raise UsageError(f"cannot write the {kind} report to {path}: {reason}") from exc
+            problems.append(str(cannot_write(path, exc, f"the {kind} report")))
+            continue
         written.append(path)
+    if problems:
+        raise UsageError("; ".join(problems))
     return written
