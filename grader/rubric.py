@@ -10,6 +10,7 @@ rubric is loaded with the checks.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -143,10 +144,17 @@ def _parse(data: dict[str, Any], path: Path, known_checks: Mapping[str, Check] |
             raise TypeError(f"{where}.{key} has the wrong type ({type(table[key]).__name__})")
         return table[key]
 
+    def number(table: dict[str, Any], key: str, where: str) -> float:
+        """A finite number (TOML's nan and inf are floats, and true is an int to Python: none is a number here)."""
+        value = need(table, key, (int, float), where)
+        if isinstance(value, bool) or not math.isfinite(value):
+            raise TypeError(f"{where}.{key} must be a number, not {str(value).lower()}")
+        return float(value)
+
     bands_raw = need(data, "grades", dict, "the rubric")
-    bands = {g: float(need(bands_raw, g, (int, float), "[grades]")) for g in GRADE_ORDER}
-    if not bands["S"] > bands["A"] > bands["B"] > bands["C"]:
-        raise ValueError("[grades] must be strictly decreasing S > A > B > C")
+    bands = {g: number(bands_raw, g, "[grades]") for g in GRADE_ORDER}
+    if not 100 >= bands["S"] > bands["A"] > bands["B"] > bands["C"] >= 0:
+        raise ValueError("[grades] must be strictly decreasing S > A > B > C, within 0-100 (scores are out of 100)")
 
     sections = {}
     for section_id, table in need(data, "sections", dict, "the rubric").items():
@@ -158,7 +166,7 @@ def _parse(data: dict[str, Any], path: Path, known_checks: Mapping[str, Check] |
         where = f'[checks."{check_id}"]'
         if check_id not in known_checks:
             raise ValueError(f"{where} names a check that does not exist")
-        points = need(table, "points", (int, float), where)
+        points = number(table, "points", where)
         if points < 0:
             raise ValueError(f"{where}.points must not be negative")
         section_ids = tuple(table.get("sections", ()))
@@ -169,10 +177,12 @@ def _parse(data: dict[str, Any], path: Path, known_checks: Mapping[str, Check] |
         if isinstance(known_checks, Mapping):
             known_checks[check_id].settings_for(options)  # raises ValueError naming the option
         links = tuple(_link(link, f"{where}.links") for link in table.get("links", ()))
-        entries.append(RubricEntry(check_id, float(points), section_ids, str(table.get("hint", "")), options, links,
+        entries.append(RubricEntry(check_id, points, section_ids, str(table.get("hint", "")), options, links,
                                    _visibility(table, where)))
     if not entries:
         raise ValueError("[checks] is empty")
+    if not any(entry.points for entry in entries):
+        raise ValueError("the points of [checks] add up to 0: no score could be earned")
 
     return Rubric(
         name=need(data, "name", str, "the rubric"),

@@ -82,6 +82,12 @@ VALID_HEAD = 'name = "x"\ndocs_url = "u"\n[grades]\nS = 90\nA = 80\nB = 70\nC = 
          "seed_timeout must be float"),
         (VALID_HEAD + '[checks."leaderboard.pipeline"]\npoints = 1\nseed_module = "app.seed"\n', "seed_module"),
         (VALID_HEAD + '[checks."cache.ttl"]\npoints = 1\ntimeout = -1\n', "timeout must be positive"),
+        (VALID_HEAD + '[checks."cache.ttl"]\npoints = nan\n', "points must be a number, not nan"),
+        (VALID_HEAD + '[checks."cache.ttl"]\npoints = inf\n', "points must be a number, not inf"),
+        (VALID_HEAD + '[checks."cache.ttl"]\npoints = true\n', "points must be a number, not true"),
+        (VALID_HEAD + '[checks."cache.ttl"]\npoints = 0\n', "add up to 0"),
+        (VALID_HEAD.replace("S = 90", "S = 190") + '[checks."cache.ttl"]\npoints = 1\n', "within 0-100"),
+        (VALID_HEAD.replace("C = 0", "C = -10") + '[checks."cache.ttl"]\npoints = 1\n', "within 0-100"),
     ],
 )
 def test_broken_rubric_is_one_clear_error_naming_the_file(tmp_path, text, problem):
