@@ -116,6 +116,7 @@ def test_a_pipelined_seed_draws_one_round_trip(no_leftovers):
     figure = check["figure"]
     assert check["outcome"] == "passed" and figure["pipelined"] is True
     assert len(figure["groups"]) == 1 and len(figure["groups"][0]["commands"]) == figure["commands_total"] > 1
+    assert f"sent {figure['commands_total']} ZADD in 1 round trip(s)" in check["message"]  # the message counts alike
 
 
 def _agrees_with_runs(check: dict[str, Any]) -> dict[str, Any]:
