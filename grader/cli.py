@@ -175,7 +175,7 @@ def check_command(path: Path, grading: GradeOptions, min_grade: str, app_target:
         if not path.is_dir():
             raise UsageError(f"path '{path}' is not a folder")
         reports = {"json_path": json_path, "junit": junit, "markdown": markdown, "html": html, "gradescope": gradescope}
-        check_report_paths(JSON=json_path, JUnit=junit, Markdown=markdown, HTML=html, Gradescope=gradescope)
+        check_report_paths(**reports)
         result = grade(path, options)
     except GraderError as exc:
         fail(exc)

@@ -464,10 +464,10 @@ def test_report_paths_are_tried_before_grading_and_nothing_is_left_behind(tmp_pa
     (tmp_path / "file").write_text("x")
     (tmp_path / "folder.json").mkdir()
     with pytest.raises(UsageError, match=r"^cannot write the Markdown report to .*file/s.md: .*/file is not a folder$"):
-        check_report_paths(JSON=tmp_path / "new" / "deep" / "r.json", Markdown=tmp_path / "file" / "s.md")
+        check_report_paths(json_path=tmp_path / "new" / "deep" / "r.json", markdown=tmp_path / "file" / "s.md")
     with pytest.raises(UsageError, match=r"^cannot write the JSON report to .*folder.json: Is a directory$"):
-        check_report_paths(JSON=tmp_path / "folder.json")
-    check_report_paths(JSON=tmp_path / "new" / "deep" / "r.json", JUnit=tmp_path / "file", HTML=None)
+        check_report_paths(json_path=tmp_path / "folder.json")
+    check_report_paths(json_path=tmp_path / "new" / "deep" / "r.json", junit=tmp_path / "file", html=None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder.json"]
     assert (tmp_path / "file").read_text() == "x"
 

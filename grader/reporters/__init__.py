@@ -56,16 +56,22 @@ def _relative_href(markdown: Path, html: PathLike | None) -> str | None:
         return None
 
 
-def _report_paths(**targets: PathLike | None) -> list[tuple[str, Path]]:
-    return [(kind, Path(target)) for kind, target in targets.items() if target is not None and str(target) != ""]
+# write_reports' keywords, and the name of the report each one asks for.
+REPORT_KINDS = {"json_path": "JSON", "junit": "JUnit", "markdown": "Markdown", "html": "HTML", "gradescope": "Gradescope"}
+
+
+def _report_paths(targets: dict[str, PathLike | None]) -> list[tuple[str, Path]]:
+    """(report kind, path) of each report asked for (a keyword of REPORT_KINDS with a path), in that order."""
+    return [(REPORT_KINDS[keyword], Path(target)) for keyword, target in targets.items()
+            if target is not None and str(target) != ""]
 
 
 def check_report_paths(**targets: PathLike | None) -> None:
-    """Before grading: each report path (keyword = report kind) can be written, so that a mistyped path costs one
-    line now rather than the report after a grading. Tried for real (opened for appending: permissions alone do
-    not tell, for root or on a read-only mount); nothing the try creates is left behind. Raises UsageError with
-    one line."""
-    for kind, path in _report_paths(**targets):
+    """Before grading: each report path (write_reports' keywords) can be written, so that a mistyped path costs
+    one line now rather than the report after a grading. Tried for real (opened for appending: permissions alone
+    do not tell, for root or on a read-only mount); nothing the try creates is left behind. Raises UsageError
+    with one line."""
+    for kind, path in _report_paths(targets):
         made = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
         made_file = not path.exists()
         try:
@@ -105,7 +111,8 @@ def write_reports(
     }
     written: list[Path] = []
     problems: list[str] = []
-    for kind, path in _report_paths(JSON=json_path, JUnit=junit, Markdown=markdown, HTML=html, Gradescope=gradescope):
+    asked = {"json_path": json_path, "junit": junit, "markdown": markdown, "html": html, "gradescope": gradescope}
+    for kind, path in _report_paths(asked):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             writers[kind](path)
