@@ -217,7 +217,9 @@ def _uv_reason(output: str) -> str:
     reason = lines[first].split(":", 1)[1].strip()
     causes = [line.split(":", 1)[1].strip() for line in lines[first + 1 :] if re.match(r"(?i)(cause|caused by):", line)]
     text = f"{reason.rstrip('.:')}: {causes[-1]}" if causes else reason
-    return re.sub(r"`[^`]*requirements\.redis-grader\.txt`", "the requirements", text)  # our file, not theirs
+    # Our file, not theirs (its path and its line numbers, which are not those of the student's file).
+    return re.sub(r"`[^`]*requirements\.redis-grader\.txt`|\S*requirements\.redis-grader\.txt(:\d+)*",
+                  "the requirements", text)
 
 
 def _uv_bin() -> str:

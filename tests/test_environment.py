@@ -197,15 +197,16 @@ def test_two_graders_at_once_build_one_environment(tmp_path: Path) -> None:
     assert [p.name for p in cache.iterdir() if p.name.startswith(".build-")] == []
 
 
-def test_a_failing_install_is_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("text", ["this is not a requirement!!\n", "fastapi\n\x00\x01garbage==[\n"])
+def test_a_failing_install_is_one_line(tmp_path: Path, text: str) -> None:
     # An unparsable requirement: uv fails without asking any package index.
-    (tmp_path / "requirements.txt").write_text("this is not a requirement!!\n")
+    (tmp_path / "requirements.txt").write_text(text)
     with pytest.raises(GraderError) as info:
         prepare_environment(tmp_path, cache_dir=tmp_path / "cache")
     message = str(info.value)
     assert message.startswith("could not install the submission's requirements: ")
     assert "\n" not in message
-    assert "requirements.redis-grader.txt" not in message  # our internal file name is not the student's
+    assert "requirements.redis-grader.txt" not in message and ".build-" not in message  # our files, not theirs
     assert [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")] == []
 
 
