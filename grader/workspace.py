@@ -7,10 +7,8 @@ reading source with `ast` only: importing student code in the harness process wo
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import stat
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +17,7 @@ from pathlib import Path
 
 from grader.entrypoint import Entrypoint, detect_entrypoint, override_entrypoint
 from grader.errors import GraderError, UsageError
+from grader.gitinfo import head_commit
 from grader.tempdirs import make_owned_tempdir
 
 __all__ = ["Entrypoint", "Workspace", "detect_entrypoint", "open_workspace"]
@@ -90,7 +89,7 @@ def open_workspace(
             source=source,
             root=root,
             name=name,
-            commit=_git_commit(source),
+            commit=head_commit(source),  # a repository rooted at the submission only
             entrypoint=entrypoint,
             problem=problem,
             skipped=skipped,
@@ -174,20 +173,3 @@ def _remove_tree(path: Path) -> None:
         shutil.rmtree(path, onerror=make_writable_and_retry)
 
 
-def _git_commit(source: Path) -> str | None:
-    # Only a repository rooted at the submission: a folder inside another repository (a fixture inside
-    # the grader's own checkout) must not report the outer repository's commit.
-    if not (source / ".git").exists():
-        return None
-    try:
-        out = subprocess.run(
-            ["git", "-c", f"safe.directory={source}", "-C", str(source), "rev-parse", "--verify", "-q", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    sha = out.stdout.strip()
-    return sha if out.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", sha) else None

@@ -17,6 +17,7 @@ from conftest import SUBMISSIONS
 from grader import batch
 from grader.batch import BatchOptions, Grader, SubmissionDir, sources
 from grader.errors import UsageError
+from grader.workspace import open_workspace
 
 GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "s", "GIT_AUTHOR_EMAIL": "s@example.org", "GIT_COMMITTER_NAME": "s",
            "GIT_COMMITTER_EMAIL": "s@example.org"}
@@ -79,12 +80,56 @@ def test_a_missing_repository_is_a_usage_error(tmp_path: Path) -> None:
         sources.clone(sources.RosterEntry("bob", str(tmp_path / "nowhere"), None), tmp_path / "dest")
 
 
-def test_a_dirty_tree_is_marked(repo: Path) -> None:
+def test_a_dirty_tree_is_marked(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     head = git(repo, "rev-parse", "HEAD")
     assert sources.git_origin(repo) == sources.Origin(head, False)
+    monkeypatch.chdir(repo.parent)
+    assert sources.git_origin(Path(repo.name)) == sources.Origin(head, False)  # a relative path, as a CLI gets it
     (repo / "README.md").write_text("edited after the commit\n")
     assert sources.git_origin(repo) == sources.Origin(head, True)
     assert sources.git_origin(repo.parent) == sources.Origin()  # not a repository
+
+
+def test_a_repositorys_own_configuration_runs_nothing(tmp_path: Path, repo: Path) -> None:
+    """A student's .git/config can name commands git runs (core.fsmonitor on `git status`, the clean filter of the
+    files .gitattributes names): reading the commit and the dirty marker must run none of them."""
+    ran = tmp_path / "ran"
+    (repo / ".gitattributes").write_text("* filter=student\n")
+    git(repo, "config", "core.fsmonitor", f"touch {ran}/fsmonitor; false")
+    git(repo, "config", "filter.student.clean", f"touch {ran}/clean; cat")
+    ran.mkdir()
+    head = git(repo, "rev-parse", "HEAD")
+    (repo / "README.md").write_text("edited after the commit\n")
+    assert sources.git_origin(repo) == sources.Origin(head, True)
+    with open_workspace(repo) as workspace:
+        assert workspace.commit == head
+    assert sorted(p.name for p in ran.iterdir()) == []
+    assert git(repo, "status", "--porcelain") and sorted(p.name for p in ran.iterdir())  # the trap is real
+
+
+@pytest.mark.parametrize("row, message", [
+    ("alice,/r/a,--upload-pack=touch x", "'--upload-pack=touch x' is not a commit"),
+    ("alice,/r/a,main..HEAD", "'main..HEAD' is not a commit"),
+    ("alice,--upload-pack=touch x,abc123", "'--upload-pack=touch x' is not a repository"),
+])
+def test_a_roster_cell_that_git_would_read_as_an_option_is_refused(tmp_path: Path, row: str, message: str) -> None:
+    roster = tmp_path / "roster.csv"
+    roster.write_text(f"name,repo,commit\n{row}\n")
+    with pytest.raises(UsageError, match=f"roster.csv:2: {message}"):
+        sources.read_roster(roster)
+
+
+@pytest.mark.parametrize("repository, commit", [
+    ("{repo}", "--upload-pack=touch {ran}"),  # read_roster refuses it; clone() gives it to git after `--`
+    ("ext::sh -c touch% {ran}", None),  # a transport that runs a command
+])
+def test_clone_never_runs_what_a_roster_names(tmp_path: Path, repo: Path, repository: str, commit: str | None) -> None:
+    ran = tmp_path / "ran"
+    entry = sources.RosterEntry("mallory", repository.format(repo=repo, ran=ran),
+                                None if commit is None else commit.format(ran=ran))
+    with pytest.raises(UsageError, match="mallory: could not check out"):
+        sources.clone(entry, tmp_path / "dest")
+    assert not ran.exists()
 
 
 def test_the_grader_prepares_a_roster_row_and_records_its_commit(tmp_path: Path, repo: Path) -> None:

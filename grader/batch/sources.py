@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from grader.errors import UsageError
+from grader.gitinfo import checkout_state, head_commit
 from grader.tempdirs import make_owned_tempdir
 from grader.workspace import MAX_BYTES
 
@@ -29,6 +30,10 @@ ARCHIVES = (".zip", ".tar.gz", ".tgz")
 MAX_MEMBERS = 20_000
 GIT_TIMEOUT_S = 300
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}$")  # a roster name is a folder name: nothing that escapes
+# A roster's commit: a commit id, a branch or a tag - never something git would read as an option.
+_COMMIT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
+# The transports a roster's repository may use (git's ext:: and other command-running ones are refused).
+_GIT_PROTOCOLS = "file:git:http:https:ssh"
 
 
 @dataclass(frozen=True)
@@ -49,22 +54,8 @@ def archive_stem(path: Path) -> str | None:
 
 def git_origin(folder: Path) -> Origin:
     """The commit checked out in `folder` (a repository rooted there) and whether its tree differs from it."""
-    if not (folder / ".git").exists():
-        return Origin()
-    head = _git(folder, "rev-parse", "--verify", "-q", "HEAD")
-    if head is None or not re.fullmatch(r"[0-9a-f]{40,64}", head):
-        return Origin()
-    status = _git(folder, "status", "--porcelain", "--untracked-files=normal")
-    return Origin(head, None if status is None else bool(status))
-
-
-def _git(folder: Path, *args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", "-c", f"safe.directory={folder}", "-C", str(folder), *args],
-                             capture_output=True, text=True, timeout=60, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
+    commit, dirty = checkout_state(folder)
+    return Origin(commit, dirty)
 
 
 # --------------------------------------------------------------------------------------------- roster
@@ -91,6 +82,10 @@ def read_roster(path: Path) -> list[RosterEntry]:
             name, repo, commit = cells[0], cells[1], (cells[2] if len(cells) > 2 and cells[2] else None)
             if not _NAME.match(name) or name in seen:
                 raise UsageError(f"{path}:{number}: '{name}' is not a usable name (a unique folder name)")
+            if repo.startswith("-"):
+                raise UsageError(f"{path}:{number}: '{repo}' is not a repository (a path or a URL)")
+            if commit is not None and (not _COMMIT.match(commit) or ".." in commit):
+                raise UsageError(f"{path}:{number}: '{commit}' is not a commit (a commit id, a branch or a tag)")
             seen.add(name)
             entries.append(RosterEntry(name, repo, commit))
     if not entries:
@@ -103,17 +98,19 @@ def clone(entry: RosterEntry, dest: Path) -> None:
     repo = str(Path(entry.repo).resolve()) if Path(entry.repo).exists() else entry.repo
     if Path(entry.repo).exists():
         repo = "file://" + repo  # a plain path ignores --depth
-    _run_git(["git", "clone", "--quiet", "--depth", "1", "--no-tags", repo, str(dest)], entry)
+    # `--` before what the roster gave: neither the repository nor the commit is ever read as an option.
+    _run_git(["git", "clone", "--quiet", "--depth", "1", "--no-tags", "--", repo, str(dest)], entry)
     if entry.commit:
-        head = _git(dest, "rev-parse", "HEAD") or ""
+        head = head_commit(dest) or ""
         if not head.startswith(entry.commit.lower()):
             # A commit that is not a branch tip is not in a depth-1 clone: fetch exactly it.
-            _run_git(["git", "-C", str(dest), "fetch", "--quiet", "--depth", "1", "origin", entry.commit], entry)
+            _run_git(["git", "-C", str(dest), "fetch", "--quiet", "--depth", "1", "--", "origin", entry.commit],
+                     entry)
             _run_git(["git", "-C", str(dest), "checkout", "--quiet", "--detach", "FETCH_HEAD"], entry)
 
 
 def _run_git(argv: list[str], entry: RosterEntry) -> None:
-    env = {"GIT_TERMINAL_PROMPT": "0", "PATH": "/usr/local/bin:/usr/bin:/bin"}
+    env = {"GIT_TERMINAL_PROMPT": "0", "PATH": "/usr/local/bin:/usr/bin:/bin", "GIT_ALLOW_PROTOCOL": _GIT_PROTOCOLS}
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=GIT_TIMEOUT_S, check=False, env=env)
     except (OSError, subprocess.SubprocessError) as exc:
