@@ -3,11 +3,10 @@ whether it passes, quality.coverage how much of the app it runs, each from the s
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.api import CheckContext, is_test_file, python_files
+from grader.api import CheckContext, is_test_file, parse_json, python_files
 
 MAX_REPORT_BYTES = 5_000_000  # coverage's JSON report is data the grader reads: a bigger one is not trusted
 PYTEST_ARGS = ("-q", "-p", "no:cacheprovider")  # the whole suite: no -x, coverage measures every test
@@ -68,7 +67,7 @@ def parse_report(text: str, root: Path) -> Measured | None:
     if len(text) > MAX_REPORT_BYTES:
         return None
     try:
-        data = json.loads(text)
+        data = parse_json(text)
         files = {}
         for name, entry in data["files"].items():
             rel = Path(name).relative_to(root).as_posix() if Path(name).is_absolute() else name

@@ -61,6 +61,7 @@ from grader.figures import (
     ttl_moment,
     ttl_seconds,
 )
+from grader.jsondata import parse_json
 from grader.openapi import resolve
 from grader.outcome import CheckOutcome, Outcome, error, failed, passed, skipped
 from grader.probe import Probe, Reply, VirtualClient
@@ -120,6 +121,7 @@ __all__ = [
     "more_text",
     "openapi_operation",
     "operation_fields",
+    "parse_json",
     "passed",
     "points_at",
     "python_files",

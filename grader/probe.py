@@ -12,7 +12,6 @@ bytes costs a check its time, never the grading its progress.
 from __future__ import annotations
 
 import asyncio
-import json
 import ssl
 import time
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 import httpx
 
 from grader import runtime
+from grader.jsondata import parse_json
 from grader.runtime import ClientAddressing
 
 MAX_BODY = 1024 * 1024  # bytes read of a reply; the rest is dropped and the reply marked truncated
@@ -44,11 +44,8 @@ class Reply:
 
     @property
     def body(self) -> Any:
-        """The JSON body, or None when it is not JSON."""
-        try:
-            return json.loads(self.text)
-        except ValueError:
-            return None
+        """The JSON body, or None when it is not JSON (parse_json)."""
+        return parse_json(self.text)
 
     @property
     def ok(self) -> bool:

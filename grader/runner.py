@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 import resource
 import signal
 import threading
 import time
+import traceback
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +36,8 @@ from grader.services import RedisServer, start_redis, start_redis_in_background
 from grader.static import StaticFacts, analyze
 from grader.without_app import judge_without_app
 from grader.workspace import Workspace, open_workspace
+
+log = logging.getLogger(__name__)
 
 APP_STARTS = "app.starts"
 # Lanes of the background (grader/schedule.py): the submission's suite (one run, which quality.tests and
@@ -84,6 +89,11 @@ def grade(path: Path, options: GradeOptions = GradeOptions(), registry: Registry
             result = failed_to_grade(
                 submission, rubric, str(exc), duration_s=time.monotonic() - started, environment=environment
             )
+        except Exception as exc:  # a harness bug costs this submission its grading, never a traceback
+            log.debug("harness error", exc_info=True)
+            result = failed_to_grade(
+                submission, rubric, harness_error(exc), duration_s=time.monotonic() - started, environment=environment
+            )
         else:
             result = graded(
                 submission,
@@ -97,6 +107,19 @@ def grade(path: Path, options: GradeOptions = GradeOptions(), registry: Registry
         add_quiz(result, quiz, rubric, quiz_settings)
     result["timings_s"] = {stage: round(seconds, 3) for stage, seconds in timings.items()}
     return result
+
+
+# Where the grader's own code lives: the engine and the built-in checks (a traceback's frames in them are ours).
+_OWN_CODE = tuple(str(Path(folder).resolve()) + os.sep for folder in (Path(__file__).parent, Path(__file__).parents[1] / "checks"))
+
+
+def harness_error(exc: BaseException) -> str:
+    """One line for a bug of the grader's own: what was raised, and the grader's line that raised it."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(_OWN_CODE)]
+    if not frames:
+        return f"harness error: {type(exc).__name__}: {exc}"
+    where = Path(frames[-1].filename)
+    return f"harness error at {where.parent.name}/{where.name}:{frames[-1].lineno}: {type(exc).__name__}: {exc}"
 
 
 def _raise_open_files_limit() -> None:

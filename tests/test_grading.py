@@ -119,6 +119,45 @@ def test_repo_without_app_grades_c_with_the_reason(tmp_path, no_leftovers):
     assert "Traceback" not in done.stderr
 
 
+DEEP_SCHEMA = """
+
+from fastapi import Response as _Response  # noqa: E402
+
+app.router.routes = [r for r in app.router.routes if getattr(r, "path", "") != "/openapi.json"]
+
+
+@app.get("/openapi.json", include_in_schema=False)
+async def _nested_too_deep():
+    return _Response(content="[" * 100_000 + "]" * 100_000, media_type="application/json")
+"""
+
+
+@pytest.mark.slow
+def test_an_app_whose_json_nests_too_deep_is_graded(tmp_path, no_leftovers):
+    """Python's JSON parser raises RecursionError, not ValueError, on `[[[[...]]]]`: from the app it is no schema."""
+    repo = tmp_path / "repo"
+    shutil.copytree(REFERENCE, repo)
+    with (repo / "backend" / "app" / "main.py").open("a") as main:
+        main.write(DEEP_SCHEMA)
+    done, result = grade_json(tmp_path, str(repo), "--env", "current", "--redis", "local",
+                              "--only", "app.starts", "--only", "ratelimit.threshold")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stdout + done.stderr
+    assert result["status"] == "graded" and outcomes(result)["ratelimit.threshold"] == "passed"
+
+
+def test_a_harness_bug_is_that_submissions_error_never_a_traceback(tmp_path, monkeypatch):
+    from grader import runner
+
+    def broken(*args, **kwargs):
+        raise KeyError("oops")
+
+    monkeypatch.setattr(runner, "_grade_workspace", broken)
+    result = runner.grade(REFERENCE, runner.GradeOptions(env="current", redis="local"))
+    assert result["status"] == "error"
+    assert result["error"].startswith("harness error at grader/runner.py:") and result["error"].endswith(
+        ": KeyError: 'oops'")
+
+
 @pytest.mark.slow
 def test_import_error_fails_app_starts_with_log_tail(tmp_path, no_leftovers):
     done, result = grade_json(tmp_path, str(SUBMISSIONS / "import-error"), "--env", "current", "--redis", "local",

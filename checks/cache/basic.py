@@ -17,6 +17,7 @@ from grader.api import (
     check,
     commands_text,
     failed,
+    parse_json,
     passed,
     points_at,
     raw_value,
@@ -52,9 +53,8 @@ async def ttl(ctx: CheckContext, client: VirtualClient, populated: Populated, ke
 def _rewritten(raw: bytes, token: str) -> str | None:
     """The cached JSON with one product string replaced by `token`, or None when the value is not plain JSON
     (a pickle, compressed or binary value: the trace decides then)."""
-    try:
-        value = json.loads(raw)
-    except ValueError:  # UnicodeDecodeError included
+    value = parse_json(raw)
+    if value is None:
         return None
 
     def replace_first(node: Any) -> bool:

@@ -25,6 +25,7 @@ from grader.api import (
     failed,
     first_moment,
     keys_of,
+    parse_json,
     passed,
     raw_value,
     skipped,
@@ -162,10 +163,7 @@ def _shorten_metadata(raw: str | bytes, life_s: float) -> tuple[str, str] | None
     a shorter Redis TTL alone would make the key vanish while the app still believes it has a minute left.
     Any top-level number that looks like an absolute expiry about a minute ahead (seconds or milliseconds)
     is moved to `life_s` from now. Returns (new value, what changed), or None when nothing looks like one."""
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
+    value = parse_json(raw)
     if not isinstance(value, dict):
         return None
     now = time.time()
