@@ -3,7 +3,8 @@
 
 Every form becomes submission folders on disk: roster repositories are cloned shallow at their commit and archives
 are unpacked, each into an owned temporary folder (grader/tempdirs.py), which the batch removes at its end. The
-commit graded, and whether the tree differed from it (dirty), is read with git here, in the batch.
+commit graded, and whether the tree differed from it (dirty), is read in the batch by grader/gitinfo.py, never
+through the repository's own git configuration.
 """
 
 from __future__ import annotations
