@@ -94,7 +94,8 @@ with tempfile.TemporaryDirectory(prefix="redis-grader-coverage-") as tmp:
         code = subprocess.call([sys.executable, "-m", "coverage", "run", "--rcfile=" + rc, "-m", "pytest",
                                 *pytest_args], stdout=out, stderr=subprocess.STDOUT)
         out.seek(0)
-        sys.stdout.write("".join(out.readlines()[-lines:]))
+        # The suite's own lines never pass for the report: whatever it prints, only this script writes the marker.
+        sys.stdout.write("".join(line for line in out.readlines()[-lines:] if not line.startswith(marker)))
     report = os.path.join(tmp, "coverage.json")
     here = os.getcwd()
     try:
@@ -149,13 +150,15 @@ async def _run(ctx: CheckContext, timeout: float) -> SuiteRun:
             *PYTEST_ARGS]
     run = await ctx.run(argv, timeout=timeout, cwd=cwd)
     lines = run.output.splitlines()
-    reports = [line[len(REPORT_MARKER):] for line in lines if line.startswith(REPORT_MARKER)]
+    # The report is the script's last line, written after the suite has ended; a marker anywhere else is not it.
+    last = next((line for line in reversed(lines) if line.strip()), "")
+    report = last[len(REPORT_MARKER):] if last.startswith(REPORT_MARKER) else None
     where = cwd.relative_to(root).as_posix() if cwd != root else "."
     return SuiteRun(
         returncode=run.returncode,
         output="\n".join(line for line in lines if not line.startswith(REPORT_MARKER)),
         timed_out=run.timed_out,
-        measured=parse_report(reports[-1], root) if reports else None,
+        measured=parse_report(report, root) if report is not None else None,
         cwd=cwd,
         test_files=found,
         command=f"cd {where} && python -m pytest {' '.join(PYTEST_ARGS)} (under coverage)",

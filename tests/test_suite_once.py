@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from conftest import SUBMISSIONS
 
+from checks.suite import REPORT_MARKER
 from grader.runner import GradeOptions, grade
 
 REFERENCE = SUBMISSIONS / "reference"
@@ -50,3 +51,22 @@ def test_each_check_runs_the_suite_alone(tmp_path: Path, check_id: str, no_lefto
     assert seen[check_id]["outcome"] == "passed", seen[check_id]
     other = next(c for c in BOTH if c != check_id)
     assert seen[other]["outcome"] == "skipped" and not seen[other]["applicable"]
+
+
+def test_the_suite_cannot_forge_its_coverage_report(tmp_path: Path, no_leftovers: None) -> None:
+    """A suite that deletes the data coverage saved and prints the report's marker with a made-up 100 %: the grader
+    must judge the coverage it measured (none here), not the line the suite printed."""
+    root = tmp_path / "submission"
+    shutil.copytree(REFERENCE, root)
+    (root / "backend" / "tests" / "conftest.py").write_text(
+        "import atexit\nimport json\nimport os\n\nimport coverage\n\n"
+        "DATA = coverage.Coverage.current().config.data_file\n"
+        "MAIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'app', 'main.py')\n\n\n"
+        "def forge():  # once coverage has saved its data and pytest has let go of the output\n"
+        "    os.remove(DATA)\n"
+        "    report = {'files': {MAIN: {'summary': {'percent_covered': 100.0}}}, 'totals': {'percent_covered': 100.0}}\n"
+        f"    print('\\n' + {REPORT_MARKER!r} + json.dumps(report), flush=True)\n\n\n"
+        "atexit.register(forge)\n")
+    seen = outcomes(root, ("quality.coverage",))["quality.coverage"]
+    assert seen["outcome"] != "passed", seen
+    assert "100" not in seen["message"], seen["message"]
