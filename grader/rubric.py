@@ -136,56 +136,65 @@ def load(name_or_path: str, known_checks: Mapping[str, Check] | Collection[str])
         raise UsageError(f"rubric {path}: {exc}") from None
 
 
-def _parse(data: dict[str, Any], path: Path, known_checks: Mapping[str, Check] | Collection[str]) -> Rubric:
-    def need(table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
-        if key not in table:
-            raise ValueError(f"{where} is missing '{key}'")
-        if not isinstance(table[key], kind):
-            raise TypeError(f"{where}.{key} has the wrong type ({type(table[key]).__name__})")
-        return table[key]
+def _need(table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in table:
+        raise ValueError(f"{where} is missing '{key}'")
+    if not isinstance(table[key], kind):
+        raise TypeError(f"{where}.{key} has the wrong type ({type(table[key]).__name__})")
+    return table[key]
 
-    def number(table: dict[str, Any], key: str, where: str) -> float:
-        """A finite number (TOML's nan and inf are floats, and true is an int to Python: none is a number here)."""
-        value = need(table, key, (int, float), where)
-        if isinstance(value, bool) or not math.isfinite(value):
-            raise TypeError(f"{where}.{key} must be a number, not {str(value).lower()}")
-        return float(value)
 
-    bands_raw = need(data, "grades", dict, "the rubric")
-    bands = {g: number(bands_raw, g, "[grades]") for g in GRADE_ORDER}
+def _number(table: dict[str, Any], key: str, where: str) -> float:
+    """A finite number (TOML's nan and inf are floats, and true is an int to Python: none is a number here)."""
+    value = _need(table, key, (int, float), where)
+    if isinstance(value, bool) or not math.isfinite(value):
+        raise TypeError(f"{where}.{key} must be a number, not {str(value).lower()}")
+    return float(value)
+
+
+def _bands(data: dict[str, Any]) -> dict[str, float]:
+    table = _need(data, "grades", dict, "the rubric")
+    bands = {g: _number(table, g, "[grades]") for g in GRADE_ORDER}
     if not 100 >= bands["S"] > bands["A"] > bands["B"] > bands["C"] >= 0:
         raise ValueError("[grades] must be strictly decreasing S > A > B > C, within 0-100 (scores are out of 100)")
+    return bands
 
+
+def _entry(check_id: str, table: dict[str, Any], sections: Mapping[str, Section],
+           known_checks: Mapping[str, Check] | Collection[str]) -> RubricEntry:
+    where = f'[checks."{check_id}"]'
+    if check_id not in known_checks:
+        raise ValueError(f"{where} names a check that does not exist")
+    points = _number(table, "points", where)
+    if points < 0:
+        raise ValueError(f"{where}.points must not be negative")
+    section_ids = tuple(table.get("sections", ()))
+    for section_id in section_ids:
+        if section_id not in sections:
+            raise ValueError(f"{where}.sections names '{section_id}', which [sections] does not define")
+    options = {k: v for k, v in table.items() if k not in ("points", "sections", "hint", "links", "visibility")}
+    if isinstance(known_checks, Mapping):
+        known_checks[check_id].settings_for(options)  # raises ValueError naming the option
+    links = tuple(_link(link, f"{where}.links") for link in table.get("links", ()))
+    return RubricEntry(check_id, points, section_ids, str(table.get("hint", "")), options, links,
+                       _visibility(table, where))
+
+
+def _parse(data: dict[str, Any], path: Path, known_checks: Mapping[str, Check] | Collection[str]) -> Rubric:
+    bands = _bands(data)
     sections = {}
-    for section_id, table in need(data, "sections", dict, "the rubric").items():
+    for section_id, table in _need(data, "sections", dict, "the rubric").items():
         where = f'[sections."{section_id}"]'
-        sections[section_id] = Section(section_id, need(table, "title", str, where), need(table, "path", str, where))
-
-    entries = []
-    for check_id, table in need(data, "checks", dict, "the rubric").items():
-        where = f'[checks."{check_id}"]'
-        if check_id not in known_checks:
-            raise ValueError(f"{where} names a check that does not exist")
-        points = number(table, "points", where)
-        if points < 0:
-            raise ValueError(f"{where}.points must not be negative")
-        section_ids = tuple(table.get("sections", ()))
-        for section_id in section_ids:
-            if section_id not in sections:
-                raise ValueError(f"{where}.sections names '{section_id}', which [sections] does not define")
-        options = {k: v for k, v in table.items() if k not in ("points", "sections", "hint", "links", "visibility")}
-        if isinstance(known_checks, Mapping):
-            known_checks[check_id].settings_for(options)  # raises ValueError naming the option
-        links = tuple(_link(link, f"{where}.links") for link in table.get("links", ()))
-        entries.append(RubricEntry(check_id, points, section_ids, str(table.get("hint", "")), options, links,
-                                   _visibility(table, where)))
+        sections[section_id] = Section(section_id, _need(table, "title", str, where), _need(table, "path", str, where))
+    entries = [_entry(check_id, table, sections, known_checks)
+               for check_id, table in _need(data, "checks", dict, "the rubric").items()]
     if not entries:
         raise ValueError("[checks] is empty")
     if not any(entry.points for entry in entries):
         raise ValueError("the points of [checks] add up to 0: no score could be earned")
 
     return Rubric(
-        name=need(data, "name", str, "the rubric"),
+        name=_need(data, "name", str, "the rubric"),
         title=str(data.get("title", data["name"])),
         docs_url=str(data.get("docs_url", "")),
         bands=bands,
