@@ -132,6 +132,15 @@ def test_clone_never_runs_what_a_roster_names(tmp_path: Path, repo: Path, reposi
     assert not ran.exists()
 
 
+def test_a_clone_keeps_how_the_machine_reaches_a_remote_and_nothing_else() -> None:
+    environ = {"HOME": "/home/t", "https_proxy": "http://proxy.example:3128", "SSH_AUTH_SOCK": "/run/agent.sock",
+               "GIT_SSL_CAINFO": "/etc/campus-ca.pem", "GIT_CONFIG_GLOBAL": "/tmp/x", "PYTHONPATH": "/src"}
+    env = sources.git_env(environ)
+    assert env == {"https_proxy": "http://proxy.example:3128", "SSH_AUTH_SOCK": "/run/agent.sock",
+                   "GIT_SSL_CAINFO": "/etc/campus-ca.pem", "GIT_TERMINAL_PROMPT": "0",
+                   "PATH": "/usr/local/bin:/usr/bin:/bin", "GIT_ALLOW_PROTOCOL": "file:git:http:https:ssh"}
+
+
 def test_the_grader_prepares_a_roster_row_and_records_its_commit(tmp_path: Path, repo: Path) -> None:
     grader = Grader(BatchOptions(out=tmp_path / "out"))
     try:

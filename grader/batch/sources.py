@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import os
 import re
 import secrets
 import shutil
@@ -18,7 +19,7 @@ import stat
 import subprocess
 import tarfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -110,8 +111,23 @@ def clone(entry: RosterEntry, dest: Path) -> None:
             _run_git(["git", "-C", str(dest), "checkout", "--quiet", "--detach", "FETCH_HEAD"], entry)
 
 
+# What a clone keeps of the grader's environment: how this machine reaches a remote (a proxy, the certificates it
+# trusts, the ssh agent holding the instructor's key). Not HOME: the user's git configuration (a git-lfs filter
+# that would fetch from wherever the student's .lfsconfig points, hooks) takes no part in checking out a student's
+# repository.
+_NETWORK_VARS = ("SSH_AUTH_SOCK", "GIT_SSH_COMMAND", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY",
+                 "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "all_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR", "GIT_SSL_CAINFO")
+
+
+def git_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of the git commands that fetch a roster's repository."""
+    kept = {name: environ[name] for name in _NETWORK_VARS if name in environ}
+    return {**kept, "GIT_TERMINAL_PROMPT": "0", "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "GIT_ALLOW_PROTOCOL": _GIT_PROTOCOLS}
+
+
 def _run_git(argv: list[str], entry: RosterEntry) -> None:
-    env = {"GIT_TERMINAL_PROMPT": "0", "PATH": "/usr/local/bin:/usr/bin:/bin", "GIT_ALLOW_PROTOCOL": _GIT_PROTOCOLS}
+    env = git_env(os.environ)
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=GIT_TIMEOUT_S, check=False, env=env)
     except (OSError, subprocess.SubprocessError) as exc:
