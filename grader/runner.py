@@ -34,6 +34,7 @@ from grader.result import Submission, failed_to_grade, graded
 from grader.runtime import DEFAULT_APP_IMAGE, AppHandle, Runtime, activated, open_runtime
 from grader.services import RedisServer, start_redis, start_redis_in_background
 from grader.static import StaticFacts, analyze
+from grader.text import valid_unicode
 from grader.without_app import judge_without_app
 from grader.workspace import Workspace, open_workspace
 
@@ -106,7 +107,7 @@ def grade(path: Path, options: GradeOptions = GradeOptions(), registry: Registry
             )
         add_quiz(result, quiz, rubric, quiz_settings)
     result["timings_s"] = {stage: round(seconds, 3) for stage, seconds in timings.items()}
-    return result
+    return valid_unicode(result)
 
 
 # Where the grader's own code lives: the engine and the built-in checks (a traceback's frames in them are ours).

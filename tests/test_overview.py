@@ -61,6 +61,16 @@ def test_index_escapes_names_and_links_each_report() -> None:
     assert '<meta name="viewport"' in html and "http" not in html.replace("https://textbook", "")
 
 
+def test_a_folder_named_in_bytes_that_are_not_utf8_is_shown_escaped_and_linked_by_its_bytes(tmp_path: Path) -> None:
+    """An LMS archive made on Windows may name a student in cp1251: on disk, bytes that are not UTF-8."""
+    folder = b"\xef\xe5\xf2\xf0 ivanov".decode("utf-8", "surrogateescape")
+    doc = _doc("graded")
+    _store(tmp_path, folder, doc)
+    path = overview.write_overview(tmp_path, batch.collect_results(tmp_path))[1]
+    html = path.read_text(encoding="utf-8")
+    assert 'href="%EF%E5%F2%F0%20ivanov/report.html"' in html and "\\xef\\xe5\\xf2\\xf0 ivanov" in html
+
+
 def test_write_overview_over_every_result(tmp_path: Path) -> None:
     _store(tmp_path, "zoe", _doc("error"))
     _store(tmp_path, "adam", _doc("graded"))

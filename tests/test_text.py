@@ -18,3 +18,17 @@ def test_evidence_and_reports_say_and_n_more_the_same_way() -> None:
     assert first_items(["a", "b", "c", "d"], 2) == ["a", "b", "… and 2 more"]
     assert first_items(["a", "b"], 2) == ["a", "b"]
     assert requests_text(["r1", "r2", "r3"], limit=1) == ["r1", "… and 2 more"]  # type: ignore[list-item]
+
+
+def test_text_every_report_can_encode() -> None:
+    from grader.text import valid_unicode
+
+    name = b"m\xffain.py".decode("utf-8", "surrogateescape")  # a file name that is not UTF-8, as Python reads it
+    document = {"ok": "привет", name: [f"at {name}:3", ("\ud800",)], "n": 1, "none": None}
+    assert valid_unicode(document) == {"ok": "привет", "m\\xffain.py": ["at m\\xffain.py:3", ["\\ud800"]], "n": 1,
+                                       "none": None}
+    assert valid_unicode("plain") == "plain"
+    deep: list = []
+    for _ in range(100_000):  # deeper than recursion could walk
+        deep = [deep, name]
+    assert valid_unicode(deep)[1] == "m\\xffain.py"

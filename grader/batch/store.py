@@ -19,6 +19,7 @@ from typing import Any
 
 from grader.errors import UsageError
 from grader.reporters import write_reports
+from grader.text import valid_unicode
 
 from .integrity import signature, signing_key, verified
 
@@ -86,6 +87,7 @@ def write_submission(folder: Path, doc: dict[str, Any], settings: dict[str, Any]
     leaves either no result.json or a complete one, never a half file that a resumed run would trust. The
     signature beside it is written before it: a run stopped between the two leaves an old result.json with a
     new signature, which a resumed run does not trust either."""
+    valid_unicode(doc)  # the batch adds what it knows (the submission's path, its commit) to the child's document
     write_reports(doc, **{kind: folder / name for kind, name in REPORTS.items()})
     data = (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
     record = dict(settings)

@@ -16,6 +16,7 @@ from urllib.parse import quote
 from markupsafe import Markup
 
 from ..rubric import GRADE_ORDER
+from ..text import valid_unicode
 from ._common import Report, read_result
 from ._templates import environment as template_environment
 from .figures import classwide
@@ -97,9 +98,11 @@ def build_overview(results: list[tuple[str, dict[str, Any]]], out: Path | None =
     titles: set[str] = set()
     for folder, doc in results:
         report = read_result(doc)
-        report.name = folder
+        # A folder named in bytes that are not UTF-8 is shown with them escaped, and linked to by those bytes.
+        report.name = valid_unicode(folder)
         has_report = out is None or (out / folder / REPORT_HTML).is_file()
-        rows.append(Row(folder, report, f"{quote(folder)}/{REPORT_HTML}" if has_report else ""))
+        href = f"{quote(folder, errors='surrogateescape')}/{REPORT_HTML}" if has_report else ""
+        rows.append(Row(report.name, report, href))
         if not report.graded:
             grades[NOT_GRADED] = grades.get(NOT_GRADED, 0) + 1
             continue
