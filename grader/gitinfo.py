@@ -4,7 +4,7 @@ from it (dirty).
 A repository's own configuration can name commands that git runs: `core.fsmonitor` on `git status`, the clean
 filter of every file its .gitattributes names, and more. A submission's repository is the student's, so git here
 never reads it: it works on a git folder of the grader's own, with an empty configuration, that holds a copy of
-the submission's HEAD, refs and index and reads its objects where they are (read only). Neither the user's nor the
+the submission's HEAD, refs and index (up to a size) and reads its objects where they are (read only). Neither the user's nor the
 system's git configuration takes part either, so every machine reads a repository alike.
 """
 
@@ -15,14 +15,18 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from grader.tempdirs import owned_tempdir
 
 GIT_TIMEOUT_S = 60
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _COPIED = ("HEAD", "packed-refs", "index", "shallow")  # files of a git folder that name what is checked out
 _CONFIG_MAX_BYTES = 1024 * 1024
+# The most of a submission's git state that is copied (refs and index); a repository with more is read as none.
+_STATE_MAX_BYTES = 64 * 1024 * 1024
+_STATE_MAX_FILES = 20_000
 
 Git = Callable[..., "str | None"]  # git(*args): its standard output, stripped, or None when it failed
 
@@ -43,19 +47,33 @@ def _config(git_dir: Path) -> str:
     return "[core]\n\trepositoryformatversion = 0\n\tbare = false\n"
 
 
-def _copy_state(git_dir: Path, view: Path) -> None:
-    for name in _COPIED:
-        if _regular_file(git_dir / name):
-            shutil.copyfile(git_dir / name, view / name)
-    for shared in git_dir.glob("sharedindex.*"):  # a split index keeps part of itself beside it
-        if _regular_file(shared):
-            shutil.copyfile(shared, view / shared.name)
+def _state_files(git_dir: Path) -> list[Path] | None:
+    """The files of the git folder that name what is checked out (relative to it): HEAD, the refs, the index; None
+    when they are more than a repository needs (a submission's .git can hold anything)."""
+    found = [Path(name) for name in _COPIED if _regular_file(git_dir / name)]
+    found += [shared.relative_to(git_dir) for shared in git_dir.glob("sharedindex.*") if _regular_file(shared)]
     refs = git_dir / "refs"
     if refs.is_dir() and not refs.is_symlink():
-        shutil.copytree(refs, view / "refs", symlinks=True)
-    else:
-        (view / "refs").mkdir()
+        for folder, _, files in os.walk(refs):  # links to folders are not followed
+            found += [Path(folder, name).relative_to(git_dir) for name in files if _regular_file(Path(folder, name))]
+            if len(found) > _STATE_MAX_FILES:
+                return None
+    if sum((git_dir / name).stat().st_size for name in found) > _STATE_MAX_BYTES:
+        return None
+    return found
+
+
+def _copy_state(git_dir: Path, view: Path) -> bool:
+    """Copy the state git reads into `view`; False when it is too big to be a student's repository."""
+    found = _state_files(git_dir)
+    if found is None:
+        return False
+    (view / "refs").mkdir()
+    for name in found:
+        (view / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(git_dir / name, view / name)
     (view / "config").write_text(_config(git_dir), encoding="utf-8")
+    return True
 
 
 @contextlib.contextmanager
@@ -67,17 +85,19 @@ def _repository(folder: Path) -> Iterator[Git | None]:
     if not git_dir.is_dir() or git_dir.is_symlink():  # a .git file (a worktree, a submodule) points elsewhere
         yield None
         return
-    with tempfile.TemporaryDirectory(prefix="redis-grader-git-") as tmp:
-        view = Path(tmp) / "git"
+    with owned_tempdir("redis-grader-git-") as tmp:  # swept by the next grader if this one is killed
+        view = tmp / "git"
         try:
             view.mkdir()
-            _copy_state(git_dir, view)
+            copied = _copy_state(git_dir, view)
         except OSError:
+            copied = False
+        if not copied:
             yield None
             return
         env = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-            "HOME": tmp,
+            "HOME": str(tmp),
             "GIT_CONFIG_NOSYSTEM": "1",
             "GIT_CONFIG_GLOBAL": os.devnull,
             "GIT_OBJECT_DIRECTORY": str(git_dir / "objects"),

@@ -107,6 +107,16 @@ def test_a_repositorys_own_configuration_runs_nothing(tmp_path: Path, repo: Path
     assert git(repo, "status", "--porcelain") and sorted(p.name for p in ran.iterdir())  # the trap is real
 
 
+def test_a_git_state_too_big_to_be_a_students_is_read_as_no_repository(repo: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from grader import gitinfo
+
+    head = git(repo, "rev-parse", "HEAD")
+    assert sources.git_origin(repo) == sources.Origin(head, False)
+    monkeypatch.setattr(gitinfo, "_STATE_MAX_BYTES", (repo / ".git" / "index").stat().st_size - 1)
+    assert sources.git_origin(repo) == sources.Origin()  # the index alone is over the cap: nothing is copied
+
+
 @pytest.mark.parametrize("row, message", [
     ("alice,/r/a,--upload-pack=touch x", "'--upload-pack=touch x' is not a commit"),
     ("alice,/r/a,main..HEAD", "'main..HEAD' is not a commit"),
