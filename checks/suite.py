@@ -14,6 +14,8 @@ REPORT_MARKER = "redis-grader-coverage-report: "
 OUTPUT_LINES = 40  # of the suite's output, the tail that comes back
 # The default timeout of both checks that judge the suite: equal, so that by default they share one run.
 SUITE_TIMEOUT = 150.0
+# The course's libraries, imported before coverage starts when the submission imports them (see RUN_SUITE).
+PRELOADED = ("fastapi", "redis")
 
 
 def find_test_files(root: Path) -> list[Path]:
@@ -77,22 +79,60 @@ def parse_report(text: str, root: Path) -> Measured | None:
         return None
 
 
+# Runs in the submission's environment as the suite's own process: pytest, with coverage started once pytest and
+# its plugins are loaded and before any conftest, test module or plugin of the submission's is imported (where
+# pytest-cov starts it too). What the grader needs of the measurement is the app's lines, and none of the app is
+# imported before then. First it imports the libraries of PRELOADED the submission imports itself: the app imports
+# them as it always would, they are only found already loaded, and their start-up (FastAPI's and pydantic's are
+# most of a suite's processor time) no longer runs under coverage's tracer, which would double it. An import that
+# fails or warns here fails or warns the same way again when the submission imports it, inside its own tests.
+RUN_SUITE = r"""
+import os, sys
+import coverage
+import pytest
+rc, preload = sys.argv[1], [name for name in sys.argv[2].split(",") if name]
+sys.path[0] = os.getcwd()  # as `python -m pytest` has it
+
+class StartCoverage:
+    measured = None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_load_initial_conftests(self, early_config, parser, args):
+        for name in preload:
+            try:
+                __import__(name)
+            except Exception:
+                pass
+        self.measured = coverage.Coverage(config_file=rc)
+        self.measured.start()
+
+plugin = StartCoverage()
+try:
+    code = pytest.main(sys.argv[3:], plugins=[plugin])
+finally:
+    if plugin.measured is not None:
+        plugin.measured.stop()
+        plugin.measured.save()
+sys.exit(int(code))
+"""
+
 # Runs in the submission's environment (in its runtime: the local sandbox or a container), never in the grader:
 # coverage's files live in a temporary folder there, and only the tail of the suite's output and the JSON report
 # come back, on standard output. Isolated (-I) itself, so the coverage it imports to write the report is the
-# environment's, never a module of the submission's; the suite it runs imports the submission as usual. The report
-# is written from the temporary folder, so it names the measured files by their absolute paths.
+# environment's, never a module of the submission's; the suite (RUN_SUITE, a process of its own) imports the
+# submission as usual. The report is written from the temporary folder, so it names the measured files by their
+# absolute paths.
 MEASURE = r"""
 import os, subprocess, sys, tempfile
-rc_text, marker, lines = sys.argv[1], sys.argv[2], int(sys.argv[3])
-pytest_args = sys.argv[4:]
+rc_text, marker, lines, run_suite, preload = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+pytest_args = sys.argv[6:]
 with tempfile.TemporaryDirectory(prefix="redis-grader-coverage-") as tmp:
     rc = os.path.join(tmp, "coveragerc")
     with open(rc, "w") as fh:
         fh.write(rc_text.replace("@DATA@", os.path.join(tmp, "data")))
     with open(os.path.join(tmp, "output"), "w+") as out:
-        code = subprocess.call([sys.executable, "-m", "coverage", "run", "--rcfile=" + rc, "-m", "pytest",
-                                *pytest_args], stdout=out, stderr=subprocess.STDOUT)
+        code = subprocess.call([sys.executable, "-c", run_suite, rc, preload, *pytest_args],
+                               stdout=out, stderr=subprocess.STDOUT)
         out.seek(0)
         # The suite's own lines never pass for the report: whatever it prints, only this script writes the marker.
         sys.stdout.write("".join(line for line in out.readlines()[-lines:] if not line.startswith(marker)))
@@ -129,7 +169,7 @@ class SuiteRun:
     def missing_module(self) -> str | None:
         """'pytest' or 'coverage' when the submission's environment lacks it, else None."""
         for module in ("pytest", "coverage"):
-            if f"No module named {module}" in self.output:
+            if f"No module named '{module}'" in self.output or f"No module named {module}" in self.output:
                 return module
         return None
 
@@ -146,8 +186,9 @@ async def _run(ctx: CheckContext, timeout: float) -> SuiteRun:
     found = find_test_files(root)
     cwd = tests_dir(root, ctx.app_dir, found)
     source = ctx.app_dir  # the folder the app runs from: its package and modules, the tests left out
+    preload = ",".join(name for name in PRELOADED if name in ctx.facts.libraries)
     argv = [ctx.python, "-I", "-c", MEASURE, rcfile(source, Path("@DATA@")), REPORT_MARKER, str(OUTPUT_LINES),
-            *PYTEST_ARGS]
+            RUN_SUITE, preload, *PYTEST_ARGS]
     run = await ctx.run(argv, timeout=timeout, cwd=cwd)
     lines = run.output.splitlines()
     # The report is the script's last line, written after the suite has ended; a marker anywhere else is not it.

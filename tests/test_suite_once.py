@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from conftest import SUBMISSIONS
 
-from checks.suite import REPORT_MARKER
+from checks.suite import REPORT_MARKER, SuiteRun
 from grader.runner import GradeOptions, grade
 
 REFERENCE = SUBMISSIONS / "reference"
@@ -70,3 +70,39 @@ def test_the_suite_cannot_forge_its_coverage_report(tmp_path: Path, no_leftovers
     seen = outcomes(root, ("quality.coverage",))["quality.coverage"]
     assert seen["outcome"] != "passed", seen
     assert "100" not in seen["message"], seen["message"]
+
+
+def test_a_suite_that_makes_every_warning_an_error_passes_as_it_does_alone(tmp_path: Path, no_leftovers: None) -> None:
+    """The libraries the grader loads before coverage starts (checks/suite.py, RUN_SUITE) are loaded after pytest
+    has its plugins: loaded before, pytest would warn that it cannot rewrite the asserts of anyio's plugin, and a
+    suite that turns every warning into an error would fail under the grader and pass on its own."""
+    root = tmp_path / "submission"
+    shutil.copytree(REFERENCE, root)
+    (root / "backend" / "pytest.ini").write_text("[pytest]\nfilterwarnings =\n    error\n")
+    seen = outcomes(root, BOTH)
+    assert seen["quality.tests"]["outcome"] == "passed", seen["quality.tests"]
+    assert "warning" not in " ".join(seen["quality.tests"]["evidence"]["output_tail"]), seen["quality.tests"]
+    assert seen["quality.coverage"]["outcome"] == "passed", seen["quality.coverage"]
+
+
+def test_the_apps_own_lines_are_measured_from_its_first_import(tmp_path: Path, no_leftovers: None) -> None:
+    """Coverage starts before the app is first imported, so a module the tests only import (never call) counts
+    its top-level lines as run, as `coverage run -m pytest` would."""
+    root = tmp_path / "submission"
+    shutil.copytree(REFERENCE, root)
+    (root / "backend" / "app" / "constants.py").write_text("A = 1\nB = 2\n\n\ndef unused():\n    return A + B\n")
+    (root / "backend" / "tests" / "test_constants.py").write_text(
+        "from app import constants\n\n\ndef test_constants():\n    assert constants.A == 1\n")
+    seen = outcomes(root, ("quality.coverage",))["quality.coverage"]
+    assert "backend/app/constants.py: 75%" in seen["evidence"]["least_covered"], seen["evidence"]
+
+
+def test_a_missing_pytest_or_coverage_is_named_in_both_forms_python_gives() -> None:
+    def run(output: str) -> SuiteRun:
+        return SuiteRun(returncode=1, output=output, timed_out=False, measured=None, cwd=Path("."), test_files=[],
+                        command="")
+
+    assert run("ModuleNotFoundError: No module named 'pytest'").missing_module == "pytest"
+    assert run("/venv/bin/python: No module named coverage").missing_module == "coverage"
+    assert run("ModuleNotFoundError: No module named 'coverage'").missing_module == "coverage"
+    assert run("ModuleNotFoundError: No module named 'pytest_asyncio'").missing_module is None
