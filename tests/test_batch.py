@@ -20,6 +20,7 @@ from conftest import ROOT, SUBMISSIONS, cmdline, own_rubric, reaped, wait_while_
 
 from grader import batch, procfs
 from grader.batch import BatchOptions, SubmissionDir, supervisor
+from grader.batch.forkserver import CHILD_RESULT_FD, SWITCH_VAR
 from grader.batch.integrity import KEY_VAR
 from grader.cli import main
 from grader.errors import UsageError
@@ -256,7 +257,8 @@ def n(name: str) -> str:
 
 def _start_batch(class_dir: Path, out: Path, **popen: Any) -> subprocess.Popen[str]:
     """`grader batch` on `class_dir` in a session of its own (so a test can signal it and reap what is left)."""
-    return subprocess.Popen(_argv(class_dir, out, "--start-timeout", "120"), cwd=ROOT, env=_env(), text=True,
+    popen.setdefault("env", _env())
+    return subprocess.Popen(_argv(class_dir, out, "--start-timeout", "120"), cwd=ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True, **popen)
 
@@ -467,22 +469,33 @@ def test_a_batch_started_with_sigint_ignored_still_stops_on_sigint(hang_dir: Pat
     assert not _left_behind()
 
 
+def _children(pid: int) -> list[int]:
+    return [child for child in procfs.pids() if (info := procfs.stat(child)) and info.ppid == pid]
+
+
 @pytest.mark.slow
-def test_the_child_and_its_app_learn_nothing_of_where_results_go(hang_dir: Path, no_leftovers: None) -> None:
-    # While the hanging app is up, read what the `grader check` child and the app got: their command lines,
-    # environments and open files. None names the results folder or the signing key.
+@pytest.mark.parametrize("fork_server", ["1", "0"])
+def test_the_child_and_its_app_learn_nothing_of_where_results_go(hang_dir: Path, fork_server: str,
+                                                                 no_leftovers: None) -> None:
+    # While the hanging app is up, read what the `grader check` child (forked by the fork server, or started
+    # afresh), the fork server and the app got: their command lines, environments and open files. None names the
+    # results folder or the signing key; the child has its result pipe, and nothing else the batch opened.
     out = hang_dir.parent / "results"
-    proc = _start_batch(hang_dir, out)
+    proc = _start_batch(hang_dir, out, env={**_env(), SWITCH_VAR: fork_server})
     with reaped(proc):
         wait_while_running(proc, _app_is_up, "the batch did not get going")
-        child = [pid for pid in procfs.pids() if (info := procfs.stat(pid)) and info.ppid == proc.pid]
+        graders = _children(proc.pid)
+        child = [pid for server in graders for pid in _children(server)] if fork_server == "1" else graders
         app = [int(line.split(":")[0]) for line in _left_behind() if "uvicorn" in line]
-        assert len(child) == 1 and app
-        for pid in child + app:
+        assert len(graders) == 1 and len(child) == 1 and app
+        for pid in graders + child + app:
             seen = cmdline(pid) + procfs.environ(pid) + "\0".join(_open_files(pid)).encode()
             for secret in (str(out), str(out.resolve()), os.environ[KEY_VAR]):
                 assert secret.encode() not in seen, f"process {pid} can learn {secret}"
-        assert b"--result-fd" in cmdline(child[0])
+        if fork_server == "0":
+            assert b"--result-fd" in cmdline(child[0])
+        else:  # forked: its result pipe is its descriptor 3
+            assert os.readlink(f"/proc/{child[0]}/fd/{CHILD_RESULT_FD}").startswith("pipe:")
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, output

@@ -3,13 +3,15 @@
 Why subprocesses: a submission that crashes the harness, leaks a thread or hangs forever must cost only
 its own row. Each child runs in its own session, so a wall-clock timeout can stop it (SIGINT first, so
 it stops its app, Redis and container itself; SIGKILL to what is left after a grace) without touching
-the batch or the other children.
+the batch or the other children. The children are forked from a server that has imported the grader once
+(grader/batch/forkserver.py); where it cannot run, each starts afresh.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import secrets
 import select
@@ -31,9 +33,12 @@ from grader.services import remove_orphaned_containers
 from grader.tempdirs import sweep_orphaned_tempdirs
 
 from . import sources
+from .forkserver import CHILD_RESULT_FD, ForkedChild, ForkServer, ServerGone
 from .integrity import KEY_VAR
 from .plan import BatchOptions, SubmissionDir, grading_settings
 from .store import LOG, write_submission
+
+log = logging.getLogger(__name__)
 
 BATCH_VAR = "REDIS_GRADER_BATCH"
 RESULT_CAP = 32 * 1024 * 1024  # a result document is a few hundred KiB; more is not one
@@ -82,9 +87,12 @@ def check_argv(sub: SubmissionDir, options: BatchOptions, result_fd: int) -> lis
     return argv
 
 
-def _child_env(token: str) -> dict[str, str]:
+def _child_env(token: str | None) -> dict[str, str]:
+    """A child's environment (`token` None: the fork server's, which marks no child)."""
     env = dict(os.environ)
-    env[BATCH_VAR] = token  # marks the child and whatever inherits its environment (see processes_of)
+    env.pop(BATCH_VAR, None)
+    if token is not None:
+        env[BATCH_VAR] = token  # marks the child and whatever inherits its environment (see processes_of)
     env.pop(KEY_VAR, None)  # where the signing key is: the child signs nothing, and its app must not learn it
     # The child must import this very grader, also when it runs from a source checkout and the batch's cwd
     # is elsewhere. An installed grader is importable anyway (and site-packages must not go before stdlib).
@@ -169,7 +177,10 @@ def sweep(token: str) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
-def kill_tree(proc: subprocess.Popen[bytes], token: str) -> None:
+Child = subprocess.Popen[bytes] | ForkedChild  # started afresh, or forked by the fork server
+
+
+def kill_tree(proc: Child, token: str) -> None:
     """SIGKILL the child and everything it started. Its app and Redis run in sessions of their own, so a
     process-group kill would orphan them: freeze everything first (SIGSTOP, until a scan finds nothing new,
     so nothing forks away), then kill what was frozen."""
@@ -202,6 +213,9 @@ class Grader:
         self._hurry = threading.Event()  # a second Ctrl-C: no grace, kill at once
         self.workdir: Path | None = None  # where clones and archives are unpacked (made on first need)
         self._workdir_lock = threading.Lock()
+        self._forks: ForkServer | None = None  # started with the first child; None again if it ends
+        self._forks_tried = False
+        self._forks_lock = threading.Lock()
 
     def stop(self, *, hurry: bool = False) -> None:
         self._stop.set()
@@ -258,7 +272,11 @@ class Grader:
         return SubmissionDir(sub.name, dest), sources.git_origin(dest)
 
     def close(self) -> None:
-        """Remove the clones and unpacked archives."""
+        """End the fork server; remove the clones and unpacked archives."""
+        with self._forks_lock:
+            if self._forks is not None:
+                self._forks.close()
+                self._forks = None
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
@@ -278,16 +296,11 @@ class Grader:
             return None
         return self._read_result(sub, result, folder / LOG, code, timed_out, duration)
 
-    def _start(self, sub: SubmissionDir, token: str, log: BinaryIO) -> tuple[subprocess.Popen[bytes], Drain, Drain]:
+    def _start(self, sub: SubmissionDir, token: str, log: BinaryIO) -> tuple[Child, Drain, Drain]:
         result_read, result_write = os.pipe()
         output_read, output_write = os.pipe()
         try:
-            proc = subprocess.Popen(
-                [sys.executable, "-c", _CHILD, *check_argv(sub, self.options, result_write)],
-                stdin=subprocess.DEVNULL, stdout=output_write, stderr=subprocess.STDOUT, pass_fds=(result_write,),
-                env=_child_env(token),
-                start_new_session=True,  # its own process group: Ctrl-C on the terminal is the batch's to relay
-            )
+            proc = self._spawn(sub, token, output_write, result_write)
         except BaseException:
             os.close(result_read)
             os.close(output_read)
@@ -297,7 +310,35 @@ class Grader:
             os.close(output_write)
         return proc, Drain(result_read, cap=RESULT_CAP), Drain(output_read, sink=log)
 
-    def _wait(self, proc: subprocess.Popen[bytes], started: float, token: str) -> tuple[int | None, bool]:
+    def _spawn(self, sub: SubmissionDir, token: str, output_write: int, result_write: int) -> Child:
+        """The child: forked by the fork server, or started afresh when there is none."""
+        forks = self._fork_server()
+        if forks is not None:
+            try:
+                return forks.spawn(["check", *check_argv(sub, self.options, CHILD_RESULT_FD)], _child_env(token),
+                                   output_write, result_write)
+            except ServerGone as exc:
+                log.warning("%s: each submission's grader starts afresh from now on", exc)
+                with self._forks_lock:
+                    if self._forks is forks:
+                        self._forks = None
+                forks.close()
+        return subprocess.Popen(
+            [sys.executable, "-c", _CHILD, *check_argv(sub, self.options, result_write)],
+            stdin=subprocess.DEVNULL, stdout=output_write, stderr=subprocess.STDOUT, pass_fds=(result_write,),
+            env=_child_env(token),
+            start_new_session=True,  # its own process group: Ctrl-C on the terminal is the batch's to relay
+        )
+
+    def _fork_server(self) -> ForkServer | None:
+        with self._forks_lock:
+            if not self._forks_tried:
+                self._forks_tried = True
+                forks = ForkServer(_child_env(None))
+                self._forks = forks if forks.start() else None
+            return self._forks
+
+    def _wait(self, proc: Child, started: float, token: str) -> tuple[int | None, bool]:
         """(exit code, timed out). The code is None when the batch was interrupted."""
         deadline = started + self.options.timeout
         while True:
@@ -312,7 +353,7 @@ class Grader:
                 self._end(proc, token)
                 return proc.returncode, True
 
-    def _end(self, proc: subprocess.Popen[bytes], token: str) -> None:
+    def _end(self, proc: Child, token: str) -> None:
         """SIGINT (the child's KeyboardInterrupt path stops its app, Redis and container), then SIGKILL
         the whole tree after the grace."""
         if not self._hurry.is_set():
