@@ -143,6 +143,16 @@ def test_a_killed_child_reports_the_signal(server: ForkServer, hanging: Path, no
         assert child.wait(timeout=30) == -signal.SIGKILL
 
 
+def test_a_child_stopped_the_moment_its_pid_is_known_stops(server: ForkServer, hanging: Path,
+                                                           no_leftovers: None) -> None:
+    """Its session and SIGINT handler are in place before spawn() returns: a SIGINT to its session at once (a
+    batch timing out, Ctrl-C) is neither lost (no such session yet) nor ignored (the server's disposition)."""
+    for _ in range(5):
+        with _blocked_child(server, hanging) as (child, _, _):
+            os.killpg(child.pid, signal.SIGINT)
+            assert child.wait(timeout=60) != 0
+
+
 def test_a_server_that_ended_is_said_so_and_its_orphans_count_as_killed(hanging: Path, no_leftovers: None) -> None:
     forks = ForkServer(supervisor._child_env(None))
     assert forks.start()

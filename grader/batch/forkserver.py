@@ -8,8 +8,9 @@ the server, and the server has no threads to fork in a half-held state).
 
 The child is set up as the supervisor sets up a subprocess: its own session, standard input from /dev/null,
 output into the pipe it is given, the result pipe as descriptor 3, every other descriptor closed, the
-environment it is given, Python's own SIGINT handler, not dumpable. The server reaps its children and reports
-each exit code; `ForkedChild` gives the supervisor the part of `subprocess.Popen` it uses.
+environment it is given, Python's own SIGINT handler, not dumpable. Its session and handler are in place before
+the supervisor learns its pid, so a SIGINT to its session (a timeout, Ctrl-C) always finds them. The server reaps
+its children and reports each exit code; `ForkedChild` gives the supervisor the part of `subprocess.Popen` it uses.
 
 The channel is an anonymous socket pair that only the server holds (it is not dumpable either, so no
 submission can reach its descriptors through /proc), and the server ends when the batch closes it or dies.
@@ -87,9 +88,18 @@ def serve():
         if not message:
             return None  # the batch closed the channel, or is gone
         request = json.loads(message)
+        set_up, child_is_set_up = os.pipe()
         pid = os.fork()
         if pid == 0:
+            # Before the batch learns the pid: from then on it may stop the child with SIGINT to its session.
+            os.setsid()
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            os.close(set_up)
+            os.close(child_is_set_up)
             return request, fds
+        os.close(child_is_set_up)
+        os.read(set_up, 1)  # end of file once the child closed its end (or died)
+        os.close(set_up)
         for fd in fds:
             os.close(fd)
         channel.send(json.dumps({"id": request["id"], "pid": pid}).encode())
@@ -101,7 +111,6 @@ if served is None:
     sys.exit(0)
 request, (output, result) = served
 channel.close()
-os.setsid()
 os.dup2(output, 1)
 os.dup2(output, 2)
 os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
@@ -109,7 +118,6 @@ os.dup2(result, 3)
 os.closerange(4, os.sysconf("SC_OPEN_MAX"))
 os.environ.clear()
 os.environ.update(request["env"])
-signal.signal(signal.SIGINT, signal.default_int_handler)
 argv = request["argv"]
 del channel, served, request, output, result
 from grader.cli import main
@@ -139,10 +147,9 @@ class ForkedChild:
     """A child of the fork server, as the supervisor sees a subprocess.Popen: pid, poll(), wait(), returncode.
     Its exit code comes from the server, which reaps it; a negative code names the signal that killed it."""
 
-    def __init__(self, pid: int, server: ForkServer) -> None:
+    def __init__(self, pid: int) -> None:
         self.pid = pid
         self.returncode: int | None = None
-        self._server = server
         self._exited = threading.Event()
 
     def _ended(self, code: int) -> None:
@@ -239,7 +246,7 @@ class ForkServer:
                     raise ServerGone("the fork server did not answer")
                 self._state.wait(left)
             pid = self._replies.pop(request_id)
-            child = ForkedChild(pid, self)
+            child = ForkedChild(pid)
             if pid in self._early_exits:
                 child._ended(self._early_exits.pop(pid))
             else:

@@ -22,6 +22,7 @@ import sys
 import sysconfig
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -38,7 +39,7 @@ from .integrity import KEY_VAR
 from .plan import BatchOptions, SubmissionDir, grading_settings
 from .store import LOG, write_submission
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 BATCH_VAR = "REDIS_GRADER_BATCH"
 RESULT_CAP = 32 * 1024 * 1024  # a result document is a few hundred KiB; more is not one
@@ -201,6 +202,23 @@ def kill_tree(proc: Child, token: str) -> None:
     sweep_orphaned_tempdirs()  # and its workspace copy, homes and Redis folders
 
 
+def _with_pipes(log: BinaryIO, start: Callable[[int, int], Child]) -> tuple[Child, Drain, Drain]:
+    """`start(output, result)` with the write ends of two new pipes: the child's output, drained into `log`, and
+    its result document, read into memory."""
+    result_read, result_write = os.pipe()
+    output_read, output_write = os.pipe()
+    try:
+        proc = start(output_write, result_write)
+    except BaseException:
+        os.close(result_read)
+        os.close(output_read)
+        raise
+    finally:  # the child holds the write ends now: EOF comes when it (and anything it passed them to) is gone
+        os.close(result_write)
+        os.close(output_write)
+    return proc, Drain(result_read, cap=RESULT_CAP), Drain(output_read, sink=log)
+
+
 # --------------------------------------------------------------------------------------------- one submission
 
 
@@ -297,38 +315,25 @@ class Grader:
         return self._read_result(sub, result, folder / LOG, code, timed_out, duration)
 
     def _start(self, sub: SubmissionDir, token: str, log: BinaryIO) -> tuple[Child, Drain, Drain]:
-        result_read, result_write = os.pipe()
-        output_read, output_write = os.pipe()
-        try:
-            proc = self._spawn(sub, token, output_write, result_write)
-        except BaseException:
-            os.close(result_read)
-            os.close(output_read)
-            raise
-        finally:  # the child holds the write ends now: EOF comes when it (and anything it passed them to) is gone
-            os.close(result_write)
-            os.close(output_write)
-        return proc, Drain(result_read, cap=RESULT_CAP), Drain(output_read, sink=log)
-
-    def _spawn(self, sub: SubmissionDir, token: str, output_write: int, result_write: int) -> Child:
-        """The child: forked by the fork server, or started afresh when there is none."""
+        """The child: forked by the fork server, or started afresh when there is none (or it has just ended: then
+        with new pipes, so that a child it may have forked before it ended writes into nothing that is read)."""
         forks = self._fork_server()
         if forks is not None:
             try:
-                return forks.spawn(["check", *check_argv(sub, self.options, CHILD_RESULT_FD)], _child_env(token),
-                                   output_write, result_write)
+                return _with_pipes(log, lambda output, result: forks.spawn(
+                    ["check", *check_argv(sub, self.options, CHILD_RESULT_FD)], _child_env(token), output, result))
             except ServerGone as exc:
-                log.warning("%s: each submission's grader starts afresh from now on", exc)
+                logger.warning("%s: each submission's grader starts afresh from now on", exc)
                 with self._forks_lock:
                     if self._forks is forks:
                         self._forks = None
                 forks.close()
-        return subprocess.Popen(
-            [sys.executable, "-c", _CHILD, *check_argv(sub, self.options, result_write)],
-            stdin=subprocess.DEVNULL, stdout=output_write, stderr=subprocess.STDOUT, pass_fds=(result_write,),
+        return _with_pipes(log, lambda output, result: subprocess.Popen(
+            [sys.executable, "-c", _CHILD, *check_argv(sub, self.options, result)],
+            stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, pass_fds=(result,),
             env=_child_env(token),
             start_new_session=True,  # its own process group: Ctrl-C on the terminal is the batch's to relay
-        )
+        ))
 
     def _fork_server(self) -> ForkServer | None:
         with self._forks_lock:
