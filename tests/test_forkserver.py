@@ -122,7 +122,7 @@ def test_a_forked_child_has_its_own_session_its_pipes_and_nothing_else(server: F
     with _blocked_child(server, hanging) as (child, output_read, result_read):
         _wait_for(lambda: _app_started(child), "the child did not start the app")
         assert server._process is not None
-        channel_fd = cmdline(server._process.pid).split(b"\0")[3].decode()  # python -c SERVER <fd> ...
+        channel_fd = cmdline(server._process.pid).split(b"\0")[3].decode()  # python -m grader.batch.forks <fd> ...
         channel = os.readlink(f"/proc/{server._process.pid}/fd/{channel_fd}")
         info = procfs.stat(child.pid)
         assert info is not None and info.sid == child.pid and info.pgid == child.pid

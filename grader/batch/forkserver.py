@@ -12,7 +12,7 @@ environment it is given, Python's own SIGINT handler, not dumpable. Its session 
 the supervisor learns its pid, so a SIGINT to its session (a timeout, Ctrl-C) always finds them. The server reaps
 its children and reports each exit code; `ForkedChild` gives the supervisor the part of `subprocess.Popen` it uses.
 
-The channel is an anonymous socket pair that only the server holds (it is not dumpable either, so no
+The server's own code is grader/batch/forks.py. The channel is an anonymous socket pair that only the server holds (it is not dumpable either, so no
 submission can reach its descriptors through /proc), and the server ends when the batch closes it or dies.
 When the server cannot start, the batch starts each child afresh, as before.
 """
@@ -41,89 +41,6 @@ SWITCH_VAR = "REDIS_GRADER_FORK_SERVER"
 READY_TIMEOUT_S = 60.0  # the imports take about a second; a server that says nothing for this long is not used
 REPLY_TIMEOUT_S = 30.0  # for the pid of a child just asked for
 MAX_MESSAGE = 1024 * 1024  # a request is an argv and an environment, a few KiB
-
-# Runs as `python -c SERVER <channel fd>`. serve() returns only in a forked child (or None when the batch is gone):
-# the child leaves the loop and runs `grader check` at the top level of this script, exactly as a child started
-# afresh does, so its exit (SystemExit, threads joined, atexit) is that of a fresh process.
-SERVER = r"""
-import ctypes, json, os, select, signal, socket, sys
-signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the batch's to relay, child by child
-try:
-    ctypes.CDLL(None).prctl(4, 0)  # PR_SET_DUMPABLE 0, inherited by every child it forks
-except Exception:
-    pass
-channel = socket.socket(fileno=int(sys.argv[1]))
-try:
-    from grader.batch.forkserver import preload
-    preload()
-    import threading
-    if threading.active_count() != 1:  # a thread would be copied into every child half-way through its work
-        raise RuntimeError(f"{threading.active_count()} threads after the imports")
-except BaseException as exc:
-    channel.send(json.dumps({"failed": f"{type(exc).__name__}: {exc}"}).encode())
-    sys.exit(1)
-channel.send(b'{"ready": true}')
-
-
-def reap():
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        channel.send(json.dumps({"exited": pid, "code": os.waitstatus_to_exitcode(status)}).encode())
-
-
-def serve():
-    poller = select.poll()
-    poller.register(channel, select.POLLIN)
-    while True:
-        readable = poller.poll(20)
-        reap()
-        if not readable:
-            continue
-        message, fds, _, _ = socket.recv_fds(channel, MAX_MESSAGE, 2)
-        if not message:
-            return None  # the batch closed the channel, or is gone
-        request = json.loads(message)
-        set_up, child_is_set_up = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            # Before the batch learns the pid: from then on it may stop the child with SIGINT to its session.
-            os.setsid()
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            os.close(set_up)
-            os.close(child_is_set_up)
-            return request, fds
-        os.close(child_is_set_up)
-        os.read(set_up, 1)  # end of file once the child closed its end (or died)
-        os.close(set_up)
-        for fd in fds:
-            os.close(fd)
-        channel.send(json.dumps({"id": request["id"], "pid": pid}).encode())
-
-
-MAX_MESSAGE = int(sys.argv[2])
-served = serve()
-if served is None:
-    sys.exit(0)
-request, (output, result) = served
-channel.close()
-os.dup2(output, 1)
-os.dup2(output, 2)
-os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-os.dup2(result, 3)
-os.closerange(4, os.sysconf("SC_OPEN_MAX"))
-os.environ.clear()
-os.environ.update(request["env"])
-argv = request["argv"]
-del channel, served, request, output, result
-from grader.cli import main
-main(argv, prog_name="grader")
-"""
-
 
 def preload() -> None:
     """What every child imports before it grades (the server's one-time work)."""
@@ -189,7 +106,7 @@ class ForkServer:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-c", SERVER, str(theirs.fileno()), str(MAX_MESSAGE)],
+                [sys.executable, "-m", "grader.batch.forks", str(theirs.fileno()), str(MAX_MESSAGE)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 pass_fds=(theirs.fileno(),), env=self._env, start_new_session=True,
             )
