@@ -58,14 +58,15 @@ def serve(channel: socket.socket, max_message: int) -> tuple[dict, list[int]] | 
         channel.send(json.dumps({"id": request["id"], "pid": pid}).encode())
 
 
-def become_child(output: int, result: int, env: dict[str, str]) -> None:
+def become_child(output: int, result: int, result_fd: int, env: dict[str, str]) -> None:
     """The descriptors and environment of a child the supervisor would have started: /dev/null in, `output` out,
-    `result` as descriptor 3, nothing else open; `env` as its whole environment."""
+    `result` as `result_fd` (above 2), nothing else open; `env` as its whole environment."""
     os.dup2(output, 1)
     os.dup2(output, 2)
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-    os.dup2(result, 3)
-    os.closerange(4, os.sysconf("SC_OPEN_MAX"))
+    os.dup2(result, result_fd)
+    os.closerange(3, result_fd)
+    os.closerange(result_fd + 1, os.sysconf("SC_OPEN_MAX"))
     os.environ.clear()
     os.environ.update(env)
 
@@ -76,7 +77,7 @@ if __name__ == "__main__":
         ctypes.CDLL(None).prctl(4, 0)  # PR_SET_DUMPABLE 0, inherited by every child it forks
     channel = socket.socket(fileno=int(sys.argv[1]))
     try:
-        from grader.batch.forkserver import preload
+        from grader.batch.forkserver import CHILD_RESULT_FD, preload
 
         preload()
         if threading.active_count() != 1:  # a thread would be copied into every child half-way through its work
@@ -90,7 +91,7 @@ if __name__ == "__main__":
         sys.exit(0)
     channel.close()
     request, (output, result) = served
-    become_child(output, result, request["env"])
+    become_child(output, result, CHILD_RESULT_FD, request["env"])
     from grader.cli import main
 
     main(request["argv"], prog_name="grader")
