@@ -25,6 +25,7 @@ from grader.quiz.cli import quiz
 from grader.rubric import GRADE_ORDER
 from grader.runtime import DEFAULT_APP_IMAGE
 from grader.tempdirs import sweep_orphaned_tempdirs
+from grader.text import printable_line
 
 if TYPE_CHECKING:
     from grader.runner import GradeOptions
@@ -279,8 +280,8 @@ def batch_command(submissions_dir: Path, out_dir: Path, jobs: int, timeout: floa
     def on_plan(plan: batch.Plan) -> None:
         nonlocal bar, progress
         progress = batch.Progress(len(plan.to_grade))
-        for note in plan.notes:
-            click.echo(f"grader: {note}", err=True)
+        for note in plan.notes:  # they may name a submission's folder
+            click.echo(f"grader: {printable_line(note)}", err=True)
         if jobs > batch.cap_jobs(jobs):
             click.echo(f"grader: --jobs {jobs} capped at {batch.cap_jobs(jobs)} ({batch.JOBS_PER_CORE} per core)", err=True)
         if interactive and plan.to_grade:
@@ -311,7 +312,7 @@ def batch_command(submissions_dir: Path, out_dir: Path, jobs: int, timeout: floa
     click.echo(f"{summary.done} of {summary.total} done ({summary.graded_now} graded now, "
                f"{summary.errors_now} could not be graded{kept})")
     for name in summary.not_graded:
-        click.echo(f"not graded: {name} (see {out_dir / name / 'report.html'})")
+        click.echo(printable_line(f"not graded: {name} (see {out_dir / name / 'report.html'})"))
     click.echo(f"gradebook: {summary.gradebook}\noverview:  {summary.index}")
     if summary.interrupted:
         click.echo("grader: interrupted; the submissions graded so far are kept, run the same command to go on",
@@ -338,8 +339,8 @@ def merge_command(shards: tuple[Path, ...], out_dir: Path, trust_shards: bool) -
         summary = batch.merge(list(shards), out_dir, trust_shards=trust_shards)
     except GraderError as exc:
         fail(exc)
-    for note in summary.notes:
-        click.echo(f"grader: {note}", err=True)
+    for note in summary.notes:  # they may name a submission's folder
+        click.echo(f"grader: {printable_line(note)}", err=True)
     gradebook, index = batch.write_overview(out_dir)
     click.echo(f"merged {len(summary.merged)} submission(s) from {len(shards)} folder(s)")
     click.echo(f"gradebook: {gradebook}\noverview:  {index}")

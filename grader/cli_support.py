@@ -10,10 +10,11 @@ from typing import NoReturn
 import click
 
 from grader.errors import GraderError, cannot_write
+from grader.text import printable_line
 
 
 def fail(exc: GraderError) -> NoReturn:
-    click.echo(f"grader: error: {exc}", err=True)
+    click.echo(f"grader: error: {printable_line(str(exc))}", err=True)  # one line: it may name a submission's file
     sys.exit(exc.exit_code)
 
 

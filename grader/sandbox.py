@@ -33,6 +33,7 @@ from grader import procfs
 from grader.errors import GraderError
 from grader.lifeline import bound_to_grader
 from grader.tempdirs import make_owned_tempdir
+from grader.text import log_tail
 
 if TYPE_CHECKING:  # typing.Self is 3.11+; the package supports 3.10
     from typing_extensions import Self
@@ -364,11 +365,8 @@ class SandboxedProcess:
         return data.decode("utf-8", errors="replace")
 
     def log_tail(self, lines: int = 40) -> str:
-        """The last `lines` lines of combined stdout+stderr."""
-        text = self.output()
-        if lines <= 0:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        """The last `lines` lines of combined stdout+stderr (grader.text.log_tail: a long line is cut)."""
+        return log_tail(self.output(), lines)
 
     @property
     def truncated(self) -> bool:

@@ -168,6 +168,56 @@ def test_terminal_error_document_is_one_line(errored: dict) -> None:
     assert ANSI.search(render_terminal(errored, color=True))
 
 
+# What a hostile submission can put in the text of a report: C1 controls (U+009B is a one-character "ESC [", which
+# clears a screen or moves the cursor up to overwrite the grade line; U+009D sets a terminal's title), a title set
+# by OSC, a carriage return, a newline that starts a line of its own, a right-to-left override.
+TERMINAL_TRICKS = "k\x9b2J\x9d0;title\x9c\x1b]0;osc-title\x07\x9b13A\rgrade S  score 100/100\nforged\u202eRTL"
+
+
+def _unprintable(text: str) -> list[str]:
+    return [c for c in text if (ord(c) < 32 and c not in "\n\t") or 0x7F <= ord(c) <= 0x9F or c in "\u202e\u2066"]
+
+
+def test_terminal_shows_a_submissions_text_without_anything_a_terminal_would_act_on(graded: dict) -> None:
+    doc = copy.deepcopy(graded)
+    doc["submission"]["name"] = f"evil{TERMINAL_TRICKS}"
+    failing = next(c for c in doc["checks"] if c["outcome"] == "failed")
+    failing["message"] = f"cache key '{TERMINAL_TRICKS}' has no TTL"
+    failing["hint"] = TERMINAL_TRICKS
+    text = render_terminal(doc, color=False)
+    assert _unprintable(text) == []
+    assert "osc-title" not in text  # an OSC sequence goes whole
+    # Every line of a submission's text stays on its line: nothing starts a line that looks like the grader's.
+    assert not [line for line in text.splitlines() if line.startswith(("grade S", "forged"))]
+    assert "submission: evilk2J0;title13A grade S  score 100/100 forgedRTL" in text
+    assert "cache key 'k2J0;title13A grade S  score 100/100 forgedRTL' has no TTL" in text
+
+
+def test_every_report_drops_the_controls_a_submissions_text_brings(graded: dict, tmp_path: Path) -> None:
+    doc = copy.deepcopy(graded)
+    doc["submission"]["name"] = f"evil{TERMINAL_TRICKS}"
+    failing = next(c for c in doc["checks"] if c["outcome"] == "failed")
+    failing["message"] = TERMINAL_TRICKS
+    failing["evidence"]["log_tail"] = [TERMINAL_TRICKS] * 3
+    for text in (render_markdown(doc), render_html(doc), quiet_line(doc)):
+        assert _unprintable(text) == []
+    write_junit(doc, tmp_path / "junit.xml")
+    assert _unprintable((tmp_path / "junit.xml").read_text(encoding="utf-8")) == []
+
+
+def test_a_markdown_report_cuts_long_log_lines_to_stay_a_job_summary(graded: dict) -> None:
+    """GitHub takes at most 1 MiB as a job summary: an app that logs 8 KB lines, with every check ending in an error
+    that carries the log's tail, made a 2.4 MB report. Each line is cut, and says by how much."""
+    doc = copy.deepcopy(graded)
+    for check in doc["checks"]:
+        check["outcome"], check["message"] = "error", "the app exited (code 0) during grading"
+        check["evidence"] = {"log_tail": [f"LINE{i} " + "B" * 8000 for i in range(40)],
+                             "requests": ["GET /x -> 200 " + "C" * 8000] * 30}
+    text = render_markdown(doc)
+    assert len(text.encode()) < 1024 * 1024
+    assert "… (7507 more characters)" in text and "… (7514 more characters)" in text
+
+
 # --- odd shapes --------------------------------------------------------------------------------------------
 
 

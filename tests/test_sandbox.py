@@ -25,6 +25,7 @@ from grader.sandbox import (
     run_sandboxed,
     sandbox_env,
 )
+from grader.text import LOG_LINE_WIDTH
 
 APPS = Path(__file__).resolve().parent / "apps"
 PY = sys.executable
@@ -184,6 +185,17 @@ def test_log_tail_lines(tmp_path: Path) -> None:
     with SandboxedProcess([PY, "-c", "for i in range(100): print('n', i)"], tmp_path) as proc:
         assert proc.wait(60) == 0
     assert proc.log_tail(3).splitlines() == ["n 97", "n 98", "n 99"]
+
+
+def test_log_tail_cuts_a_long_line(tmp_path: Path) -> None:
+    """An app that logs whole responses on one line: every check's error would carry them (the reports' size)."""
+    script = "print('A' * 10000); print('short')"
+    with SandboxedProcess([PY, "-c", script], tmp_path) as proc:
+        assert proc.wait(60) == 0
+    long, short = proc.log_tail(2).splitlines()
+    assert long == "A" * LOG_LINE_WIDTH + f"… ({10000 - LOG_LINE_WIDTH} more characters)"
+    assert short == "short"
+    assert "A" * 10000 in proc.output()  # what a check reads in full is not cut
 
 
 def test_missing_program_is_reported_not_raised(tmp_path: Path) -> None:

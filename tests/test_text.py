@@ -32,3 +32,14 @@ def test_text_every_report_can_encode() -> None:
     for _ in range(100_000):  # deeper than recursion could walk
         deep = [deep, name]
     assert valid_unicode(deep)[1] == "m\\xffain.py"
+
+
+def test_printable_text_keeps_what_reads_and_drops_what_a_terminal_acts_on() -> None:
+    from grader.text import printable, printable_line
+
+    assert printable("a\x1b[31mred\x1b[0m b\x1b]0;title\x07c") == "ared bc"  # ANSI and OSC sequences go whole
+    assert printable("x\x9b2Jy\x9d0;t\x9cz\x7f\x00") == "x2Jy0;tz"  # C1 controls (one-character ESC [ ...), DEL
+    assert printable("\u202eRTL\u2066iso\u2069") == "RTLiso"  # what shows the rest of a line reversed
+    assert printable("one\r\ntwo\rthree\tfour\n") == "one\ntwo\nthree\tfour\n"  # a lone CR would overwrite
+    assert printable("Привет, café ✓") == "Привет, café ✓"
+    assert printable_line("a\nb\tc  d") == "a b c  d"  # runs of spaces kept: it may be a name

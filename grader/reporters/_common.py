@@ -14,13 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from grader.text import more_text
+from grader.text import more_text, printable, printable_line
 
 OUTCOMES = ("passed", "failed", "error", "skipped")
-# XML 1.0 forbids most C0 controls even as character references; app logs bring ANSI escapes (\x1b) and
-# worse, and one such byte would make the whole JUnit file unreadable to every CI viewer.
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 EVIDENCE_LABELS = {"requests": "HTTP requests", "redis": "Redis commands", "log": "App log", "log_tail": "App log"}
 # Evidence keys end in their unit (latency_injected_s): shown as "Latency injected (s)".
@@ -30,9 +26,10 @@ LONG_STRING = 100
 
 
 def clean_text(value: Any) -> str:
-    """Any value as printable text: ANSI colour codes and control characters removed (tabs and newlines kept)."""
+    """Any value as printable text (grader.text.printable): what a submission writes there cannot drive a terminal
+    or break an XML file (one control byte would make a whole JUnit file unreadable to every CI viewer)."""
     text = value if isinstance(value, str) else ("" if value is None else str(value))
-    return _XML_ILLEGAL.sub("", _ANSI.sub("", text))
+    return printable(text)
 
 
 def evidence_label(key: str) -> str:
@@ -335,9 +332,10 @@ def read_result(result: Any) -> Report:
     if status == "error" and not error:
         error = "the grader did not finish grading" if doc else "the result document is empty or not a JSON object"
     report = Report(
-        name=clean_text(sub.get("name") or "submission"),
-        path=clean_text(sub.get("path")),
-        commit=clean_text(sub.get("commit")),
+        # One line each in every format: a folder named "x\ngrade S" must not print a line of its own.
+        name=printable_line(str(sub.get("name") or "submission")),
+        path=printable_line(str(sub.get("path") or "")),
+        commit=printable_line(str(sub.get("commit") or "")),
         rubric=clean_text(doc.get("rubric")),
         rubric_title=clean_text(doc.get("rubric_title") or doc.get("rubric") or "redis-grader"),
         status=status,

@@ -12,6 +12,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup, escape
 
 from ..resources import templates_dir
+from ..text import clip_line
 from ._common import Check, Link, fmt_num, head_tail, more_text, read_result
 from .figures import figure_kind, render_figure
 from .quiz import template_context
@@ -80,11 +81,10 @@ def md_link(link: Link) -> str:
 
 
 def tail_lines(text: str, keep: int) -> str:
-    """The last `keep` lines of a long text (a log's end is where the error is)."""
+    """The last `keep` lines of a long text (a log's end is where the error is), each cut to a readable width."""
     lines = text.splitlines()
-    if len(lines) <= keep:
-        return text
-    return "\n".join([more_text(len(lines) - keep, "lines above"), *lines[-keep:]])
+    hidden = [more_text(len(lines) - keep, "lines above")] if len(lines) > keep else []
+    return "\n".join([*hidden, *(clip_line(line) for line in lines[-keep:])])
 
 
 def figure_svg(check: Check) -> Markup:
@@ -119,7 +119,7 @@ def environment() -> Environment:
     )
     env.filters.update(
         num=fmt_num, md_text=md_text, md_code=md_code, md_block=md_block, md_link=md_link,
-        head_tail=head_tail, tail_lines=tail_lines, html_code=html_code, md_rich=md_rich,
+        head_tail=head_tail, tail_lines=tail_lines, clip_line=clip_line, html_code=html_code, md_rich=md_rich,
         figure_svg=figure_svg, check_href=check_href,
     )
     env.tests["drawn"] = is_drawn

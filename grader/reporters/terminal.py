@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from grader.text import printable_line
+
 from ._common import (
     Check,
     EvidenceItem,
@@ -96,14 +98,14 @@ def _check_lines(check: Check, style: Any, width: int) -> list[str]:
         return [line]
     lines = [line]
     label = "error" if check.outcome == "error" else "seen"
-    lines.append(f"      {style(label + ':', fg=colour)} {check.message}")
+    lines.append(f"      {style(label + ':', fg=colour)} {printable_line(check.message)}")
     for item in check.evidence[:EVIDENCE_KEYS]:
         lines.extend(_evidence_lines(item, style))
     if len(check.evidence) > EVIDENCE_KEYS:
         hidden = more_text(len(check.evidence) - EVIDENCE_KEYS, "evidence entries in the full report")
         lines.append(style(f"      {hidden}", dim=True))
     if check.hint:
-        lines.append(f"      {style('hint:', fg='cyan')} {check.hint}")
+        lines.append(f"      {style('hint:', fg='cyan')} {printable_line(check.hint)}")
     for link in check.remediation:
         lines.append(f"      {style('learn:', fg='cyan')} {link.title}" + (f"  {link.url}" if link.url else ""))
     return lines

@@ -47,6 +47,7 @@ from grader.runtime.pool import ContainerPool, Idle, Recipe, engine_words
 from grader.sandbox import DEFAULT_LOG_CAP, CompletedRun
 from grader.services import remove_orphaned_containers
 from grader.tempdirs import make_owned_tempdir
+from grader.text import log_tail
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -312,7 +313,7 @@ class DockerApp:
         return containers.logs(self._container, DEFAULT_LOG_CAP)[0]
 
     def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self._output().splitlines()[-lines:]) if lines > 0 else ""
+        return log_tail(self._output(), lines)
 
     def likely_cause(self) -> str | None:
         if self._container is None:
