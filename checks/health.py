@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from dataclasses import dataclass
+from typing import Any
 
 from grader.api import (
     CheckContext,
@@ -14,6 +17,7 @@ from grader.api import (
     commands_text,
     failed,
     missing_route,
+    parse_json,
     passed,
     points_at,
     requests_text,
@@ -58,6 +62,38 @@ async def answer_while_down(ctx: CheckContext, client: VirtualClient, up: Reply)
     return DownAnswer(down, evidence)
 
 
+def _leaves(value: Any, path: str = "") -> dict[str, str]:
+    """A JSON value as path -> leaf ("redis" -> '"up"', "checks.0.ok" -> "true"); an empty list or object is a leaf."""
+    if isinstance(value, dict) and value:
+        return {k: v for name, item in value.items() for k, v in _leaves(item, f"{path}.{name}".lstrip(".")).items()}
+    if isinstance(value, list) and value:
+        return {k: v for i, item in enumerate(value) for k, v in _leaves(item, f"{path}.{i}".lstrip(".")).items()}
+    return {path or "(body)": json.dumps(value, sort_keys=True)}
+
+
+def _differ(a: dict[str, str], b: dict[str, str]) -> set[str]:
+    return {path for path in a.keys() | b.keys() if a.get(path) != b.get(path)}
+
+
+def stable_changes(healthy: str, healthy_again: str, down: str) -> tuple[list[str], list[str]]:
+    """What a 2xx answer while Redis is down says differently from a healthy one: the (changed, volatile) parts.
+
+    Volatile is what differs between two healthy answers (a timestamp, an uptime, a request id): a body that
+    changes only there says nothing about Redis. JSON is compared field by field; other text as a whole, its digits
+    ignored when two healthy answers differ only in them."""
+    bodies = [parse_json(text) for text in (healthy, healthy_again, down)]
+    if all(body is not None for body in bodies):
+        first, again, now = (_leaves(body) for body in bodies)
+        volatile = _differ(first, again)
+        return sorted(_differ(first, now) - volatile), sorted(volatile)
+    if healthy == healthy_again:
+        return (["(body)"] if down != healthy else []), []
+    digitless = [re.sub(r"\d+", "0", text) for text in (healthy, healthy_again, down)]
+    if digitless[0] == digitless[1]:
+        return (["(body)"] if digitless[2] != digitless[0] else []), ["(digits)"]
+    return (["(body)"] if down != healthy else []), ["(body)"]  # no stable healthy answer to compare with
+
+
 def _hangs(down: DownAnswer) -> CheckOutcome:
     return failed(f"with Redis unreachable GET {ROUTE} gave no answer within {DOWN_ANSWER_TIMEOUT:g} s (it hangs)",
                   **down.evidence)
@@ -87,12 +123,18 @@ async def redis_ping(ctx: CheckContext) -> CheckOutcome:
             f"GET {ROUTE} answered 200 but sent no PING to Redis, so it cannot know whether Redis is up",
             requests=[str(up)], redis=commands_text(commands) or ["(no command)"],
         )
+    again = await client.get(ROUTE)  # what changes between two healthy answers says nothing about Redis
     down = await answer_while_down(ctx, client, up)
     if down.hangs:
         return _hangs(down)
     assert down.reply is not None
-    if down.reply.status == 200 and down.reply.text == up.text:
-        return failed(f"with Redis unreachable GET {ROUTE} still reports healthy (same 200 answer)", **down.evidence)
+    if down.reply.ok:
+        changed, volatile = stable_changes(up.text, again.text, down.reply.text)
+        if not changed:
+            only = f"differs from a healthy one only in what two healthy answers differ in too ({', '.join(volatile)})"
+            return failed(f"with Redis unreachable GET {ROUTE} still reports healthy: it answered "
+                          f"{down.reply.status}, and its body " + (only if volatile else "is the same"),
+                          **down.evidence, healthy_body_again=again.text[:300])
     note = ""
     if down.reply.status == 500:
         # The promise of this check - it pings Redis and reports it down - is kept; answering with a deliberate

@@ -14,13 +14,14 @@ import json
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from conftest import SUBMISSIONS
 
 from checks.cache import FAIL, PASS, UNSURE, Expiry, _shorten_metadata, sample_body, write_endpoints
-from checks.cache.stampede import decided_fail
+from checks.cache.stampede import _shorten_hash_fields, decided_fail
 from checks.quality import find_test_files
 from grader.proxy import Command
 
@@ -35,6 +36,7 @@ EXPECTED = {
     "sync-client": {"async.event_loop": "failed"},
     "stampede-unprotected": {"cache.stampede": "failed"},
     "stampede-xfetch": {"cache.stampede": "passed"},
+    "stampede-xfetch-hash": {"cache.stampede": "passed"},
 }
 
 
@@ -156,6 +158,32 @@ def test_an_expiry_stored_in_the_value_is_moved_with_the_ttl():
     assert "expiry" in what
     assert _shorten_metadata(json.dumps([{"name": "x"}]), 2.0) is None
     assert _shorten_metadata("not json", 2.0) is None
+
+
+def test_an_expiry_kept_deeper_in_the_value_in_a_hash_or_as_when_it_was_computed_is_moved_too():
+    """XFetch's state may sit in a nested object, in a hash's fields, be an ISO time, or be the moment the list was
+    computed (good for the TTL after it): each is moved so the app sees the key's shortened life; a product's own
+    timestamp (inside the list) never is."""
+    now = time.time()
+    nested = json.dumps({"products": [{"name": "x", "at": now}], "xfetch": {"delta": 0.08, "expiry": now + 60}})
+    value = json.loads(_shorten_metadata(nested, 0.5)[0])
+    assert abs(value["xfetch"]["expiry"] - (now + 0.5)) < 0.2 and value["products"] == [{"name": "x", "at": now}]
+    # Computed 0.5 s ago with 59.5 s of the key's life left: it must read as computed 59.5 s ago.
+    computed = json.dumps({"value": [], "computed_at": now - 0.5})
+    assert abs(json.loads(_shorten_metadata(computed, 0.5, 59.5)[0])["computed_at"] - (now - 59.5)) < 0.2
+    assert _shorten_metadata(computed, 0.5) is None  # without the key's remaining life nothing says when it ends
+    stamp = datetime.fromtimestamp(now + 60, timezone.utc).isoformat().replace("+00:00", "Z")
+    moved = json.loads(_shorten_metadata(json.dumps({"v": [], "expires": stamp}), 0.5)[0])["expires"]
+    assert moved.endswith("Z") and abs(datetime.fromisoformat(moved[:-1] + "+00:00").timestamp() - (now + 0.5)) < 0.2
+    naive = datetime.fromtimestamp(now, timezone.utc).replace(tzinfo=None).isoformat()  # utcnow()
+    moved = json.loads(_shorten_metadata(json.dumps({"v": [], "cached_at": naive}), 0.5, 60.0)[0])["cached_at"]
+    assert "+" not in moved and abs(datetime.fromisoformat(moved + "+00:00").timestamp() - (now - 59.5)) < 0.2
+    fields, what = _shorten_hash_fields({"value": "[1]", "delta": "0.08", "computed_at": repr(now - 0.2)}, 0.5, 59.8)
+    assert list(fields) == ["computed_at"] and abs(float(fields["computed_at"]) - (now - 59.5)) < 0.2
+    assert "computed_at (when it was computed)" in what
+    fields, _ = _shorten_hash_fields({"expiry_ms": str(int((now + 60) * 1000))}, 0.5, 59.8)
+    assert fields["expiry_ms"].isdigit() and abs(int(fields["expiry_ms"]) / 1000 - (now + 0.5)) < 0.2
+    assert _shorten_hash_fields({"value": "[1]", "delta": "0.08", "name": "x"}, 0.5, 59.8) is None
 
 
 def test_write_endpoints_and_sample_body_come_from_openapi():

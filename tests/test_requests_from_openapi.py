@@ -137,3 +137,32 @@ def test_product_writes_declared_as_query_parameters_are_sent_so():
     body = sample_body(endpoint.schema, openapi, "rg-new-2", 3.5)
     assert body == {"name": "rg-new-2", "price": 3.5}
     assert request_parts(endpoint.inputs, body) == {"params": body}
+
+
+def test_a_health_body_that_changes_only_where_healthy_ones_do_says_nothing():
+    """health.redis_ping: a 2xx answer while Redis is down must say so; a timestamp that changes on every answer
+    is not saying anything (the healthy answer is taken twice to tell what changes anyway)."""
+    from checks.health import stable_changes
+
+    up, again = '{"status": "ok", "redis": "up", "at": 1.5}', '{"status": "ok", "redis": "up", "at": 2.5}'
+    assert stable_changes(up, again, '{"status": "ok", "redis": "up", "at": 3.5}') == ([], ["at"])
+    assert stable_changes(up, again, '{"status": "ok", "redis": "down", "at": 3.5}') == (["redis"], ["at"])
+    assert stable_changes(up, again, '{"status": "ok", "redis": "up", "at": 3.5, "error": "refused"}')[0] == ["error"]
+    assert stable_changes('{"checks": [{"ok": true}]}', '{"checks": [{"ok": true}]}',
+                          '{"checks": [{"ok": false}]}') == (["checks.0.ok"], [])
+    assert stable_changes("OK", "OK", "OK") == ([], [])
+    assert stable_changes("OK", "OK", "Redis down") == (["(body)"], [])
+    assert stable_changes("up since 12:01", "up since 12:02", "up since 12:03") == ([], ["(digits)"])
+
+
+def test_serves_from_cache_marks_a_product_string_the_app_showed_not_a_wrapper_field():
+    """The harness edits one string of the cached value and expects to see it in the next answer: it must be one
+    the answer shows (a product's name), not the wrapper's "cached_at"."""
+    import json
+
+    from checks.cache.basic import _rewritten
+
+    raw = json.dumps({"cached_at": "2026-11-30T12:00:00+00:00", "items": [{"id": 1, "name": "Vue 3 Basics"}]})
+    changed = json.loads(_rewritten(raw.encode(), "TOKEN", {"Vue 3 Basics"}))
+    assert changed == {"cached_at": "2026-11-30T12:00:00+00:00", "items": [{"id": 1, "name": "TOKEN"}]}
+    assert _rewritten(raw.encode(), "TOKEN", {"not there"}) is None  # the trace decides then

@@ -8,7 +8,15 @@ import time
 import uuid
 from typing import Any
 
-from checks.cache.common import PRODUCTS, Populated, after_first_fill, fill_moments, judge_ttl, life_figure
+from checks.cache.common import (
+    PRODUCTS,
+    Populated,
+    after_first_fill,
+    fill_moments,
+    judge_ttl,
+    life_figure,
+    product_list,
+)
 from grader.api import (
     CheckContext,
     CheckOutcome,
@@ -23,6 +31,7 @@ from grader.api import (
     raw_value,
     requests_text,
     shown_bytes,
+    strings_in,
     ttl_moment,
     writes_to,
 )
@@ -50,9 +59,10 @@ async def ttl(ctx: CheckContext, client: VirtualClient, populated: Populated, ke
     return await judge_ttl(ctx, populated, "right after the first write")
 
 
-def _rewritten(raw: bytes, token: str) -> str | None:
-    """The cached JSON with one product string replaced by `token`, or None when the value is not plain JSON
-    (a pickle, compressed or binary value: the trace decides then)."""
+def _rewritten(raw: bytes, token: str, shown: set[str]) -> str | None:
+    """The cached JSON with one of the product strings the app showed (`shown`) replaced by `token`, or None when
+    the value is not plain JSON (a pickle, compressed or binary value) or holds none of them: the trace decides
+    then. A string the response did not show (a wrapper's "cached_at") would prove nothing when it stays unseen."""
     value = parse_json(raw)
     if value is None:
         return None
@@ -60,7 +70,7 @@ def _rewritten(raw: bytes, token: str) -> str | None:
     def replace_first(node: Any) -> bool:
         items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
         for k, v in items:
-            if isinstance(v, str) and len(v) >= 3:
+            if isinstance(v, str) and v in shown:
                 node[k] = token
                 return True
             if replace_first(v):
@@ -78,7 +88,8 @@ def _rewritten(raw: bytes, token: str) -> str | None:
 async def serves_from_cache(ctx: CheckContext, client: VirtualClient, populated: Populated, key: str) -> CheckOutcome:
     token = f"rg-cached-{uuid.uuid4().hex[:8]}"
     stored = await raw_value(ctx.redis, key) if await ctx.redis.type(key) == "string" else None
-    changed = _rewritten(stored, token) if stored is not None else None
+    shown = {text for text in strings_in(product_list(populated.reply.body) or []) if len(text) >= 3}
+    changed = _rewritten(stored, token, shown) if stored is not None else None
     if changed is not None:
         # The harness edits the cached value in place (keeping its TTL): a response served from Redis shows it.
         await ctx.redis.set(key, changed, keepttl=True)

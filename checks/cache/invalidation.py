@@ -14,6 +14,7 @@ from grader.api import (
     Command,
     Field,
     Reply,
+    VirtualClient,
     check,
     commands_text,
     error,
@@ -103,11 +104,60 @@ def _fill_path(template: str, products: list[Any]) -> str | None:
     return head + str(ids[0]) + rest.partition("}")[2]
 
 
+@dataclass
+class Write:
+    """One write through the API and what the next GET /products showed."""
+
+    endpoint: WriteEndpoint
+    path: str
+    body: dict[str, Any]
+    reply: Reply
+    commands: list[Command]  # the write request's own Redis commands (not the limiter's)
+    token: str
+    number: float
+    after: Reply | None = None  # GET /products after it (None: the write was not accepted)
+    after_commands: list[Command] | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.endpoint.method.upper()} {self.path}"
+
+    def shows(self, reply: Reply) -> bool:
+        # The written strings, or its number when the schema has no string field (an integer field gets it cut).
+        return self.token in reply.text or str(int(self.number)) in reply.text
+
+
+async def _write(ctx: CheckContext, client: VirtualClient, endpoint: WriteEndpoint, products: list[Any]) -> Write | None:
+    """Writes a product through `endpoint` (strings and numbers recognisable later); None when its path needs an
+    id and the listing showed none. When accepted, GET /products follows."""
+    path = _fill_path(endpoint.template, products)
+    if path is None:
+        return None
+    token = f"rg-new-{uuid.uuid4().hex[:8]}"
+    number = float(700_000 + uuid.uuid4().int % 100_000) + 0.5
+    body = sample_body(endpoint.schema, ctx.openapi, token, number)
+    with ctx.trace.recording() as during_write:
+        reply = await client.request(endpoint.method.upper(), path, **request_parts(endpoint.inputs, body))
+    commands = [c for c in during_write if client.ip not in " ".join(c.args)]  # not the limiter's
+    write = Write(endpoint, path, body, reply, commands, token, number)
+    if reply.ok:
+        with ctx.trace.recording() as after_write:
+            after = await client.get(PRODUCTS)
+            if after.ok and not write.shows(after):
+                # A background task may still be invalidating; a stale cache stays stale for a minute, not 300 ms.
+                await asyncio.sleep(0.3)
+                after = await client.get(PRODUCTS)
+        write.after, write.after_commands = after, list(after_write)
+    return write
+
+
 @check("cache.invalidation", title="After a product is written, GET /products shows the new data",
        level="advanced", requires=("cache.populates",),
        requirement="`POST /products` and `PUT`/`PATCH /products/{id}` delete (or rewrite) the cached list, so the next `GET /products` shows the change")
 @points_at("POST /products*", "PUT /products*", "PATCH /products*", "delete", "unlink")
 async def invalidation(ctx: CheckContext) -> CheckOutcome:
+    """Every write route the app declares (POST /products, PUT and PATCH /products/{id}) is tried in turn, each
+    with the list cached in Redis just before it: one that leaves the cached list stale fails the check."""
     endpoints = write_endpoints(ctx.openapi)
     if not endpoints:
         return skipped(f"the app has no write endpoint under {PRODUCTS} (POST {PRODUCTS}, PUT/PATCH "
@@ -117,60 +167,57 @@ async def invalidation(ctx: CheckContext) -> CheckOutcome:
     populated = await populate(ctx, client)
     if populated.key is None:
         return not_populated(populated)
-    products = product_list(populated.reply.body) or []
-    token = f"rg-new-{uuid.uuid4().hex[:8]}"
-    number = float(700_000 + uuid.uuid4().int % 100_000) + 0.5
-    attempts: list[Reply] = []
-    written = None
-    for endpoint in endpoints:
-        path = _fill_path(endpoint.template, products)
-        if path is None:
-            continue
-        body = sample_body(endpoint.schema, ctx.openapi, token, number)
-        with ctx.trace.recording() as during_write:
-            reply = await client.request(endpoint.method.upper(), path, **request_parts(endpoint.inputs, body))
-        attempts.append(reply)
-        write_commands = [c for c in during_write if client.ip not in " ".join(c.args)]  # not the limiter's
-        if reply.ok:
-            written = (endpoint, path, body)
-            break
-    if written is None:
-        evidence = {"requests": requests_text(attempts), "bodies": [a.text[:200] for a in attempts]}
-        crashed = [a for a in attempts if a.status is not None and a.status >= 500]
-        if crashed:
-            return failed(f"writing a product failed: {crashed[0]}", **evidence)
-        tried = ", ".join(f"{e.method.upper()} {e.template}" for e in endpoints)
-        return error(f"the harness could not write a product through {tried}", **evidence)
-    endpoint, path, body = written
     key = populated.key
+    listing = populated.reply
+    writes: list[Write] = []
+    for endpoint in endpoints:
+        if writes and writes[-1].after is not None:
+            listing = writes[-1].after  # the GET after the last write cached the list again (cache-aside)
+            if not await ctx.redis.exists(key):
+                listing = await client.get(PRODUCTS)
+        write = await _write(ctx, client, endpoint, product_list(listing.body) or [])
+        if write is None:
+            continue
+        writes.append(write)
+        if write.after is not None and (not write.after.ok or not write.shows(write.after)):
+            return _stale(write, key, populated.reply, writes)
+    accepted = [w for w in writes if w.after is not None]
+    if not accepted:
+        return _no_write(endpoints, writes)
+    return passed(f"after {' and '.join(w.label for w in accepted)}, GET {PRODUCTS} showed the change each time",
+                  **_evidence(key, populated.reply, writes))
 
-    def shows(reply: Reply) -> bool:
-        # The written strings, or its number when the schema has no string field (an integer field gets it cut).
-        return token in reply.text or str(int(number)) in reply.text
 
-    with ctx.trace.recording() as after_write:
-        after = await client.get(PRODUCTS)
-        if after.ok and not shows(after):
-            # A background task may still be invalidating; a stale cache stays stale for a minute, not 300 ms.
-            await asyncio.sleep(0.3)
-            after = await client.get(PRODUCTS)
-    evidence = {
-        "key": populated.key,
-        "requests": requests_text([populated.reply, *attempts, after]),
-        "written": body,
-        "redis_during_write": commands_text(write_commands) or ["(no command)"],
-        "redis_after_write": commands_text(after_write),
+def _evidence(key: str, first: Reply, writes: list[Write]) -> dict[str, Any]:
+    last = writes[-1]
+    replies = [first, *(r for w in writes for r in (w.reply, w.after) if r is not None)]
+    return {
+        "key": key,
+        "requests": requests_text(replies),
+        "written": last.body,
+        "redis_during_write": commands_text(last.commands) or ["(no command)"],
+        "redis_after_write": commands_text(last.after_commands or []),
     }
-    if not after.ok:
-        return failed(f"after {endpoint.method.upper()} {path}, GET {PRODUCTS} answered {after.status or after.error}",
+
+
+def _stale(write: Write, key: str, first: Reply, writes: list[Write]) -> CheckOutcome:
+    assert write.after is not None
+    evidence = _evidence(key, first, writes)
+    if not write.after.ok:
+        return failed(f"after {write.label}, GET {PRODUCTS} answered {write.after.status or write.after.error}",
                       **evidence)
-    if shows(after):
-        return passed(f"after {endpoint.method.upper()} {path}, GET {PRODUCTS} showed the new product", **evidence)
-    return failed(
-        f"after {endpoint.method.upper()} {path} was accepted ({attempts[-1].status}), GET {PRODUCTS} still served "
-        f"the old list from '{key}': {mismatch(write_commands, key)}",
-        **evidence,
-    )
+    return failed(f"after {write.label} was accepted ({write.reply.status}), GET {PRODUCTS} still served the old "
+                  f"list from '{key}': {mismatch(write.commands, key)}", **evidence)
+
+
+def _no_write(endpoints: list[WriteEndpoint], writes: list[Write]) -> CheckOutcome:
+    attempts = [w.reply for w in writes]
+    evidence = {"requests": requests_text(attempts), "bodies": [a.text[:200] for a in attempts]}
+    crashed = [a for a in attempts if a.status is not None and a.status >= 500]
+    if crashed:
+        return failed(f"writing a product failed: {crashed[0]}", **evidence)
+    tried = ", ".join(f"{e.method.upper()} {e.template}" for e in endpoints)
+    return error(f"the harness could not write a product through {tried}", **evidence)
 
 
 def mismatch(commands: list[Command], key: str) -> str:

@@ -6,9 +6,12 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone, tzinfo
+from typing import Any
 
-from checks.cache.common import PRODUCTS, Populated, after_first_fill, product_list
+from checks.cache.common import PRODUCTS, TTL_SECONDS, Populated, after_first_fill, product_list
 from grader.api import (
     SCRIPTS,
     WRITES,
@@ -68,6 +71,9 @@ SHORT_LIFE_MIN_S = 2.0
 SHORT_LIFE_MAX_S = 5.0
 SHORT_LIFE_PER_LOAD_S = 25.0
 EXPIRY_FIELD_WINDOW_S = (30.0, 70.0)  # an absolute expiry stored in the value lies this far ahead of now
+# The moment the list was computed lies TTL_SECONDS before the key's own expiry, give or take the database's load
+# time and the app's way to the write.
+COMPUTED_AT_SLACK_S = 3.0
 READS = {"GET", "GETEX", "HGET", "HGETALL", "EXISTS", "TYPE"}
 EMPTY_REPLIES = {"nil", "_", "%0", "*0", ":0", "+none"}
 
@@ -158,28 +164,97 @@ def _is_miss(command: Command, key: str) -> bool:
     return command.name in READS and bool(command.args) and command.args[0] == key and command.reply in EMPTY_REPLIES
 
 
-def _shorten_metadata(raw: str | bytes, life_s: float) -> tuple[str, str] | None:
-    """XFetch may keep its own expiry time inside the value ({"value": ..., "expiry": <unix time>}): then
-    a shorter Redis TTL alone would make the key vanish while the app still believes it has a minute left.
-    Any top-level number that looks like an absolute expiry about a minute ahead (seconds or milliseconds)
-    is moved to `life_s` from now. Returns (new value, what changed), or None when nothing looks like one."""
+def _as_moment(stamp: object) -> list[tuple[float, Callable[[float], object]]]:
+    """The moments (unix time) `stamp` may stand for, each with how to write a moved one the same way: a number of
+    seconds or of milliseconds (as a JSON number, or as the text of one: a hash's field), or an ISO 8601 time (one
+    without a zone may be local time or UTC)."""
+    if isinstance(stamp, bool):
+        return []
+    if isinstance(stamp, (int, float)):
+        kind = int if isinstance(stamp, int) else float
+        return [(stamp / scale, lambda t, scale=scale: kind(t * scale)) for scale in (1.0, 1000.0)]
+    if not isinstance(stamp, str) or not stamp or len(stamp) > 40:
+        return []
+    try:
+        number = float(stamp)
+    except ValueError:
+        pass
+    else:
+        digits = stamp.strip().lstrip("-").isdigit()
+        return [(number / scale, lambda t, scale=scale: str(int(t * scale)) if digits else repr(t * scale))
+                for scale in (1.0, 1000.0)]
+    try:
+        parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00") if stamp.endswith("Z") else stamp)
+    except ValueError:
+        return []
+
+    def iso(t: float, zone: tzinfo) -> str:
+        """`t` as the time of day in `zone`, written as `stamp` was (with its zone, or without one)."""
+        moved = datetime.fromtimestamp(t, zone)
+        text = (moved if parsed.tzinfo is not None else moved.replace(tzinfo=None)).isoformat()
+        return text[:-6] + "Z" if stamp.endswith("Z") and text.endswith("+00:00") else text
+
+    if parsed.tzinfo is not None:
+        return [(parsed.timestamp(), lambda t: iso(t, parsed.tzinfo))]  # type: ignore[arg-type]
+    local = datetime.now().astimezone().tzinfo or timezone.utc
+    as_utc = parsed.replace(tzinfo=timezone.utc).timestamp()
+    return [(parsed.timestamp(), lambda t: iso(t, local)), (as_utc, lambda t: iso(t, timezone.utc))]
+
+
+def _moved(stamp: object, life_s: float, remaining_s: float | None, now: float) -> tuple[object, str] | None:
+    """`stamp` moved so that the app, reading it, believes the list expires `life_s` from now; None when it is not
+    a moment the app's expiry may rest on. Two kinds are: an absolute expiry, about a minute ahead (XFetch's
+    "expiry"); and the moment the list was computed, TTL_SECONDS before the key's own expiry (its expiry is that
+    plus the TTL: "computed_at"), known by the key's remaining life `remaining_s`."""
+    low, high = EXPIRY_FIELD_WINDOW_S
+    for moment, write in _as_moment(stamp):
+        if low <= moment - now <= high:
+            return write(now + life_s), "an expiry"
+        if remaining_s is not None and abs(moment - (now + remaining_s - TTL_SECONDS)) <= COMPUTED_AT_SLACK_S:
+            return write(moment - (remaining_s - life_s)), "when it was computed"
+    return None
+
+
+def _shorten_metadata(raw: str | bytes, life_s: float, remaining_s: float | None = None) -> tuple[str, str] | None:
+    """XFetch may keep its own expiry inside the value ({"value": ..., "expiry": <unix time>}, or the moment the list
+    was computed): then a shorter Redis TTL alone would make the key vanish while the app still believes it has a
+    minute left. Each such moment in a JSON object, at any depth of objects (not inside lists: those are the
+    products), is moved to match a life of `life_s` from now (see _moved). Returns (new value, what changed), or
+    None when nothing looks like one."""
     value = parse_json(raw)
     if not isinstance(value, dict):
         return None
     now = time.time()
-    low, high = EXPIRY_FIELD_WINDOW_S
-    changed = []
-    for name, field_value in value.items():
-        if isinstance(field_value, bool) or not isinstance(field_value, (int, float)):
-            continue
-        for scale in (1.0, 1000.0):
-            ahead = field_value / scale - now
-            if low <= ahead <= high:
-                new = (now + life_s) * scale
-                value[name] = int(new) if isinstance(field_value, int) else new
-                changed.append(f"{name}: {field_value} -> {value[name]}")
-                break
+    changed: list[str] = []
+
+    def move_in(node: dict[str, Any], path: str) -> None:
+        for name, item in node.items():
+            if isinstance(item, dict):
+                move_in(item, f"{path}{name}.")
+                continue
+            moved = _moved(item, life_s, remaining_s, now)
+            if moved is not None:
+                node[name] = moved[0]
+                changed.append(_change(f"{path}{name}", item, moved))
+
+    move_in(value, "")
     return (json.dumps(value), ", ".join(changed)) if changed else None
+
+
+def _change(name: str, old: object, moved: tuple[object, str]) -> str:
+    return f"{name} ({moved[1]}): {old} -> {moved[0]}"
+
+
+def _shorten_hash_fields(fields: dict[str, str], life_s: float,
+                         remaining_s: float | None) -> tuple[dict[str, str], str] | None:
+    """The fields of a hash that hold such a moment (see _moved), moved, and what changed; None when none does.
+    XFetch's state may be a hash."""
+    now = time.time()
+    moved = {name: found for name, text in fields.items() if (found := _moved(text, life_s, remaining_s, now))}
+    if not moved:
+        return None
+    return ({name: str(found[0]) for name, found in moved.items()},
+            ", ".join(_change(name, fields[name], found) for name, found in moved.items()))
 
 
 class _Stream:
@@ -238,21 +313,30 @@ async def _one_expiry(ctx: CheckContext, key: str, markers: list[str], life_s: f
 
 
 async def _shorten_life(ctx: CheckContext, key: str, life_s: float) -> tuple[str | None, float]:
-    """The key is left `life_s` to live (and an expiry kept in its value is moved too): returns what changed in
-    the value, and the earliest time the key can expire.
+    """The key is left `life_s` to live (and an expiry kept in its value, or in its hash's fields, is moved to match):
+    returns what changed in the value, and the earliest time the key can expire.
     """
-    metadata = None
-    # The value's bytes as stored: a pickle is not text (json.loads of it is a ValueError, not a crash).
-    raw = await raw_value(ctx.redis, key) if await ctx.redis.type(key) == "string" else None
-    shortened = _shorten_metadata(raw, life_s) if raw is not None else None
+    kind = await ctx.redis.type(key)
+    remaining_ms = await ctx.redis.pttl(key)
+    remaining_s = remaining_ms / 1000 if remaining_ms > 0 else None
     # The trace's clock is time.monotonic(), like the loop's: the key can expire no earlier than this.
     expires_at = time.monotonic() + life_s
-    if shortened is not None:
-        await ctx.redis.set(key, shortened[0], px=int(life_s * 1000))
-        metadata = shortened[1]
-    else:
-        await ctx.redis.pexpire(key, int(life_s * 1000))
-    return metadata, expires_at
+    if kind == "string":
+        # The value's bytes as stored: a pickle is not text (json.loads of it is a ValueError, not a crash).
+        shortened = _shorten_metadata(await raw_value(ctx.redis, key), life_s, remaining_s)
+        if shortened is not None:
+            await ctx.redis.set(key, shortened[0], px=int(life_s * 1000))
+            return shortened[1], expires_at
+    elif kind == "hash":
+        moved_fields = _shorten_hash_fields(await ctx.redis.hgetall(key), life_s, remaining_s)
+        if moved_fields is not None:
+            async with ctx.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(key, mapping=moved_fields[0])
+                pipe.pexpire(key, int(life_s * 1000))
+                await pipe.execute()
+            return moved_fields[1], expires_at
+    await ctx.redis.pexpire(key, int(life_s * 1000))
+    return None, expires_at
 
 
 def stampede_picture(expiries: list[Expiry], key: str) -> Figure:
