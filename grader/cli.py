@@ -315,8 +315,9 @@ def batch_command(submissions_dir: Path, out_dir: Path, jobs: int, timeout: floa
         click.echo(printable_line(f"not graded: {name} (see {out_dir / name / 'report.html'})"))
     click.echo(f"gradebook: {summary.gradebook}\noverview:  {summary.index}")
     if summary.interrupted:
-        click.echo("grader: interrupted; the submissions graded so far are kept, run the same command to go on",
-                   err=True)
+        # Again with --fresh would start over; without it, the run goes on from where it stopped.
+        again = "the same command without --fresh" if fresh else "the same command"
+        click.echo(f"grader: interrupted; the submissions graded so far are kept, run {again} to go on", err=True)
         sys.exit(130)
     sys.exit(EXIT_HARNESS if summary.not_graded else EXIT_OK)
 

@@ -142,6 +142,42 @@ def test_plan_grades_again_what_other_settings_made(tmp_path: Path) -> None:
     assert to_grade(graded_with) == ["alice"]
 
 
+def test_plan_grades_again_what_another_start_timeout_or_another_archive_made(tmp_path: Path) -> None:
+    """--start-timeout decides app.starts, and a student may hand in a new archive: a result made otherwise is not
+    kept. A folder is read as it is: its result is kept."""
+    import zipfile
+
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    (subs / "alice").mkdir(parents=True)
+    with zipfile.ZipFile(subs / "bob.zip", "w") as zf:
+        zf.writestr("main.py", "app = 1\n")
+    options = BatchOptions(out=out, start_timeout=0.2)
+    for sub in batch.find_submissions(subs, out)[0]:
+        (out / sub.name).mkdir(parents=True)
+        batch.write_submission(out / sub.name, _doc("graded"), batch.submission_settings(options, sub))
+
+    def to_grade(options: BatchOptions) -> list[str]:
+        return [s.name for s in batch.plan(subs, options).to_grade]
+
+    assert to_grade(options) == []
+    assert to_grade(BatchOptions(out=out, start_timeout=30)) == ["alice", "bob"]
+    with zipfile.ZipFile(subs / "bob.zip", "w") as zf:
+        zf.writestr("main.py", "app = 2\n")  # handed in again
+    assert to_grade(options) == ["bob"]
+
+
+def test_an_interrupted_fresh_run_goes_on_as_a_plain_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--fresh stops trusting the earlier results at its start: interrupted, the plain run that follows grades
+    what it did not get to, instead of keeping results from before it."""
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    for name in ("alice", "bob"):
+        (subs / name).mkdir(parents=True)
+        _store(out, name, _doc("graded"))
+    monkeypatch.setattr(supervisor.Grader, "grade", lambda self, sub: None)  # interrupted before any finished
+    batch.run_batch(subs, BatchOptions(out=out, fresh=True))
+    assert [s.name for s in batch.plan(subs, BatchOptions(out=out)).to_grade] == ["alice", "bob"]
+
+
 def test_a_forged_result_is_graded_again(tmp_path: Path) -> None:
     subs, out = tmp_path / "subs", tmp_path / "out"
     for name in ("alice", "bob", "carol"):

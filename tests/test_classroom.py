@@ -8,11 +8,12 @@ import os
 import shutil
 import subprocess
 import tarfile
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import SUBMISSIONS
+from conftest import SUBMISSIONS, alive, cmdline
 
 from grader import batch
 from grader.batch import BatchOptions, Grader, SubmissionDir, sources
@@ -226,7 +227,8 @@ def test_a_class_folder_may_hold_archives_beside_folders(tmp_path: Path) -> None
     (subs / "notes.txt").write_text("x")
     found, notes = batch.find_submissions(subs, tmp_path / "out")
     assert [(s.name, s.kind) for s in found] == [("alice", "folder"), ("bob", "archive"), ("carol", "archive")]
-    assert "ignored alice.zip: there is a folder alice" in notes and "ignored notes.txt: not a folder" in notes
+    assert "ignored alice.zip: alice is graded from another folder or archive" in notes
+    assert "ignored notes.txt: not a folder" in notes
 
 
 def test_a_broken_archive_costs_its_own_row(tmp_path: Path) -> None:
@@ -240,6 +242,149 @@ def test_a_broken_archive_costs_its_own_row(tmp_path: Path) -> None:
     assert doc is not None and doc["status"] == "error" and "not a readable archive" in doc["error"]
     assert doc["submission"]["path"] == str((tmp_path / "bob.zip").resolve())
     assert (out / "bob" / "result.json").is_file()
+
+
+def _corrupt_deflate(path: Path) -> Path:
+    """A zip Python opens, whose member's compressed bytes are garbage (zlib.error when read)."""
+    _zip(path, {})
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("main.py", b"app = 1\n" * 200)
+    data = bytearray(path.read_bytes())
+    start = 30 + len("main.py")  # the local header, then the compressed stream
+    data[start:start + 16] = b"\xff" * 16
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _unsupported_method(path: Path) -> Path:
+    _zip(path, {"main.py": b"app = 1\n"})
+    data = bytearray(path.read_bytes())
+    data[8:10] = (99).to_bytes(2, "little")  # the local header's compression method: AES, which Python lacks
+    central = data.rfind(b"PK\x01\x02")
+    data[central + 10:central + 12] = (99).to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("make", [_corrupt_deflate, _unsupported_method], ids=["corrupt-deflate", "method-99"])
+def test_an_archive_python_opens_but_cannot_read_costs_its_own_row(tmp_path: Path, make) -> None:
+    """A zip whose member cannot be decompressed raised zlib.error or NotImplementedError past the batch: one
+    student's upload stopped the whole class, on every run."""
+    archive = make(tmp_path / "bob.zip")
+    with pytest.raises(UsageError, match="not a readable archive"):
+        sources.unpack(archive, tmp_path / "dest")
+    out = tmp_path / "out"
+    grader = Grader(BatchOptions(out=out))
+    try:
+        doc = grader.grade(SubmissionDir("bob", archive, "archive"))
+    finally:
+        grader.close()
+    assert doc is not None and doc["status"] == "error" and "not a readable archive" in doc["error"]
+    assert (out / "bob" / "result.json").is_file()
+
+
+def test_a_tarball_of_the_current_folder_and_a_zip_made_on_windows_unpack(tmp_path: Path) -> None:
+    """`tar czf alice.tar.gz .` holds './' and './main.py'; a Windows zip names its folders 'proj\\app\\'."""
+    tarball = tmp_path / "alice.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tf:
+        root = tarfile.TarInfo("./")
+        root.type = tarfile.DIRTYPE
+        tf.addfile(root)
+        info = tarfile.TarInfo("./main.py")
+        info.size = 8
+        tf.addfile(info, io.BytesIO(b"app = 1\n"))
+    sources.unpack(tarball, tmp_path / "a")
+    assert (tmp_path / "a" / "main.py").read_bytes() == b"app = 1\n"
+    windows = tmp_path / "bob.zip"
+    with zipfile.ZipFile(windows, "w") as zf:
+        zf.writestr(zipfile.ZipInfo("proj\\"), b"")
+        zf.writestr(zipfile.ZipInfo("proj\\app\\"), b"")
+        zf.writestr("proj\\app\\main.py", b"app = 1\n")
+    sources.unpack(windows, tmp_path / "b")
+    assert (tmp_path / "b" / "app" / "main.py").read_bytes() == b"app = 1\n"
+
+
+def test_a_tarball_is_read_member_by_member_so_a_limit_stops_it_before_the_rest(tmp_path: Path) -> None:
+    """An oversized first member ends the unpacking before the rest of the stream is read: here the rest is
+    corrupt, which reading every header first (a bomb's 16 GiB of them) would have run into."""
+    archive = _tar(tmp_path / "bomb.tar.gz", {"big.bin": b"\0" * 8192, "more.bin": os.urandom(64 * 1024)})
+    archive.write_bytes(archive.read_bytes()[:-16 * 1024])  # the stream breaks off in the second member
+    with pytest.raises(UsageError, match="MiB unpacked"):
+        sources.unpack(archive, tmp_path / "dest", max_bytes=4096)
+
+
+def test_upper_case_archives_and_reserved_names(tmp_path: Path) -> None:
+    """BOB.ZIP is an archive; a submission called like the batch's own gradebook.csv or index.html is passed over
+    with a note (a roster row so named is refused), not written over the class's files."""
+    subs = tmp_path / "subs"
+    (subs / "gradebook.csv").mkdir(parents=True)
+    _zip(subs / "BOB.ZIP", {"main.py": b""})
+    _zip(subs / "index.html.zip", {"main.py": b""})
+    found, notes = batch.find_submissions(subs, tmp_path / "out")
+    assert [(s.name, s.kind) for s in found] == [("BOB", "archive")]
+    assert any(n.startswith("ignored gradebook.csv: 'gradebook.csv' is the name of the results folder's own file")
+               for n in notes)
+    assert any(n.startswith("ignored index.html.zip: 'index.html'") for n in notes)
+    roster = tmp_path / "roster.csv"
+    roster.write_text("name,repo\nindex.html,/tmp/x\n")
+    with pytest.raises(UsageError, match="'index.html' is the name of the results folder's own file"):
+        batch.find_submissions(roster, tmp_path / "out")
+
+
+def test_a_roster_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    roster = tmp_path / "roster.csv"
+    roster.write_bytes("name,repo\nалиса,/tmp/x\n".encode("utf-16"))
+    with pytest.raises(UsageError, match="is not UTF-8 text"):
+        sources.read_roster(roster)
+
+
+def test_a_roster_commit_named_like_the_start_of_the_tips_id_is_that_tag(tmp_path: Path, repo: Path) -> None:
+    """A tag '7' on an older commit, while the default branch's tip id starts with 7: the tag is graded."""
+    tagged = git(repo, "rev-parse", "HEAD~1")
+    for n in range(64):  # new tips until one starts with a digit (10 in 16 do)
+        tip = git(repo, "rev-parse", "HEAD")
+        if tip[0].isdigit():
+            break
+        git(repo, "commit", "-q", "--allow-empty", "-m", f"tip {n}")
+    tip = git(repo, "rev-parse", "HEAD")
+    git(repo, "tag", tip[0], tagged)
+    dest = tmp_path / "clone"
+    sources.clone(sources.RosterEntry("alice", str(repo), tip[0]), dest)
+    assert git(dest, "rev-parse", "HEAD") == tagged
+    dest2 = tmp_path / "clone2"
+    sources.clone(sources.RosterEntry("alice", str(repo), tip[:9]), dest2)  # an abbreviated id of the tip: the tip
+    assert git(dest2, "rev-parse", "HEAD") == tip
+
+
+def test_ctrl_c_while_cloning_stores_nothing_and_leaves_no_git_behind(tmp_path: Path) -> None:
+    """A repository that never answers (a local port that accepts and stays silent); Ctrl-C stops the clone at once
+    and nothing is stored, so a resumed batch grades the student (it used to store git's death as their error)."""
+    import socket
+    import threading
+
+    from grader import procfs
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    out = tmp_path / "out"
+    grader = Grader(BatchOptions(out=out))
+    stopper = threading.Timer(1.0, grader.stop)
+    stopper.start()
+    try:
+        doc = grader.grade(SubmissionDir("alice", tmp_path, "repo", None, f"http://127.0.0.1:{port}/x.git"))
+    finally:
+        stopper.cancel()
+        grader.close()
+        listener.close()
+    assert doc is None and not (out / "alice" / "result.json").exists()
+    for _ in range(1000):  # killed: gone once each next runs (a SIGKILL takes effect then)
+        left = [pid for pid in procfs.pids() if f"127.0.0.1:{port}".encode() in cmdline(pid) and alive(pid)]
+        if not left:
+            break
+        time.sleep(0.01)
+    assert left == []
 
 
 # --------------------------------------------------------------------------------------------- end to end

@@ -36,15 +36,30 @@ def test_the_key_lives_in_the_state_folder_by_default(tmp_path: Path, monkeypatc
     assert integrity.key_path() == tmp_path / "redis-grader" / "batch.key"
 
 
-def test_a_signature_covers_the_bytes_and_the_settings() -> None:
+def test_a_signature_covers_the_bytes_the_settings_and_the_folder() -> None:
     key = b"k" * integrity.KEY_BYTES
-    mac = integrity.signature(key, b'{"grade": "B"}', {"only": []})
-    assert integrity.verified(key, b'{"grade": "B"}', {"only": []}, mac)
-    assert not integrity.verified(key, b'{"grade": "S"}', {"only": []}, mac)
-    assert not integrity.verified(key, b'{"grade": "B"}', {"only": ["cache.*"]}, mac)
-    assert not integrity.verified(b"x" * integrity.KEY_BYTES, b'{"grade": "B"}', {"only": []}, mac)
-    assert not integrity.verified(None, b'{"grade": "B"}', {"only": []}, mac)
-    assert not integrity.verified(key, b'{"grade": "B"}', {"only": []}, None)
+    mac = integrity.signature(key, b'{"grade": "B"}', {"only": []}, "alice")
+    assert integrity.verified(key, b'{"grade": "B"}', {"only": []}, "alice", mac)
+    assert not integrity.verified(key, b'{"grade": "S"}', {"only": []}, "alice", mac)
+    assert not integrity.verified(key, b'{"grade": "B"}', {"only": ["cache.*"]}, "alice", mac)
+    assert not integrity.verified(key, b'{"grade": "B"}', {"only": []}, "bob", mac)
+    assert not integrity.verified(b"x" * integrity.KEY_BYTES, b'{"grade": "B"}', {"only": []}, "alice", mac)
+    assert not integrity.verified(None, b'{"grade": "B"}', {"only": []}, "alice", mac)
+    assert not integrity.verified(key, b'{"grade": "B"}', {"only": []}, "alice", None)
+
+
+def test_a_result_copied_into_another_students_folder_is_not_kept(tmp_path: Path) -> None:
+    """A stored result and its signature copied from alice's folder into bob's: bob's row must not become
+    alice's grade (and alice appear twice in the gradebook)."""
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    for name in ("alice", "bob"):
+        (subs / name).mkdir(parents=True)
+    _store(out, "alice")
+    (out / "bob").mkdir()
+    for name in ("result.json", ".graded-with.json"):
+        (out / "bob" / name).write_bytes((out / "alice" / name).read_bytes())
+    planned = batch.plan(subs, BatchOptions(out=out))
+    assert [s.name for s in planned.kept] == ["alice"] and [s.name for s in planned.to_grade] == ["bob"]
 
 
 def test_results_signed_with_another_key_are_not_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,6 +19,7 @@ from .plan import (
     in_shard,
     parse_shard,
     plan,
+    submission_settings,
 )
 from .run import BatchSummary, Finished, Progress, run_batch, write_overview
 from .store import GRADED_WITH, LOG, REPORTS, RESULT, collect_results, graded_with, stored_status, write_submission
@@ -54,6 +55,7 @@ __all__ = [
     "processes_of",
     "run_batch",
     "stored_status",
+    "submission_settings",
     "write_overview",
     "write_submission",
 ]

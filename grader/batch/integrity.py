@@ -58,14 +58,15 @@ def _create_key(path: Path) -> bytes | None:
     return key
 
 
-def signature(key: bytes, result: bytes, settings: dict[str, Any]) -> str:
-    """HMAC-SHA256 over the result document's bytes and the settings it was graded with (so neither can be
-    swapped for another's)."""
-    message = json.dumps(settings, sort_keys=True).encode() + b"\n" + result
+def signature(key: bytes, result: bytes, settings: dict[str, Any], folder: str) -> str:
+    """HMAC-SHA256 over the result document's bytes, the settings it was graded with and the name of the folder it
+    is stored in (so none can be swapped for another's: a student's result copied into another's folder is not that
+    student's)."""
+    message = json.dumps({**settings, "folder": folder}, sort_keys=True).encode() + b"\n" + result
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-def verified(key: bytes | None, result: bytes, settings: dict[str, Any], claimed: object) -> bool:
+def verified(key: bytes | None, result: bytes, settings: dict[str, Any], folder: str, claimed: object) -> bool:
     if key is None or not isinstance(claimed, str):
         return False
-    return hmac.compare_digest(signature(key, result, settings), claimed)
+    return hmac.compare_digest(signature(key, result, settings, folder), claimed)

@@ -52,8 +52,9 @@ def merge(shards: list[Path], out: Path, *, trust_shards: bool = False) -> Merge
                                  "same --shard?")
             seen[name] = shard
             settings = stored.settings or {}
-            if settings not in settings_seen:
-                settings_seen.append(settings)
+            shared = {k: v for k, v in settings.items() if k != "source"}  # each submission's own source aside
+            if shared not in settings_seen:
+                settings_seen.append(shared)
             _copy_one(result.parent, out / name)
             write_submission(out / name, stored.document, settings)
             summary.merged.append(name)

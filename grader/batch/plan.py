@@ -12,11 +12,15 @@ from typing import TYPE_CHECKING, Any
 from grader import __version__
 from grader import rubric as rubrics
 from grader.errors import UsageError
+from grader.reporters.overview import GRADEBOOK, INDEX
 from grader.runtime import DEFAULT_APP_IMAGE
 
 from . import sources
 from .integrity import signing_key
 from .store import read_stored
+
+# The files a batch writes beside the submissions' folders: no submission may be called so.
+RESERVED = (GRADEBOOK, INDEX)
 
 if TYPE_CHECKING:
     from grader.runner import GradeOptions
@@ -84,13 +88,30 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
 
+def _roster(path: Path) -> list[SubmissionDir]:
+    entries = sources.read_roster(path)
+    for entry in entries:
+        if entry.name in RESERVED:
+            raise UsageError(f"roster '{path}': '{entry.name}' is the name of the results folder's own file; "
+                             "give that student another name")
+    return [SubmissionDir(e.name, Path(e.repo), "repo", e.commit, e.repo) for e in entries]
+
+
+def _without_reserved(found: list[SubmissionDir], notes: list[str]) -> list[SubmissionDir]:
+    for sub in found:
+        if sub.name in RESERVED:
+            notes.append(f"ignored {sub.path.name}: '{sub.name}' is the name of the results folder's own file; "
+                         "rename the submission to grade it")
+    return [sub for sub in found if sub.name not in RESERVED]
+
+
 def find_submissions(root: Path, out: Path) -> tuple[list[SubmissionDir], list[str]]:
     """Every immediate, non-hidden sub-folder of `root` and every archive in it (`.zip`, `.tar.gz`), by name, or
     every row of the roster CSV `root`; notes for what was passed over."""
     if not root.exists():
         raise UsageError(f"submissions folder '{root}' does not exist")
     if root.is_file() and root.suffix.lower() == ".csv":
-        return [SubmissionDir(e.name, Path(e.repo), "repo", e.commit, e.repo) for e in sources.read_roster(root)], []
+        return _roster(root), []
     if not root.is_dir():
         raise UsageError(f"'{root}' is not a folder")
     root_resolved, out_resolved = root.resolve(), out.resolve()
@@ -116,10 +137,11 @@ def find_submissions(root: Path, out: Path) -> tuple[list[SubmissionDir], list[s
     folders = {sub.name for sub in found}
     for archive in archives:
         if archive.name in folders:
-            notes.append(f"ignored {archive.path.name}: there is a folder {archive.name}")
+            notes.append(f"ignored {archive.path.name}: {archive.name} is graded from another folder or archive")
         else:
             folders.add(archive.name)
             found.append(archive)
+    found = _without_reserved(found, notes)
     found.sort(key=lambda s: s.name)
     if not found:
         raise UsageError(f"no submission folders in '{root}' (each sub-folder is one submission)")
@@ -134,7 +156,31 @@ def grading_settings(options: BatchOptions) -> dict[str, Any]:
     except (UsageError, OSError):  # grading will say what is wrong with it
         rubric = options.rubric
     return {"grader": __version__, "rubric_sha256": rubric, "only": sorted(options.only),
-            "docs_url": options.docs_url}
+            "docs_url": options.docs_url, "start_timeout": options.start_timeout}
+
+
+def source_of(sub: SubmissionDir) -> str | None:
+    """What a submission was made from, where the batch can tell that it changed: an archive's bytes, a roster row's
+    repository and commit. None for a folder, which is read as it is (a resumed run keeps its result)."""
+    if sub.kind == "archive":
+        digest = hashlib.sha256()
+        try:
+            with open(sub.path, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError:
+            return "archive (unreadable)"
+        return f"archive sha256:{digest.hexdigest()}"
+    if sub.kind == "repo":
+        return f"repository {sub.repo}" + (f" at {sub.commit}" if sub.commit else "")
+    return None
+
+
+def submission_settings(options: BatchOptions, sub: SubmissionDir) -> dict[str, Any]:
+    """grading_settings(), and where the submission came from (source_of): a stored result made from another
+    archive, or another roster commit, is not kept."""
+    source = source_of(sub)
+    return grading_settings(options) | ({"source": source} if source is not None else {})
 
 
 def plan(submissions_dir: Path, options: BatchOptions) -> Plan:
@@ -144,7 +190,6 @@ def plan(submissions_dir: Path, options: BatchOptions) -> Plan:
         submissions = in_shard(submissions, options.shard)
         notes.append(f"shard {options.shard[0]}/{options.shard[1]}: {len(submissions)} of {everyone} submissions")
     to_grade, kept = [], []
-    settings = grading_settings(options)
     key = signing_key()
     unsigned = stale = errors = 0
     for sub in submissions:
@@ -153,7 +198,7 @@ def plan(submissions_dir: Path, options: BatchOptions) -> Plan:
         if status is not None and not stored.trusted:
             unsigned += 1
             status = None
-        elif status is not None and stored.settings != settings:
+        elif status is not None and stored.settings != submission_settings(options, sub):
             stale += 1
             status = None
         if status == "graded" or (status == "error" and not options.retry_errors):

@@ -15,7 +15,7 @@ from grader.tempdirs import sweep_orphaned_tempdirs
 from grader.text import printable_line
 
 from .plan import BatchOptions, Plan, cap_jobs, plan
-from .store import collect_results, make_results_folder
+from .store import collect_results, forget_stored, make_results_folder
 from .supervisor import Grader
 
 
@@ -99,6 +99,11 @@ def run_batch(
     if on_plan:
         on_plan(the_plan)
     summary = BatchSummary(total=len(the_plan.submissions), kept=len(the_plan.kept))
+    if options.fresh:
+        # Earlier results stop counting now, not as each is graded again: a --fresh run that is interrupted then
+        # goes on as a plain run, which grades what this one did not get to (their old reports stay until then).
+        for sub in the_plan.to_grade:
+            forget_stored(options.out / sub.name)
     sweep_orphaned_tempdirs()  # what an earlier grader killed with SIGKILL left (each child sweeps too)
     _grade_all(the_plan, options, summary, on_done)
     summary.gradebook, summary.index = write_overview(options.out)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ def read_stored(folder: Path, key: bytes | None = None) -> Stored:
     if doc is None or record is None:
         return Stored(doc["status"] if doc else None, doc, None, False)
     claimed = record.pop(SIGNATURE, None)
-    trusted = verified(key if key is not None else signing_key(create=False), data, record, claimed)
+    trusted = verified(key if key is not None else signing_key(create=False), data, record, folder.name, claimed)
     return Stored(doc["status"], doc, record, trusted)
 
 
@@ -70,6 +71,12 @@ def graded_with(folder: Path) -> dict[str, Any] | None:
     if record is not None:
         record.pop(SIGNATURE, None)
     return record
+
+
+def forget_stored(folder: Path) -> None:
+    """The stored result in `folder` is no longer trusted (its signature goes): a later run grades it again."""
+    with contextlib.suppress(OSError):
+        (folder / GRADED_WITH).unlink()
 
 
 def make_results_folder(out: Path) -> None:
@@ -93,7 +100,7 @@ def write_submission(folder: Path, doc: dict[str, Any], settings: dict[str, Any]
     record = dict(settings)
     key = signing_key()
     if key is not None:  # without a key (an unwritable state folder) the result is written, but never kept
-        record[SIGNATURE] = signature(key, data, settings)
+        record[SIGNATURE] = signature(key, data, settings, folder.name)
     _replace(folder / GRADED_WITH, (json.dumps(record, indent=2) + "\n").encode())
     _replace(folder / RESULT, data)
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from grader import procfs
+from grader.commands import Interrupted
 from grader.errors import UsageError
 from grader.result import Submission, failed_to_grade
 from grader.sandbox import MARKER_VAR
@@ -36,7 +37,7 @@ from grader.tempdirs import sweep_orphaned_tempdirs
 from . import sources
 from .forkserver import CHILD_RESULT_FD, ForkedChild, ForkServer, ServerGone
 from .integrity import KEY_VAR
-from .plan import BatchOptions, SubmissionDir, grading_settings
+from .plan import BatchOptions, SubmissionDir, submission_settings
 from .store import LOG, write_submission
 
 logger = logging.getLogger(__name__)
@@ -252,11 +253,14 @@ class Grader:
         folder.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         try:
-            ready, origin = self._prepare(sub)
-        except UsageError as exc:  # a clone or an archive that failed costs its own row
-            doc = error_document(sub, str(exc), time.monotonic() - started)
+            ready, origin = self._prepare(sub, started)
+        except Interrupted:  # Ctrl-C while cloning or reading git: nothing is known of the submission yet
+            return None
+        except Exception as exc:  # noqa: BLE001 - a clone or an archive that failed costs its own row, whatever it was
+            reason = str(exc) if isinstance(exc, UsageError) else f"{sub.name}: could not be read: {type(exc).__name__}: {exc}"
+            doc = error_document(sub, reason, time.monotonic() - started)
             doc["submission"]["path"] = _source_text(sub)
-            write_submission(folder, doc, grading_settings(self.options))
+            write_submission(folder, doc, submission_settings(self.options, sub))
             return doc
         try:
             doc = self._grade_folder(ready, folder, started)
@@ -271,13 +275,15 @@ class Grader:
         if origin.commit is not None:
             submission.update(commit=origin.commit, dirty=bool(origin.dirty))
         doc["submission"] = submission
-        write_submission(folder, doc, grading_settings(self.options))
+        write_submission(folder, doc, submission_settings(self.options, sub))
         return doc
 
-    def _prepare(self, sub: SubmissionDir) -> tuple[SubmissionDir, sources.Origin]:
-        """The submission as a folder on disk (a roster row cloned, an archive unpacked) and its commit."""
+    def _prepare(self, sub: SubmissionDir, started: float | None = None) -> tuple[SubmissionDir, sources.Origin]:
+        """The submission as a folder on disk (a roster row cloned, an archive unpacked) and its commit. A clone
+        counts against the submission's --timeout; Ctrl-C stops it (commands.Interrupted)."""
+        stopped = self._stop.is_set
         if sub.kind == "folder":
-            return sub, sources.git_origin(sub.path)
+            return sub, sources.git_origin(sub.path, stopped)
         with self._workdir_lock:
             if self.workdir is None:
                 self.workdir = sources.materialize_dir()
@@ -286,8 +292,10 @@ class Grader:
         if sub.kind == "archive":
             sources.unpack(sub.path, dest)
         else:
-            sources.clone(sources.RosterEntry(sub.name, sub.repo or str(sub.path), sub.commit), dest)
-        return SubmissionDir(sub.name, dest), sources.git_origin(dest)
+            entry = sources.RosterEntry(sub.name, sub.repo or str(sub.path), sub.commit)
+            left = self.options.timeout - (time.monotonic() - (started or time.monotonic()))
+            sources.clone(entry, dest, timeout=max(1.0, min(left, sources.GIT_TIMEOUT_S)), stopped=stopped)
+        return SubmissionDir(sub.name, dest), sources.git_origin(dest, stopped)
 
     def close(self) -> None:
         """End the fork server; remove the clones and unpacked archives."""
