@@ -205,6 +205,19 @@ def test_every_report_drops_the_controls_a_submissions_text_brings(graded: dict,
     assert _unprintable((tmp_path / "junit.xml").read_text(encoding="utf-8")) == []
 
 
+def test_a_markdown_report_links_nothing_a_submission_wrote(graded: dict) -> None:
+    """GitHub links a bare http://... or www.x in a job summary: a key or a body naming one would be a link the
+    instructor may click. Escaped, they show as text; the textbook's own links stay links."""
+    doc = copy.deepcopy(graded)
+    failing = next(c for c in doc["checks"] if c["outcome"] == "failed")
+    failing["message"] = "cache key 'products:https://evil.example/login' holds www.evil.example"
+    failing["evidence"]["key"] = "see http://evil.example/x"
+    text = render_markdown(doc)
+    assert "https\\://evil.example/login" in text and "www\\.evil.example" in text
+    assert not re.search(r"(?<!\\)://evil|(?<![\\`])www\.evil", text.replace("`see http://evil.example/x`", ""))
+    assert "](https://course.example.org/redis/ra3.2)" in text
+
+
 def test_a_markdown_report_cuts_long_log_lines_to_stay_a_job_summary(graded: dict) -> None:
     """GitHub takes at most 1 MiB as a job summary: an app that logs 8 KB lines, with every check ending in an error
     that carries the log's tail, made a 2.4 MB report. Each line is cut, and says by how much."""

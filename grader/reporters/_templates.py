@@ -18,6 +18,13 @@ from .figures import figure_kind, render_figure
 from .quiz import template_context
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~#])")
+# GitHub turns a bare `http://...` or `www.x` in text into a link: a submission's text (a key, a body) would be a
+# link in the instructor's job summary. Escaped, the colon or the dot shows as itself and links nothing.
+_AUTOLINKS = re.compile(r"(?i)(?<=[a-z])(:)(?=//)|(?<=\bwww)(\.)")
+
+
+def _md_escaped(text: str) -> str:
+    return _AUTOLINKS.sub(lambda m: "\\" + m.group(0), _MD_SPECIAL.sub(r"\\\1", text))
 # Hints and messages are written with Markdown-ish backticks around code (`rate:ip:<ip>`): a span is a pair of
 # single backticks on one line with something inside (a run of two or more is left as it is).
 _CODE_SPAN = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
@@ -43,16 +50,16 @@ def md_rich(value: Any, table: bool = False) -> str:
     parts: list[str] = []
     last = 0
     for match in _CODE_SPAN.finditer(text):
-        parts.append(_MD_SPECIAL.sub(r"\\\1", text[last : match.start()]))  # spaces around a span kept
+        parts.append(_md_escaped(text[last : match.start()]))  # spaces around a span kept
         parts.append(md_code(match.group(1), table=table))
         last = match.end()
-    parts.append(_MD_SPECIAL.sub(r"\\\1", text[last:]))
+    parts.append(_md_escaped(text[last:]))
     return "".join(parts)
 
 
 def md_text(value: Any) -> str:
     """Plain text made inert in Markdown: one line, punctuation that Markdown or HTML would act on escaped."""
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+    return _md_escaped(" ".join(str(value).split()))
 
 
 def md_code(value: Any, table: bool = False) -> str:
