@@ -23,12 +23,18 @@ from grader.api import (
     requests_text,
 )
 
-# Code outside the request path may use a synchronous client (a one-off seed script, the test suite).
-NOT_REQUEST_PATH = ("tests/", "test_", "seed", "scripts/", "conftest")
+# Code outside the request path may use a synchronous client (a one-off seed script, the test suite): a file in a
+# folder named so, or a file named so (test_x.py, x_test.py, conftest.py, seed.py, seed_data.py). Whole names:
+# `latest_scores.py` is no test, and `contest.py` no conftest.
+NOT_REQUEST_FOLDERS = ("tests", "test", "scripts", "seed", "seeds")
 
 
 def _in_request_path(finding: Finding) -> bool:
-    return not any(part in finding.file for part in NOT_REQUEST_PATH)
+    *folders, name = finding.file.split("/")
+    stem = name.removesuffix(".py")
+    outside = (any(folder in NOT_REQUEST_FOLDERS for folder in folders) or stem.startswith(("test_", "seed"))
+               or stem.endswith("_test") or stem in ("conftest", "seed"))
+    return not outside
 
 
 def _where(findings: list[Finding]) -> list[str]:

@@ -97,6 +97,9 @@ def top_entries(body: Any) -> list[tuple[str, float]] | None:
     for item in body:
         if isinstance(item, (list, tuple)) and len(item) == 2:
             entries.append((str(item[0]), float(item[1])))
+        elif isinstance(item, dict) and len(item) == 1 and _is_points(next(iter(item.values()))):
+            (name, points), = item.items()  # {"alice": 90}
+            entries.append((str(name), float(points)))
         elif isinstance(item, dict):
             names = [v for k, v in item.items() if isinstance(v, str)]
             numbers = [v for k, v in item.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -107,6 +110,10 @@ def top_entries(body: Any) -> list[tuple[str, float]] | None:
         else:
             return None
     return entries
+
+
+def _is_points(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def entries_text(entries: list[tuple[str, float]]) -> list[str]:
@@ -136,11 +143,13 @@ async def score(ctx: CheckContext) -> CheckOutcome:
             return failed(absent, **evidence)
         return failed(f"POST {SCORE} with {fields.shown(values)} answered {reply.status or reply.error}",
                       body=reply.text[:300], **evidence)
-    zset_writes = [c for c in commands if c.name in ZSET_WRITES and user in c.args]
+    # The member may carry a prefix of the app's ("user:<name>"): the player's name is unique, so it is found in it.
+    zset_writes = [c for c in commands if c.name in ZSET_WRITES and any(user in arg for arg in c.args[1:])]
     if not zset_writes:
         return failed(f"POST {SCORE} sent no ZADD/ZINCRBY for '{user}': scores belong in a Sorted Set", **evidence)
     key = zset_writes[0].args[0]
-    stored = await ctx.redis.zscore(key, user)
+    member = next(arg for arg in zset_writes[0].args[1:] if user in arg)
+    stored = await ctx.redis.zscore(key, member)
     if stored is None or float(stored) != 42.0:
         return failed(f"after POST {SCORE} the Sorted Set '{key}' holds {stored} for '{user}', expected 42",
                       **evidence)

@@ -84,6 +84,16 @@ async def lint(ctx: CheckContext[LintSettings]) -> CheckOutcome:
     return error(f"ruff could not run (exit code {run.returncode})", output_tail=_tail(run.output))
 
 
+# pytest's last line: "5 passed in 0.90s", "1 passed, 4 skipped in 0.2s", "5 skipped in 0.17s".
+_SUMMARY = re.compile(r"^=*\s*(\d+ \w+.* in [\d.]+s\b.*?)\s*=*$")
+_PASSED = re.compile(r"\b[1-9]\d* passed\b")
+
+
+def _summary(output: str) -> str | None:
+    """pytest's summary line (its last), or None when the output has none."""
+    return next((m.group(1) for line in reversed(_tail(output)) if (m := _SUMMARY.match(line.strip()))), None)
+
+
 def no_tests_evidence(root: Path) -> dict[str, object]:
     """What was searched, and the Python files there are instead: a student sees why none counted as a test."""
     files = [path.relative_to(root).as_posix() for path in python_files(root)]
@@ -114,8 +124,11 @@ async def tests(ctx: CheckContext) -> CheckOutcome:
     if suite.timed_out:
         return failed(f"the test suite did not finish within {ctx.settings.timeout:g} s", **evidence)
     if suite.returncode == 0:
-        summary = next((line for line in reversed(_tail(suite.output)) if " passed" in line), "passed")
-        return passed(f"the submission's tests pass: {summary.strip('= ')}", **evidence)
+        summary = _summary(suite.output)
+        if summary is not None and not _PASSED.search(summary):  # every test skipped, deselected or xfailed
+            return failed(f"none of the submission's tests ran and passed: {summary}", hint=HINT_WRITE_TESTS,
+                          **evidence)
+        return passed(f"the submission's tests pass: {summary or 'passed'}", **evidence)
     if suite.missing_module == "pytest":
         return failed("pytest is not installed in the submission's environment: add pytest to requirements.txt",
                       **evidence)

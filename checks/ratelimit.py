@@ -137,6 +137,8 @@ async def threshold(ctx: CheckContext, path: str) -> CheckOutcome:
 # Per-IP independence, the window's end and atomicity hold or not whatever the limit is: they are judged
 # against the limit the app itself enforces (ratelimit.threshold alone judges whether that limit is 10).
 PROBE_MAX = 3 * LIMIT  # sequential requests sent at most to find where the app starts refusing
+# How long after the client is blocked the window check retries, to see whether a refused request restarts the TTL.
+RETRY_GAP_S = 0.3
 
 
 @dataclass
@@ -234,6 +236,11 @@ async def _judge_window(ctx: CheckContext, path: str, client: VirtualClient, see
         return skipped(f"the app refused none of {PROBE_MAX} sequential requests from {client.ip}, so the end of "
                        "its window cannot be seen (see ratelimit.threshold)",
                        requests=requests_text(rest), figure=life.figure(rest), **evidence)
+    restarted = await _retry_restarts_ttl(ctx, path, client, list(seen))
+    if restarted is not None:
+        return failed(f"a refused request from {client.ip} starts the counter's TTL again ({restarted}): a client "
+                      "that keeps retrying is never served again; set the TTL with the first request only",
+                      figure=life.figure(rest), **evidence)
     for key in await counter_keys(ctx, client.ip, list(seen)):
         await ctx.redis.pexpire(key, 1)  # the harness ends the window now instead of waiting a minute
     life.expire_now()
@@ -246,6 +253,24 @@ async def _judge_window(ctx: CheckContext, path: str, client: VirtualClient, see
         return failed(f"after the counter expired {client.ip} still gets {seen}", figure=figure, **evidence)
     return passed(f"the counter has TTL {max(ttls.values())} s and {client.ip} is served again once it expires "
                   f"(blocked after {len(rest) - 1} requests)", figure=figure, **evidence)
+
+
+async def _retry_restarts_ttl(ctx: CheckContext, path: str, client: VirtualClient,
+                              seen: list[Command]) -> str | None:
+    """What a refused retry did to the counter's TTL ("'rate:ip:x': 59990 ms, then 59995 ms after 0.31 s"), when
+    it restarted it; None when the TTL kept running down. Restarted means it fell by less than half the time that
+    passed: a TTL that runs down falls by all of it, one set again by the retry is back near its full length."""
+    keys = await counter_keys(ctx, client.ip, seen)
+    before = {key: await ctx.redis.pttl(key) for key in keys}
+    since = time.monotonic()
+    await asyncio.sleep(RETRY_GAP_S)
+    await client.get(path)
+    after = {key: await ctx.redis.pttl(key) for key in keys}
+    passed_ms = (time.monotonic() - since) * 1000
+    for key in keys:
+        if before[key] > 0 and after[key] > before[key] - passed_ms / 2:
+            return f"'{key}': {before[key]} ms, then {after[key]} ms after {passed_ms / 1000:.2f} s"
+    return None
 
 
 @check("ratelimit.key_format", title="The counter key is rate:ip:<ip>", level="basic",

@@ -107,8 +107,14 @@ class StartCoverage:
         self.measured.start()
 
 plugin = StartCoverage()
+args = sys.argv[3:]
+# A suite set up for pytest-cov (`addopts = --cov=app`) would start a second coverage beside this one, and the two
+# stop each other's tracer (pytest-cov fails the run). --no-cov keeps its options valid and leaves coverage here.
+from importlib.util import find_spec
+if find_spec("pytest_cov") is not None:
+    args.append("--no-cov")
 try:
-    code = pytest.main(sys.argv[3:], plugins=[plugin])
+    code = pytest.main(args, plugins=[plugin])
 finally:
     if plugin.measured is not None:
         plugin.measured.stop()

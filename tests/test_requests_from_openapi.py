@@ -166,3 +166,32 @@ def test_serves_from_cache_marks_a_product_string_the_app_showed_not_a_wrapper_f
     changed = json.loads(_rewritten(raw.encode(), "TOKEN", {"Vue 3 Basics"}))
     assert changed == {"cached_at": "2026-11-30T12:00:00+00:00", "items": [{"id": 1, "name": "TOKEN"}]}
     assert _rewritten(raw.encode(), "TOKEN", {"not there"}) is None  # the trace decides then
+
+
+def test_top_as_one_entry_objects_is_read():
+    assert top_entries([{"dan": 70.0}, {"bob": 50}, {"cat": 30.0}]) == [("dan", 70.0), ("bob", 50.0), ("cat", 30.0)]
+
+
+def test_what_counts_as_outside_the_request_path_is_named_whole():
+    """A sync client in tests, a seed script or a scripts folder is fine; `latest_scores.py` is neither a test
+    nor a seed, so a sync client there is in the request path."""
+    from checks.async_client import _in_request_path
+    from grader.static import Finding
+
+    def inside(path: str) -> bool:
+        return _in_request_path(Finding(path, 1, "redis.Redis()"))
+
+    assert not any(inside(p) for p in ("backend/tests/conftest.py", "test_main.py", "backend/app/seed.py",
+                                        "scripts/load.py", "app/seed_data.py", "app/api_test.py", "seed/run.py"))
+    assert all(inside(p) for p in ("backend/app/latest_scores.py", "app/contest.py", "app/routes/fastest_test_x.py",
+                                    "backend/app/main.py"))
+
+
+def test_a_suite_whose_tests_all_skipped_has_no_passed_in_its_summary():
+    from checks.quality import _PASSED, _summary
+
+    assert _summary("..\n5 passed in 0.90s\n") == "5 passed in 0.90s"
+    assert _summary("ss\n===== 5 skipped in 0.17s =====") == "5 skipped in 0.17s"
+    assert not _PASSED.search(_summary("ss\n5 skipped in 0.17s"))
+    assert _PASSED.search(_summary("1 passed, 4 skipped in 0.2s"))
+    assert _summary("no summary at all") is None
