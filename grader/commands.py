@@ -19,6 +19,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 POLL_S = 0.1  # how soon a stop is noticed
+Stopped = Callable[[], bool]  # true once the grader is stopping (Ctrl-C)
+
+
+def never() -> bool:
+    """A Stopped for callers that are never stopped from outside."""
+    return False
 
 
 class Interrupted(Exception):
@@ -26,7 +32,7 @@ class Interrupted(Exception):
 
 
 def run_command(argv: Sequence[str], *, timeout: float, env: Mapping[str, str], cwd: Path | str | None = None,
-                stopped: Callable[[], bool] = lambda: False) -> subprocess.CompletedProcess[str]:
+                stopped: Stopped = never) -> subprocess.CompletedProcess[str]:
     """Run `argv` to its end: its exit code and output as text. Raises subprocess.TimeoutExpired after `timeout`
     seconds, Interrupted as soon as `stopped()` is true, OSError when it cannot start; the command and everything
     in its process group are killed first."""

@@ -18,13 +18,12 @@ import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from grader.commands import run_command
+from grader.commands import Stopped, never, run_command
 from grader.tempdirs import owned_tempdir
 
 # A student's repository answers in well under a second; one that makes git wait (a FIFO where git reads) costs
 # at most this.
 GIT_TIMEOUT_S = 30
-Stopped = Callable[[], bool]  # true once the grader is stopping (grader/commands.py)
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _COPIED = ("HEAD", "packed-refs", "index", "shallow")  # files of a git folder that name what is checked out
 _CONFIG_MAX_BYTES = 1024 * 1024
@@ -80,12 +79,8 @@ def _copy_state(git_dir: Path, view: Path) -> bool:
     return True
 
 
-def _never() -> bool:
-    return False
-
-
 @contextlib.contextmanager
-def _repository(folder: Path, stopped: Stopped = _never) -> Iterator[Git | None]:
+def _repository(folder: Path, stopped: Stopped = never) -> Iterator[Git | None]:
     """A way to run git on the repository rooted at `folder` (a `.git` folder there) without its configuration;
     None when there is none, or it cannot be read."""
     folder = Path(os.path.abspath(folder))  # git runs elsewhere (cwd), so a relative path would name another place
@@ -130,13 +125,13 @@ def _head(git: Git) -> str | None:
     return head if head is not None and _SHA.fullmatch(head) else None
 
 
-def head_commit(folder: Path, stopped: Stopped = _never) -> str | None:
+def head_commit(folder: Path, stopped: Stopped = never) -> str | None:
     """The commit checked out in the repository rooted at `folder`, None when there is none."""
     with _repository(folder, stopped) as git:
         return None if git is None else _head(git)
 
 
-def checkout_state(folder: Path, stopped: Stopped = _never) -> tuple[str | None, bool | None]:
+def checkout_state(folder: Path, stopped: Stopped = never) -> tuple[str | None, bool | None]:
     """(the commit checked out, whether the files differ from it); (None, None) when `folder` is no repository,
     and a dirty of None when git could not tell. Raises commands.Interrupted when `stopped()` comes true."""
     with _repository(folder, stopped) as git:

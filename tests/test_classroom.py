@@ -155,7 +155,8 @@ def test_a_clone_keeps_how_the_machine_reaches_a_remote_and_nothing_else() -> No
 def test_the_grader_prepares_a_roster_row_and_records_its_commit(tmp_path: Path, repo: Path) -> None:
     grader = Grader(BatchOptions(out=tmp_path / "out"))
     try:
-        ready, origin = grader._prepare(SubmissionDir("alice", repo, "repo", None, f"file://{repo}"))
+        ready, origin = grader._prepare(SubmissionDir("alice", repo, "repo", None, f"file://{repo}"),
+                                        time.monotonic())
         assert ready.path.name == "alice" and (ready.path / "backend").is_dir()
         assert ready.path.parent.name.startswith("redis-grader-class-")  # owned: swept if the batch is killed
         assert origin.commit == git(repo, "rev-parse", "HEAD") and origin.dirty is False

@@ -176,11 +176,13 @@ def source_of(sub: SubmissionDir) -> str | None:
     return None
 
 
-def submission_settings(options: BatchOptions, sub: SubmissionDir) -> dict[str, Any]:
-    """grading_settings(), and where the submission came from (source_of): a stored result made from another
-    archive, or another roster commit, is not kept."""
+def submission_settings(options: BatchOptions, sub: SubmissionDir,
+                        grading: dict[str, Any] | None = None) -> dict[str, Any]:
+    """grading_settings() (`grading`, when the caller has it already), and where the submission came from
+    (source_of): a stored result made from another archive, or another roster commit, is not kept."""
     source = source_of(sub)
-    return grading_settings(options) | ({"source": source} if source is not None else {})
+    base = grading if grading is not None else grading_settings(options)
+    return base | ({"source": source} if source is not None else {})
 
 
 def plan(submissions_dir: Path, options: BatchOptions) -> Plan:
@@ -190,6 +192,7 @@ def plan(submissions_dir: Path, options: BatchOptions) -> Plan:
         submissions = in_shard(submissions, options.shard)
         notes.append(f"shard {options.shard[0]}/{options.shard[1]}: {len(submissions)} of {everyone} submissions")
     to_grade, kept = [], []
+    grading = grading_settings(options)  # the rubric is read once, not per submission
     key = signing_key()
     unsigned = stale = errors = 0
     for sub in submissions:
@@ -198,7 +201,7 @@ def plan(submissions_dir: Path, options: BatchOptions) -> Plan:
         if status is not None and not stored.trusted:
             unsigned += 1
             status = None
-        elif status is not None and stored.settings != submission_settings(options, sub):
+        elif status is not None and stored.settings != submission_settings(options, sub, grading):
             stale += 1
             status = None
         if status == "graded" or (status == "error" and not options.retry_errors):

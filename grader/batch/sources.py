@@ -27,9 +27,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from grader.commands import run_command
+from grader.commands import Stopped, never, run_command
 from grader.errors import UsageError
-from grader.gitinfo import Stopped, checkout_state, head_commit
+from grader.gitinfo import checkout_state, head_commit
 from grader.tempdirs import make_owned_tempdir
 from grader.workspace import MAX_BYTES
 
@@ -60,7 +60,7 @@ def archive_stem(path: Path) -> str | None:
     return None
 
 
-def git_origin(folder: Path, stopped: Stopped = lambda: False) -> Origin:
+def git_origin(folder: Path, stopped: Stopped = never) -> Origin:
     """The commit checked out in `folder` (a repository rooted there) and whether its tree differs from it."""
     commit, dirty = checkout_state(folder, stopped)
     return Origin(commit, dirty)
@@ -106,7 +106,7 @@ def read_roster(path: Path) -> list[RosterEntry]:
     return entries
 
 
-def clone(entry: RosterEntry, dest: Path, *, timeout: float = GIT_TIMEOUT_S, stopped: Stopped = lambda: False) -> None:
+def clone(entry: RosterEntry, dest: Path, *, timeout: float = GIT_TIMEOUT_S, stopped: Stopped = never) -> None:
     """A shallow clone of `entry.repo` at its commit (the default branch's tip when none) into `dest`, within
     `timeout` seconds in all. Raises UsageError when it cannot be had, commands.Interrupted when `stopped()`."""
     deadline = time.monotonic() + timeout

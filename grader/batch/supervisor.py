@@ -278,7 +278,7 @@ class Grader:
         write_submission(folder, doc, submission_settings(self.options, sub))
         return doc
 
-    def _prepare(self, sub: SubmissionDir, started: float | None = None) -> tuple[SubmissionDir, sources.Origin]:
+    def _prepare(self, sub: SubmissionDir, started: float) -> tuple[SubmissionDir, sources.Origin]:
         """The submission as a folder on disk (a roster row cloned, an archive unpacked) and its commit. A clone
         counts against the submission's --timeout; Ctrl-C stops it (commands.Interrupted)."""
         stopped = self._stop.is_set
@@ -293,7 +293,7 @@ class Grader:
             sources.unpack(sub.path, dest)
         else:
             entry = sources.RosterEntry(sub.name, sub.repo or str(sub.path), sub.commit)
-            left = self.options.timeout - (time.monotonic() - (started or time.monotonic()))
+            left = self.options.timeout - (time.monotonic() - started)
             sources.clone(entry, dest, timeout=max(1.0, min(left, sources.GIT_TIMEOUT_S)), stopped=stopped)
         return SubmissionDir(sub.name, dest), sources.git_origin(dest, stopped)
 
