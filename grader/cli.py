@@ -25,7 +25,7 @@ from grader.quiz.cli import quiz
 from grader.rubric import GRADE_ORDER
 from grader.runtime import DEFAULT_APP_IMAGE
 from grader.tempdirs import sweep_orphaned_tempdirs
-from grader.text import printable_line
+from grader.text import printable_line, printable_name
 
 if TYPE_CHECKING:
     from grader.runner import GradeOptions
@@ -312,7 +312,7 @@ def batch_command(submissions_dir: Path, out_dir: Path, jobs: int, timeout: floa
     click.echo(f"{summary.done} of {summary.total} done ({summary.graded_now} graded now, "
                f"{summary.errors_now} could not be graded{kept})")
     for name in summary.not_graded:
-        click.echo(printable_line(f"not graded: {name} (see {out_dir / name / 'report.html'})"))
+        click.echo(printable_name(f"not graded: {name} (see {out_dir / name / 'report.html'})"))
     click.echo(f"gradebook: {summary.gradebook}\noverview:  {summary.index}")
     if summary.interrupted:
         # Again with --fresh would start over; without it, the run goes on from where it stopped.

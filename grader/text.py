@@ -56,6 +56,21 @@ def printable_line(text: str) -> str:
     return printable(text).replace("\n", " ").replace("\t", " ")
 
 
+def printable_name(name: str) -> str:
+    """A submission's name (a folder's, an archive's, a roster row's) on one line, with each control character,
+    escape and bidirectional override shown as its code (`\\x01`, `\\u202e`) instead of dropped: two folders whose
+    names differ only by such a character must not read as one in a gradebook or a progress line."""
+    return _NAME_UNPRINTABLE.sub(_escaped, name)
+
+
+_NAME_UNPRINTABLE = re.compile(_UNPRINTABLE.pattern[:-1] + "\\t\\n\\r]")
+
+
+def _escaped(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def valid_unicode(document: Any) -> Any:
     """The document with every string (keys too) valid Unicode, changed in place and returned: a file name that is
     not UTF-8 (an archive made on Windows with Cyrillic names) reaches the grader as surrogate escapes, which no

@@ -108,8 +108,10 @@ def test_gradebook_has_the_commit_points_per_check_and_the_scored_skips(tmp_path
     assert first["scored_skips"] == "x.two"  # x.three is left out of the score: not a scored skip
 
 
-def test_the_overview_names_a_folder_on_one_line_without_its_control_characters() -> None:
-    """index.html shows each folder's name; one holding a title sequence, U+009B or a newline shows as text."""
+def test_the_overview_names_a_folder_on_one_line_with_its_control_characters_as_codes() -> None:
+    """index.html shows each folder's name; one holding a title sequence, U+009B or a newline shows as text, and
+    two folders whose names differ only by a control character read as two."""
     name = "evil\x1b]0;title\x07\x9b2J\u202eRTL\nNL"
-    view = overview.build_overview([(name, _doc("graded"))])
-    assert view.rows[0].folder == view.rows[0].report.name == "evil2JRTL NL"
+    view = overview.build_overview([(name, _doc("graded")), ("\x01ctl", _doc("graded")), ("ctl", _doc("graded"))])
+    assert view.rows[0].folder == view.rows[0].report.name == r"evil\x1b]0;title\x07\x9b2J\u202eRTL\x0aNL"
+    assert [row.folder for row in view.rows[1:]] == [r"\x01ctl", "ctl"]

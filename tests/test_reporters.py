@@ -186,10 +186,12 @@ def test_terminal_shows_a_submissions_text_without_anything_a_terminal_would_act
     failing["hint"] = TERMINAL_TRICKS
     text = render_terminal(doc, color=False)
     assert _unprintable(text) == []
-    assert "osc-title" not in text  # an OSC sequence goes whole
+    assert "osc-title" not in text.replace(r"\x1b]0;osc-title", "")  # in a message an OSC sequence goes whole
     # Every line of a submission's text stays on its line: nothing starts a line that looks like the grader's.
     assert not [line for line in text.splitlines() if line.startswith(("grade S", "forged"))]
-    assert "submission: evilk2J0;title13A grade S  score 100/100 forgedRTL" in text
+    # A name shows its controls as codes: two folders whose names differ only by one stay two.
+    assert (r"submission: evilk\x9b2J\x9d0;title\x9c\x1b]0;osc-title\x07\x9b13A\x0dgrade S  score 100/100"
+            r"\x0aforged\u202eRTL") in text
     assert "cache key 'k2J0;title13A grade S  score 100/100 forgedRTL' has no TTL" in text
 
 

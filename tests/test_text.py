@@ -43,3 +43,11 @@ def test_printable_text_keeps_what_reads_and_drops_what_a_terminal_acts_on() -> 
     assert printable("one\r\ntwo\rthree\tfour\n") == "one\ntwo\nthree\tfour\n"  # a lone CR would overwrite
     assert printable("Привет, café ✓") == "Привет, café ✓"
     assert printable_line("a\nb\tc  d") == "a b c  d"  # runs of spaces kept: it may be a name
+
+
+def test_a_name_shows_its_control_characters_as_codes() -> None:
+    from grader.text import printable_name
+
+    assert printable_name("\x01ctl") == r"\x01ctl" != printable_name("ctl")  # two folders stay two
+    assert printable_name("a\x1b[2Jb\x9b\u202ec\td\ne\rf") == r"a\x1b[2Jb\x9b\u202ec\x09d\x0ae\x0df"
+    assert printable_name("Привет, café  ✓") == "Привет, café  ✓"

@@ -12,7 +12,7 @@ from typing import Any
 from grader.reporters import overview
 from grader.reporters._common import fmt_num
 from grader.tempdirs import sweep_orphaned_tempdirs
-from grader.text import printable_line
+from grader.text import printable_line, printable_name
 
 from .plan import BatchOptions, Plan, cap_jobs, plan
 from .store import collect_results, forget_stored, make_results_folder
@@ -32,7 +32,7 @@ class Finished:
     @property
     def line(self) -> str:
         """One printable line: the name is the submission's folder's, which may hold any character."""
-        name = printable_line(self.name)
+        name = printable_name(self.name)
         if self.status == "graded":
             return f"{name}: {printable_line(str(self.grade))} ({fmt_num(self.score) or '-'})"
         return f"{name}: not graded - {printable_line(str(self.error))}"

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from grader.text import more_text, printable, printable_line
+from grader.text import more_text, printable, printable_line, printable_name
 
 OUTCOMES = ("passed", "failed", "error", "skipped")
 
@@ -333,7 +333,7 @@ def read_result(result: Any) -> Report:
         error = "the grader did not finish grading" if doc else "the result document is empty or not a JSON object"
     report = Report(
         # One line each in every format: a folder named "x\ngrade S" must not print a line of its own.
-        name=printable_line(str(sub.get("name") or "submission")),
+        name=printable_name(str(sub.get("name") or "submission")),
         path=printable_line(str(sub.get("path") or "")),
         commit=printable_line(str(sub.get("commit") or "")),
         rubric=clean_text(doc.get("rubric")),

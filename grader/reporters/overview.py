@@ -16,7 +16,7 @@ from urllib.parse import quote
 from markupsafe import Markup
 
 from ..rubric import GRADE_ORDER
-from ..text import printable_line, valid_unicode
+from ..text import printable_name, valid_unicode
 from ._common import Report, read_result
 from ._templates import environment as template_environment
 from .figures import classwide
@@ -99,8 +99,8 @@ def build_overview(results: list[tuple[str, dict[str, Any]]], out: Path | None =
     for folder, doc in results:
         report = read_result(doc)
         # A folder named in bytes that are not UTF-8 is shown with them escaped, and linked to by those bytes;
-        # shown on one line, without the control characters a folder's name may hold.
-        report.name = printable_line(valid_unicode(folder))
+        # shown on one line, with the control characters a folder's name may hold shown as their codes.
+        report.name = printable_name(valid_unicode(folder))
         has_report = out is None or (out / folder / REPORT_HTML).is_file()
         href = f"{quote(folder, errors='surrogateescape')}/{REPORT_HTML}" if has_report else ""
         rows.append(Row(report.name, report, href))
