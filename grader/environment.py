@@ -38,6 +38,7 @@ from pathlib import Path
 
 from grader.errors import GraderError, UsageError
 from grader.requirements import find_requirements, read_requirements
+from grader.tempdirs import remove_tree
 
 if sys.version_info >= (3, 11):
     pass
@@ -190,19 +191,6 @@ def _changed(env_dir: Path) -> str | None:
     return None
 
 
-def _remove_tree(path: Path) -> None:
-    def make_writable_and_retry(func, p, _exc):  # type: ignore[no-untyped-def]
-        # The venv is read-only (_make_read_only); a submission may have changed modes too.
-        with contextlib.suppress(OSError):
-            os.chmod(os.path.dirname(p), stat.S_IRWXU)
-            if not os.path.islink(p):  # chmod would change the link's target: bin/python is the real interpreter
-                os.chmod(p, stat.S_IRWXU)
-            func(p)
-
-    if sys.version_info >= (3, 12):  # `onerror` is deprecated there; the handler ignores its third argument
-        shutil.rmtree(path, onexc=make_writable_and_retry)
-    else:
-        shutil.rmtree(path, onerror=make_writable_and_retry)
 
 
 def _uv_reason(output: str) -> str:
@@ -271,7 +259,7 @@ def _build(env_dir: Path, packages: list[str], requirement_lines: list[str], dea
     """Build the venv in a temp dir next to env_dir, then rename it into place (atomic on one file system)."""
     cache = env_dir.parent
     for stale in cache.glob(f".build-{env_dir.name}-*"):  # left by a killed grader; we hold the lock
-        _remove_tree(stale)
+        remove_tree(stale)
     build = cache / f".build-{env_dir.name}-{uuid.uuid4().hex[:8]}"
     uv = _uv_bin()
     try:
@@ -294,11 +282,11 @@ def _build(env_dir: Path, packages: list[str], requirement_lines: list[str], dea
         _make_read_only(build)  # before the manifest, which records the modes
         (build / MANIFEST).write_text(json.dumps(venv_manifest(build), indent=0, sort_keys=True), encoding="utf-8")
         if env_dir.exists():  # an incomplete, broken or changed earlier build
-            _remove_tree(env_dir)
+            remove_tree(env_dir)
         os.rename(build, env_dir)
     finally:
         if build.exists():
-            _remove_tree(build)
+            remove_tree(build)
 
 
 def _make_read_only(env_dir: Path) -> None:

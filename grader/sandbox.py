@@ -19,7 +19,6 @@ import logging
 import os
 import secrets
 import select
-import shutil
 import signal
 import subprocess
 import threading
@@ -32,7 +31,7 @@ from typing import TYPE_CHECKING
 from grader import procfs
 from grader.errors import GraderError
 from grader.lifeline import bound_to_grader
-from grader.tempdirs import make_owned_tempdir
+from grader.tempdirs import make_owned_tempdir, remove_tree
 from grader.text import log_tail
 
 if TYPE_CHECKING:  # typing.Self is 3.11+; the package supports 3.10
@@ -212,7 +211,7 @@ class SandboxedProcess:
                 close_fds=True,
             )
         except OSError as exc:
-            shutil.rmtree(self._home, ignore_errors=True)
+            remove_tree(self._home)
             raise GraderError(f"cannot start the sandbox for {self.argv[0]}: {exc}") from exc
         self.pid = self._proc.pid
         _LIVE.add(self)
@@ -293,7 +292,7 @@ class SandboxedProcess:
         finally:
             self._finish_reader()
             if self._home:
-                shutil.rmtree(self._home, ignore_errors=True)
+                remove_tree(self._home)
             _LIVE.discard(self)
 
     def _terminate_all(self, group: int, grace: float) -> None:

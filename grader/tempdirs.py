@@ -18,6 +18,9 @@ import os
 import re
 import shutil
 import socket
+import stat
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,7 +56,41 @@ def owned_tempdir(prefix: str, dir: str | Path | None = None) -> Iterator[Path]:
     try:
         yield path
     finally:
-        shutil.rmtree(path, ignore_errors=True)
+        remove_tree(path)
+
+
+def remove_tree(path: str | Path) -> None:
+    """Remove the folder `path` whatever a submission made of it, never raising (what cannot be removed stays).
+
+    Its files and folders may be read-only: each is made writable, then removed. It may be nested deeper than
+    Python's recursion limit (shutil.rmtree recurses once per level; `mkdir -p a/a/a/...` a few thousand times
+    is enough), and deeper than an absolute path can name: coreutils' `rm -rf` walks it by descriptors, so it
+    takes such a tree then."""
+    root = os.fspath(path)
+    if not os.path.lexists(root):
+        return
+
+    def make_writable_and_retry(func, p, _exc):  # type: ignore[no-untyped-def]
+        with contextlib.suppress(OSError):
+            if p != root:  # the folder holding `path` is not the submission's to open up
+                os.chmod(os.path.dirname(p), stat.S_IRWXU)
+            if not os.path.islink(p):  # chmod would change the link's target
+                os.chmod(p, stat.S_IRWXU)
+            func(p)
+
+    try:
+        if sys.version_info >= (3, 12):  # `onerror` is deprecated there; the handler ignores its third argument
+            shutil.rmtree(root, onexc=make_writable_and_retry)
+        else:
+            shutil.rmtree(root, onerror=make_writable_and_retry)
+        return
+    except (RecursionError, OSError) as exc:
+        log.debug("removing %s the slow way: %s", root, type(exc).__name__)
+    # chmod -R does not follow the symbolic links it meets; rm -rf removes links, never what they point to.
+    for argv in (["chmod", "-R", "u+rwx", "--", root], ["rm", "-rf", "--", root]):
+        with contextlib.suppress(OSError):
+            subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           check=False)
 
 
 def _owner(name: str) -> str | None:
@@ -82,11 +119,12 @@ def sweep_orphaned_tempdirs(root: str | Path | None = None) -> list[Path]:
         try:
             if not entry.is_dir(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_uid != uid:
                 continue
-            shutil.rmtree(entry.path)
         except OSError as exc:
             log.debug("orphaned temp folder %s: %s", entry.path, exc)
             continue
-        removed.append(Path(entry.path))
+        remove_tree(entry.path)
+        if not os.path.lexists(entry.path):
+            removed.append(Path(entry.path))
     if removed:
         log.info("removed %d temporary folder(s) left by a grader that was killed", len(removed))
     return removed

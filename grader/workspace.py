@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,7 +16,7 @@ from pathlib import Path
 from grader.entrypoint import Entrypoint, detect_entrypoint, override_entrypoint
 from grader.errors import GraderError, UsageError
 from grader.gitinfo import head_commit
-from grader.tempdirs import make_owned_tempdir
+from grader.tempdirs import make_owned_tempdir, remove_tree
 
 __all__ = ["Entrypoint", "Workspace", "detect_entrypoint", "open_workspace"]
 
@@ -95,7 +93,7 @@ def open_workspace(
             skipped=skipped,
         )
     finally:
-        _remove_tree(tmp)
+        remove_tree(tmp)
 
 
 # --- copying -----------------------------------------------------------------------------------
@@ -157,19 +155,5 @@ def _link_stays_inside(link: Path, source: Path) -> bool:
     return resolved == source or source in resolved.parents
 
 
-def _remove_tree(path: Path) -> None:
-    def make_writable_and_retry(func, p, _exc):  # type: ignore[no-untyped-def]
-        # The app may have created read-only files or folders in its copy.
-        try:
-            os.chmod(os.path.dirname(p), stat.S_IRWXU)
-            os.chmod(p, stat.S_IRWXU)
-            func(p)
-        except OSError:
-            pass
-
-    if sys.version_info >= (3, 12):  # `onerror` is deprecated there; the handler ignores its third argument
-        shutil.rmtree(path, onexc=make_writable_and_retry)
-    else:
-        shutil.rmtree(path, onerror=make_writable_and_retry)
 
 

@@ -76,3 +76,45 @@ def test_owned_tempdir_is_removed_at_the_end_of_its_block(tmp_path: Path) -> Non
 def test_an_owned_folder_is_always_of_the_grader_family(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="redis-grader-"):
         make_owned_tempdir("mine-", tmp_path)
+
+
+def _deep_tree(top: Path, depth: int) -> None:
+    """`depth` folders one inside the other, each read-only at the bottom: made by descriptor, as a submission
+    can (an absolute path that deep is longer than the system takes)."""
+    fd = os.open(top, os.O_RDONLY)
+    try:
+        for _ in range(depth):
+            os.mkdir("d", dir_fd=fd)
+            inner = os.open("d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        os.close(os.open("file", os.O_WRONLY | os.O_CREAT, 0o400, dir_fd=fd))
+        os.chmod(fd, 0o500)  # a folder its owner cannot write to
+    finally:
+        os.close(fd)
+
+
+def test_a_folder_nested_deeper_than_python_recurses_is_removed(tmp_path: Path) -> None:
+    """shutil.rmtree recurses once per level: a submission's 3000 nested folders made it raise RecursionError,
+    which no `ignore_errors` catches, so a grading ended in a traceback and left its folder behind."""
+    folder = tmp_path / "ws"
+    folder.mkdir()
+    _deep_tree(folder, 3000)
+    (folder / "ro").mkdir()
+    (folder / "ro" / "f").write_text("x")
+    os.chmod(folder / "ro", 0o500)
+    tempdirs.remove_tree(folder)
+    assert not folder.exists()
+    tempdirs.remove_tree(folder)  # gone already: nothing to do, nothing raised
+
+
+def test_the_sweep_removes_a_killed_owners_deep_folder_and_goes_on(tmp_path: Path) -> None:
+    """Left by a grader a deep tree killed, it stopped every later grader's sweep, and so every later grading."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    gone = [tmp_path / f"redis-grader-ws-{tempdirs._machine()}.{dead.stdout.strip()}.12345-{n}" for n in "ab"]
+    for folder in gone:
+        folder.mkdir()
+    _deep_tree(gone[0], 3000)
+    assert sorted(sweep_orphaned_tempdirs(tmp_path)) == gone
+    assert not any(folder.exists() for folder in gone)

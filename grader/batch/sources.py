@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 from grader.commands import Stopped, never, run_command
 from grader.errors import UsageError
 from grader.gitinfo import checkout_state, head_commit
-from grader.tempdirs import make_owned_tempdir
+from grader.tempdirs import make_owned_tempdir, remove_tree
 from grader.workspace import MAX_BYTES
 
 ARCHIVES = (".zip", ".tar.gz", ".tgz")
@@ -247,7 +247,7 @@ def _lift_single_folder(dest: Path) -> None:
         for child in list(inner.iterdir()):
             shutil.move(str(child), dest / child.name)
         inner.rmdir()
-    shutil.rmtree(dest / "__MACOSX", ignore_errors=True)
+    remove_tree(dest / "__MACOSX")
 
 
 def materialize_dir() -> Path:

@@ -15,7 +15,6 @@ import logging
 import os
 import secrets
 import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from grader.errors import UsageError
 from grader.result import Submission, failed_to_grade
 from grader.sandbox import MARKER_VAR
 from grader.services import remove_orphaned_containers
-from grader.tempdirs import sweep_orphaned_tempdirs
+from grader.tempdirs import remove_tree, sweep_orphaned_tempdirs
 
 from . import sources
 from .forkserver import CHILD_RESULT_FD, ForkedChild, ForkServer, ServerGone
@@ -266,7 +265,7 @@ class Grader:
             doc = self._grade_folder(ready, folder, started)
         finally:
             if ready.path != sub.path:
-                shutil.rmtree(ready.path, ignore_errors=True)
+                remove_tree(ready.path)
         if doc is None:
             return None
         submission = dict(doc["submission"])
@@ -288,7 +287,7 @@ class Grader:
             if self.workdir is None:
                 self.workdir = sources.materialize_dir()
         dest = self.workdir / sub.name
-        shutil.rmtree(dest, ignore_errors=True)
+        remove_tree(dest)
         if sub.kind == "archive":
             sources.unpack(sub.path, dest)
         else:
@@ -304,7 +303,7 @@ class Grader:
                 self._forks.close()
                 self._forks = None
         if self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+            remove_tree(self.workdir)
             self.workdir = None
 
     def _grade_folder(self, sub: SubmissionDir, folder: Path, started: float) -> dict[str, Any] | None:

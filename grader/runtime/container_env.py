@@ -15,7 +15,6 @@ import hashlib
 import logging
 import os
 import re
-import shutil
 import time
 import uuid
 from pathlib import Path
@@ -32,6 +31,7 @@ from grader.environment import (
 from grader.errors import GraderError
 from grader.requirements import find_requirements, read_requirements
 from grader.runtime import containers
+from grader.tempdirs import remove_tree
 
 CACHE_FORMAT = "1"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -103,7 +103,7 @@ def prepare_container_env(
 def _build(client: Any, image: str, env_dir: Path, lines: list[str], timeout: float) -> None:
     cache = env_dir.parent
     for stale in cache.glob(f".build-{env_dir.name}-*"):  # left by a killed grader; we hold the lock
-        shutil.rmtree(stale, ignore_errors=True)
+        remove_tree(stale)
     staging = cache / f".build-{env_dir.name}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:
@@ -115,10 +115,10 @@ def _build(client: Any, image: str, env_dir: Path, lines: list[str], timeout: fl
         _run_install(client, image, staging, user, timeout)
         (staging / COMPLETE_MARKER).write_text(time.strftime("%Y-%m-%dT%H:%M:%S") + "\n", encoding="utf-8")
         if env_dir.exists():  # an incomplete earlier build
-            shutil.rmtree(env_dir)
+            remove_tree(env_dir)
         os.rename(staging, env_dir)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_tree(staging)
 
 
 def _run_install(client: Any, image: str, staging: Path, user: str, timeout: float) -> None:

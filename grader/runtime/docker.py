@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import shutil
 import signal
 import socket
 import sys
@@ -46,7 +45,7 @@ from grader.runtime.local import LocalRuntime
 from grader.runtime.pool import ContainerPool, Idle, Recipe, engine_words
 from grader.sandbox import DEFAULT_LOG_CAP, CompletedRun
 from grader.services import remove_orphaned_containers
-from grader.tempdirs import make_owned_tempdir
+from grader.tempdirs import make_owned_tempdir, remove_tree
 from grader.text import log_tail
 
 if TYPE_CHECKING:
@@ -117,7 +116,7 @@ class DockerRuntime:
             self._pool.close()
         self._forwarders.stop()
         if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
+            remove_tree(self._dir)
         if self._client is not None:
             self._client.close()
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import logging
-import shutil
 import subprocess
 import tarfile
 import time
@@ -29,6 +28,7 @@ from typing import Any
 from grader.environment import COMPLETE_MARKER, default_cache_dir, locked_cache_entry
 from grader.errors import GraderError
 from grader.runtime import containers
+from grader.tempdirs import remove_tree
 
 CACHE_FORMAT = "1"
 COPYING_DRIVERS = ("vfs",)  # storage drivers that copy the image's files into each container
@@ -84,7 +84,7 @@ def _unpack(client: Any, image: str, entry: Path) -> None:
     """`image`'s files into entry/rootfs, whole or not at all (a staging folder renamed into place)."""
     cache = entry.parent
     for stale in cache.glob(f".unpack-{entry.name}-*"):  # left by a killed grader; we hold the lock
-        shutil.rmtree(stale, ignore_errors=True)
+        remove_tree(stale)
     staging = cache / f".unpack-{entry.name}-{uuid.uuid4().hex[:8]}"
     (staging / "rootfs").mkdir(parents=True)
     container = client.containers.create(image, ["true"], network_mode="none", labels=containers.labels())
@@ -92,11 +92,11 @@ def _unpack(client: Any, image: str, entry: Path) -> None:
         _export(container, staging / "rootfs")
         (staging / COMPLETE_MARKER).write_text(time.strftime("%Y-%m-%dT%H:%M:%S") + "\n", encoding="utf-8")
         if entry.exists():  # an incomplete earlier attempt
-            shutil.rmtree(entry)
+            remove_tree(entry)
         staging.rename(entry)
     finally:
         containers.remove(container)
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_tree(staging)
 
 
 def _export(container: Any, target: Path) -> None:

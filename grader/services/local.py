@@ -8,7 +8,6 @@ import importlib.util
 import logging
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -23,7 +22,7 @@ from grader.errors import GraderError
 from grader.lifeline import bound_to_grader
 from grader.ports import free_port
 from grader.services.base import BUSY_AFTER_MS, RedisServer, one_line, server_version
-from grader.tempdirs import make_owned_tempdir
+from grader.tempdirs import make_owned_tempdir, remove_tree
 
 log = logging.getLogger(__name__)
 
@@ -232,5 +231,5 @@ class LocalRedis:
                 self._proc = None
         finally:
             if self._workdir is not None:
-                shutil.rmtree(self._workdir, ignore_errors=True)
+                remove_tree(self._workdir)
                 self._workdir = None
