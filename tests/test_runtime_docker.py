@@ -26,7 +26,7 @@ from grader.probe import Probe
 from grader.proxy import RedisProxy
 from grader.runtime import activated, open_runtime
 from grader.runtime.containers import ENV_DIR, RELAY_SOURCE, write_job
-from grader.runtime.docker import BASE_URL, DockerRuntime
+from grader.runtime.docker import APP_SOCKET, BASE_URL, DockerRuntime, pinned_socket
 from grader.runtime.forward import Forwarders
 from grader.runtime.image_root import SKELETON_REPOSITORY, copies_images
 from grader.services import OWNER_LABEL, find_local_redis_server, start_redis
@@ -153,6 +153,20 @@ def test_the_app_and_its_commands_are_confined(app_image: str, tmp_path: Path) -
             redis_url = runtime.redis_env(proxy)["REDIS_URL"]
             assert reply.body == {"path": "who", "client": "127.0.1.1", "redis_url": redis_url}
             assert ":6379/" not in redis_url  # an app that ignores REDIS_URL must not find Redis at its default
+            # The app swaps its socket's name for a link to a socket of the host's: the grader goes on talking to
+            # the socket that answered, never to what the link names (as root, that could be the engine's).
+            canary = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            canary.bind(str(tmp_path / "canary.sock"))
+            canary.listen()
+            canary.setblocking(False)
+            swap = (f"import os; os.rename('{APP_SOCKET}', '{APP_SOCKET}.old'); "
+                    f"os.symlink('{tmp_path / 'canary.sock'}', '{APP_SOCKET}')")
+            code, output = app.container.exec_run(["python", "-c", swap])
+            assert code == 0, output
+            reply = asyncio.run(_get_and_close(Probe(BASE_URL), "/who"))
+            assert reply.status == 200 and reply.body["path"] == "who", reply
+            with canary, pytest.raises(BlockingIOError):
+                canary.accept()  # nothing ever connected to it
         # A command of the submission's (ctx.run) in a container of its own, its Redis relayed to the proxy; it
         # writes into its own private copy of the submission, never into the grader's.
         run = runtime.runner(proxy, env.python, root)
@@ -215,6 +229,27 @@ def _assert_no_way_out(found: dict, workspace: str = "Read-only file system") ->
     assert found["host_server"] == "ConnectionRefusedError"  # its loopback is not the host's
     assert found["env_write"] == "Read-only file system"
     assert found["workspace_write"] == workspace
+
+
+def test_the_grader_connects_to_the_apps_socket_never_to_what_a_link_there_names(tmp_path: Path) -> None:
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(tmp_path / "app.sock"))
+    server.listen()
+    (tmp_path / "file").write_text("")
+    (tmp_path / "link").symlink_to(tmp_path / "app.sock")
+    with server:
+        fd = pinned_socket(tmp_path / "app.sock")
+        try:
+            (tmp_path / "app.sock").rename(tmp_path / "moved.sock")
+            (tmp_path / "app.sock").symlink_to(tmp_path / "file")
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+                client.connect(f"/proc/self/fd/{fd}")  # still the socket the descriptor was opened on
+                server.accept()[0].close()
+        finally:
+            os.close(fd)
+        for name in ("link", "file", "missing"):
+            with pytest.raises(OSError):
+                pinned_socket(tmp_path / name)
 
 
 @pytest.mark.skipif(find_local_redis_server() is None, reason="needs a local redis-server")

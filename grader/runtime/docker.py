@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
 import random
 import signal
 import socket
+import stat
 import sys
 import time
 from collections.abc import Hashable
@@ -55,6 +58,18 @@ if TYPE_CHECKING:
     from grader.runtime.base import Endpoint
 
 APP_SOCKET = f"{containers.SOCKETS}/app.sock"
+
+
+def pinned_socket(path: Path) -> int:
+    """An O_PATH descriptor of the Unix socket at `path`, to connect to as /proc/self/fd/<it>: the socket itself,
+    never what a symbolic link there points to. The app's container can write its socket folder, so it can swap
+    app.sock for a link to any socket of this machine (the container engine's, say); the grader runs as whoever
+    runs it, often root. Raises OSError when `path` is missing or not a socket."""
+    fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)  # on a link: the link itself
+    if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.ENOTSOCK, "not a socket the app made", str(path))
+    return fd
 PREWARMED_COMMANDS = 3  # ctx.run containers made ahead: the submission's tests, their coverage, its seed script
 BASE_URL = "http://app"  # the host part is never resolved: every request goes over the Unix socket
 
@@ -231,6 +246,7 @@ class DockerApp:
         self.quiet_s = quiet_s  # no progress for this long before answering: hung (grader/app.py QUIET_PERIOD_S)
         self._container: Any = None
         self._socket: Path | None = None
+        self._pinned: int | None = None  # an O_PATH descriptor of the socket the app made (pinned_socket)
         self._exit: int | None = None
         self._oom = False
         self._final_log: str | None = None
@@ -241,7 +257,6 @@ class DockerApp:
         idle = self.runtime.take()
         self._container = idle.container
         self._socket = idle.sockets / "app.sock"
-        self.runtime.addressing = ClientAddressing(uds=str(self._socket))
         uvicorn = [
             containers.PYTHON, "-m", "uvicorn", self.launch.target, "--uds", APP_SOCKET,
             "--proxy-headers", "--forwarded-allow-ips", "*", "--no-access-log", "--lifespan", "auto",
@@ -257,6 +272,9 @@ class DockerApp:
         )
         elapsed = time.monotonic() - started
         if state == "ready":
+            assert self._pinned is not None
+            # Every later connection goes to the very socket that answered, whatever the name comes to mean.
+            self.runtime.addressing = ClientAddressing(uds=f"/proc/self/fd/{self._pinned}")
             self.runtime.app_ready()
             return AppStart(True, BASE_URL, 0, None, elapsed)
         code = self.poll()
@@ -282,14 +300,24 @@ class DockerApp:
         return self._container
 
     def _connect(self, timeout: float) -> socket.socket:
+        assert self._socket is not None
+        pinned = pinned_socket(self._socket)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(timeout)
         try:
-            sock.connect(str(self._socket))
+            sock.connect(f"/proc/self/fd/{pinned}")
         except OSError:
             sock.close()
+            os.close(pinned)
             raise
+        self._unpin()
+        self._pinned = pinned
         return sock
+
+    def _unpin(self) -> None:
+        if self._pinned is not None:
+            os.close(self._pinned)
+            self._pinned = None
 
     def poll(self) -> int | None:
         if self._exit is not None or self._container is None:
@@ -326,6 +354,7 @@ class DockerApp:
             self.poll()
             self._final_log = self._output()
             containers.remove(self._container)
+        self._unpin()
 
     def __enter__(self) -> Self:
         return self
