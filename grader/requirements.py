@@ -43,6 +43,10 @@ _NOT_FROM_INDEX = "only packages from the package index are installed"
 _SOURCE_OPTIONS = re.compile(
     r"^(-i|--index-url|--extra-index-url|-f|--find-links|--trusted-host|--no-index)(\s|=|$)|^-[if]\S"
 )
+# The options of a requirements file passed on to the installer: none of them names a source or a file. pip takes
+# any unambiguous start of a long option (`--extra-index=` is `--extra-index-url=`), so every other option line is
+# left out, not only the ones listed above.
+_PASSED_OPTIONS = re.compile(r"^(--pre|--prefer-binary|--only-binary|--no-binary|--require-hashes|--use-feature)(\s|=|$)")
 _ARCHIVE = re.compile(r"\.(whl|zip|tar\.gz|tgz|tar\.bz2|tar\.xz|tar)$", re.IGNORECASE)
 _VCS = re.compile(r"^(git|hg|svn|bzr)\+", re.IGNORECASE)
 
@@ -79,6 +83,8 @@ def _requirement_option(line: str, path: Path, root: Path, out: _Requirements, d
         out.ignore(line, "a constraints file: not read")
     elif _SOURCE_OPTIONS.match(line):
         out.ignore(line, f"another package source: {_NOT_FROM_INDEX}")
+    elif line.startswith("-") and not _PASSED_OPTIONS.match(line):
+        out.ignore(line, "an installer option the grader does not pass on")
     else:
         return False
     return True

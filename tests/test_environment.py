@@ -64,6 +64,12 @@ OUTSIDE_THE_INDEX = [
     "-f/tmp/wheels",
     "--trusted-host pypi.example.com",
     "--no-index",
+    # pip takes any unambiguous start of a long option; an option the grader does not know is never passed on.
+    "--extra-index=http://127.0.0.1:9/simple",
+    "--index=http://127.0.0.1:9/simple",
+    "--find http://127.0.0.1:9/wheels",
+    "--trusted=127.0.0.1",
+    "--config-settings=editable_mode=compat",
     "libs/shop",
     "shop-1.0-py3-none-any.whl",
     "../shop",
