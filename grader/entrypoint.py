@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.errors import UsageError
@@ -45,6 +45,7 @@ class _Module:
     tree: ast.Module | None  # None: syntax error
     apps: list[tuple[str, str]]  # (attr, kind) for each module-level FastAPI app found
     guess: tuple[str, str] | None = None  # (attr, call) for `app = something(...)` when no FastAPI(...) is seen
+    factories: list[str] = field(default_factory=list)  # module-level functions defined here returning FastAPI(...)
 
 
 def detect_entrypoint(root: Path) -> tuple[Entrypoint | None, str | None]:
@@ -55,8 +56,8 @@ def detect_entrypoint(root: Path) -> tuple[Entrypoint | None, str | None]:
         return found, None
     broken = sorted(m.rel for m in modules.values() if m.tree is None)
     problem = (
-        "no FastAPI app found: looked in backend/app/main.py, app/main.py, main.py "
-        "and every module assigning FastAPI(...)"
+        "no FastAPI app found: looked in backend/app/main.py, app/main.py, main.py, every module assigning "
+        "FastAPI(...) and every function returning one"
     )
     if broken:
         shown = ", ".join(broken[:3]) + (f" and {len(broken) - 3} more" if len(broken) > 3 else "")
@@ -108,6 +109,24 @@ def _choose(root: Path, modules: dict[str, _Module], base: Path) -> Entrypoint |
         return Entrypoint(
             run_from.resolve(), module, attr, f"guessed `{attr}` = {func}(...) in {mod.rel} (no FastAPI(...) seen)"
         )
+
+    # 4. No app at module level anywhere, but a factory (`def create_app(): ... return FastAPI(...)`), meant for
+    # `uvicorn app.main:create_app --factory`: uvicorn calls a target that is a factory by itself.
+    layouts = {base_rel + file: (app_dir, module) for file, app_dir, module in CANDIDATES
+               if base == root or not file.startswith("backend/")}
+    makers = [m for m in modules.values() if m.factories and under_base(m.rel)]
+    makers.sort(key=lambda m: (m.rel not in layouts, m.rel.count("/"), m.rel))
+    for mod in makers:
+        attr = next((name for name in mod.factories if "app" in name.lower()), mod.factories[0])
+        if mod.rel in layouts:
+            app_dir, module = layouts[mod.rel]
+            run_from = base / app_dir if base == root else base
+        elif base == root:
+            run_from, module = _import_root(root, mod)
+        else:
+            run_from, module = base, _dotted(Path(mod.rel).relative_to(base_rel.rstrip("/")))
+        return Entrypoint(run_from.resolve(), module, attr,
+                          f"found the app factory {attr}() returning FastAPI(...) in {mod.rel} (no app at module level)")
     return None
 
 
@@ -173,12 +192,11 @@ def _parse_all(root: Path) -> dict[str, _Module]:
         (p.relative_to(root).as_posix(), parse(p).tree)
         for p in python_files(root, skip_dirs=TEST_DIRS, keep=_is_app_module)
     ]
-    factories: set[str] = set()
-    for _, tree in parsed:
-        if tree is not None:
-            factories |= _factory_names(tree)
+    defined = {rel: sorted(_factory_names(tree)) if tree else [] for rel, tree in parsed}
+    factories = {name for names in defined.values() for name in names}
     return {
-        rel: _Module(rel, tree, _module_apps(tree, factories) if tree else [], _guess(tree) if tree else None)
+        rel: _Module(rel, tree, _module_apps(tree, factories) if tree else [], _guess(tree) if tree else None,
+                     defined[rel])
         for rel, tree in parsed
     }
 

@@ -12,6 +12,7 @@ import pytest
 from grader import app as app_module
 from grader.app import AppLaunch, RunningApp, diagnose_startup_log
 from grader.sandbox import processes_with_marker
+from grader.workspace import open_workspace
 
 APPS = Path(__file__).resolve().parent / "apps"
 PY = sys.executable  # the test environment has fastapi and uvicorn
@@ -41,6 +42,20 @@ def test_a_tiny_app_starts_and_answers() -> None:
         assert "hello: request from 127.0.0.2" in app.log_tail()
     _nothing_left(app)
     assert app.likely_cause() is None
+
+
+def test_an_app_factory_starts_as_its_target(tmp_path: Path) -> None:
+    """The entrypoint of a submission with only `def create_app()` is that function: uvicorn calls it."""
+    (tmp_path / "main.py").write_text("from fastapi import FastAPI\n\n\ndef create_app():\n    app = FastAPI()\n\n"
+                                      "    @app.get('/products')\n    def products():\n        return ['made']\n\n"
+                                      "    return app\n")
+    with open_workspace(tmp_path) as ws:
+        assert ws.entrypoint is not None and ws.entrypoint.target == "main:create_app"
+        with RunningApp(AppLaunch(PY, ws.entrypoint.app_dir, ws.entrypoint.target, {})) as app:
+            start = app.start()
+            assert start.ready, app.log_tail()
+            assert httpx.get(f"{start.base_url}/products", trust_env=False).json() == ["made"]
+        _nothing_left(app)
 
 
 def test_any_http_status_counts_as_ready() -> None:

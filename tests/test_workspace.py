@@ -99,6 +99,36 @@ def test_factory_pattern(tmp_path: Path) -> None:
     assert "create_app()" in ep.how
 
 
+FACTORY = """
+from fastapi import FastAPI
+
+def create_app() -> FastAPI:
+    app = FastAPI()
+    return app
+"""
+
+
+def test_an_app_factory_alone_is_the_app(tmp_path: Path) -> None:
+    """`uvicorn app.main:create_app --factory`, with no `app = create_app()` anywhere: uvicorn calls a factory
+    target by itself. It used to be "no FastAPI app found", so every check was skipped: 0 of 100."""
+    write(tmp_path, {"backend/app/main.py": "def helper():\n    return 1\n" + FACTORY})
+    ep, problem, root = detect(tmp_path)
+    assert problem is None and ep.target == "app.main:create_app" and ep.app_dir == (root / "backend").resolve()
+    assert ep.how == ("found the app factory create_app() returning FastAPI(...) in backend/app/main.py "
+                      "(no app at module level)")
+
+
+def test_an_app_factory_outside_the_fixed_layouts_is_found_too(tmp_path: Path) -> None:
+    write(tmp_path, {"shop/__init__.py": "", "shop/factory.py": FACTORY, "shop/routes.py": "x = 1\n"})
+    ep, problem, root = detect(tmp_path)
+    assert problem is None and ep.target == "shop.factory:create_app" and ep.app_dir == root.resolve()
+
+
+def test_a_module_level_app_wins_over_a_factory_elsewhere(tmp_path: Path) -> None:
+    write(tmp_path, {"tools/factory.py": FACTORY, "main.py": APP})
+    assert detect(tmp_path)[0].target == "main:app"
+
+
 def test_unfollowed_factory_in_a_fixed_layout_is_a_guess(tmp_path: Path) -> None:
     write(tmp_path, {"app/main.py": "from somelib import build\n\napp = build(settings)\n", "tool.py": "x = run()\n"})
     ep, problem, _ = detect(tmp_path)
