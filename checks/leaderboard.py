@@ -127,7 +127,7 @@ def _player(tag: str) -> str:
 
 @check("leaderboard.score", title="POST /score stores the points in a Sorted Set", level="basic",
        requires=("app.uses_redis_url",),
-       requirement="`POST /score` (a player and their points, as a JSON body or query parameters) answers 2xx and stores the points in a Sorted Set (`ZADD` or `ZINCRBY`)")
+       requirement="`POST /score` (a player and their points, as a JSON body or query parameters) answers 2xx and stores the points in a Sorted Set (`ZADD` or `ZINCRBY`); a later POST for the same player sets or adds to them")
 @points_at("POST /score", "zadd", "zincrby", "hset")
 async def score(ctx: CheckContext) -> CheckOutcome:
     fields = score_fields(ctx.openapi)
@@ -153,7 +153,19 @@ async def score(ctx: CheckContext) -> CheckOutcome:
     if stored is None or float(stored) != 42.0:
         return failed(f"after POST {SCORE} the Sorted Set '{key}' holds {stored} for '{user}', expected 42",
                       **evidence)
-    return passed(f"POST {SCORE} stored 42 points for the user in Sorted Set '{key}'", **evidence)
+    # The player's points change with their next game: set (ZADD, ZADD GT) or added (ZINCRBY). ZADD NX (or XX)
+    # would keep the first score for good.
+    with ctx.trace.recording() as again_commands:
+        again = await client.post(SCORE, **fields.request({fields.user: user, fields.score: 50}))
+    later = await ctx.redis.zscore(key, member)
+    evidence.update(requests=[str(reply), str(again)],
+                    redis=commands_text([*commands, *again_commands]) or ["(no command)"])
+    if not again.ok or later is None or float(later) not in (50.0, 92.0):
+        seen = f"answered {again.status or again.error}" if not again.ok else f"left {later} in '{key}'"
+        return failed(f"a second POST {SCORE} for the same player with 50 points {seen}: expected 50 (the new "
+                      "score) or 92 (added to 42); ZADD NX keeps the first score for good", **evidence)
+    return passed(f"POST {SCORE} stored 42 points for the user in Sorted Set '{key}', and {float(later):g} after a "
+                  "second POST with 50", **evidence)
 
 
 @check("leaderboard.top", title="GET /top returns the 3 highest scores, highest first", level="basic",
