@@ -137,8 +137,13 @@ async def threshold(ctx: CheckContext, path: str) -> CheckOutcome:
 # Per-IP independence, the window's end and atomicity hold or not whatever the limit is: they are judged
 # against the limit the app itself enforces (ratelimit.threshold alone judges whether that limit is 10).
 PROBE_MAX = 3 * LIMIT  # sequential requests sent at most to find where the app starts refusing
-# How long after the client is blocked the window check retries, to see whether a refused request restarts the TTL.
-RETRY_GAP_S = 0.3
+# How long the window check waits after the first request before the next ones, so that a TTL each later request
+# sets again (served or refused) shows: a TTL that runs down falls by all of this, one set again is back near full.
+TTL_GAP_S = 0.3
+# Counters whose key's TTL is the window itself (a fixed window: INCR on a string, HINCRBY on a hash). A sliding
+# window keeps its requests as entries (a ZSET, a LIST) and may well refresh the key's TTL on every request: that
+# TTL only clears an idle client's entries away.
+FIXED_WINDOW_TYPES = ("string", "hash")
 
 
 @dataclass
@@ -229,15 +234,22 @@ async def _judge_window(ctx: CheckContext, path: str, client: VirtualClient, see
     if any(t > 60 for t in ttls.values()):
         return failed(f"counter TTL is {max(ttls.values())} s, longer than the 60 s window",
                       figure=life.figure([first]), **evidence)
+    fixed = [k for k in keys if await ctx.redis.type(k) in FIXED_WINDOW_TYPES]
+    readings = [await _ttl_reading(ctx, fixed)]
+    await asyncio.sleep(TTL_GAP_S)
     rest = [first]
     while rest[-1].ok and len(rest) < PROBE_MAX:  # on to the app's own limit, whatever it is
         rest.append(await client.get(path))
+        readings.append(await _ttl_reading(ctx, fixed))
     if rest[-1].ok:
         return skipped(f"the app refused none of {PROBE_MAX} sequential requests from {client.ip}, so the end of "
                        "its window cannot be seen (see ratelimit.threshold)",
                        requests=requests_text(rest), figure=life.figure(rest), **evidence)
-    restarted = await _retry_restarts_ttl(ctx, path, client, list(seen))
-    if restarted is not None:
+    if len(rest) > 2 and (restarted := _restarted(readings[0], readings[-2])) is not None:
+        return failed(f"a served request from {client.ip} starts the counter's TTL again ({restarted}): a client "
+                      "sending 3 requests a minute is blocked after 10 all the same; set the TTL with the first "
+                      "request only", figure=life.figure(rest), **evidence)
+    if (restarted := _restarted(readings[0], readings[-1])) is not None:
         return failed(f"a refused request from {client.ip} starts the counter's TTL again ({restarted}): a client "
                       "that keeps retrying is never served again; set the TTL with the first request only",
                       figure=life.figure(rest), **evidence)
@@ -255,21 +267,32 @@ async def _judge_window(ctx: CheckContext, path: str, client: VirtualClient, see
                   f"(blocked after {len(rest) - 1} requests)", figure=figure, **evidence)
 
 
-async def _retry_restarts_ttl(ctx: CheckContext, path: str, client: VirtualClient,
-                              seen: list[Command]) -> str | None:
-    """What a refused retry did to the counter's TTL ("'rate:ip:x': 59990 ms, then 59995 ms after 0.31 s"), when
-    it restarted it; None when the TTL kept running down. Restarted means it fell by less than half the time that
-    passed: a TTL that runs down falls by all of it, one set again by the retry is back near its full length."""
-    keys = await counter_keys(ctx, client.ip, seen)
-    before = {key: await ctx.redis.pttl(key) for key in keys}
-    since = time.monotonic()
-    await asyncio.sleep(RETRY_GAP_S)
-    await client.get(path)
-    after = {key: await ctx.redis.pttl(key) for key in keys}
-    passed_ms = (time.monotonic() - since) * 1000
-    for key in keys:
-        if before[key] > 0 and after[key] > before[key] - passed_ms / 2:
-            return f"'{key}': {before[key]} ms, then {after[key]} ms after {passed_ms / 1000:.2f} s"
+@dataclass(frozen=True)
+class _TtlReading:
+    """The fixed-window counters' PTTLs, read between `started` and `ended` (time.monotonic())."""
+
+    started: float
+    pttls: dict[str, int]
+    ended: float
+
+
+async def _ttl_reading(ctx: CheckContext, keys: Sequence[str]) -> _TtlReading:
+    started = time.monotonic()
+    pttls = {key: await ctx.redis.pttl(key) for key in keys}
+    return _TtlReading(started, pttls, time.monotonic())
+
+
+def _restarted(before: _TtlReading, after: _TtlReading) -> str | None:
+    """What happened to a counter's TTL between two readings ("'rate:ip:x': 59990 ms, then 59995 ms after 0.31 s")
+    when it was set again; None when it kept running down. Set again means it fell by less than half the time that
+    can have passed between the two reads (at most `after.ended - before.started`): a TTL that runs down falls by
+    all of the time that did pass, which is that less the two reads' own round trips, one set again is back near
+    its full length. TTL_GAP_S lies between any two readings compared, so the margin is never below 0.15 s."""
+    passed_ms = (after.ended - before.started) * 1000
+    for key, old in before.pttls.items():
+        new = after.pttls.get(key, -2)
+        if old > 0 and new > old - passed_ms / 2:
+            return f"'{key}': {old} ms, then {new} ms after {passed_ms / 1000:.2f} s"
     return None
 
 

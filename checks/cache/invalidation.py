@@ -28,7 +28,7 @@ from grader.api import (
     skipped,
 )
 
-WRITE_METHODS = ("post", "put", "patch")
+WRITE_METHODS = ("post", "put", "patch", "delete")  # in the order they are tried
 REMOVALS = {"DEL", "UNLINK", "EXPIRE", "PEXPIRE", "GETDEL"}
 
 
@@ -42,7 +42,7 @@ class WriteEndpoint:
 
 def write_endpoints(openapi: dict[str, Any]) -> list[WriteEndpoint]:
     """POST /products first (it needs no id), then PUT/PATCH /products/{id}, each with the inputs it declares (a
-    JSON body, form fields or query parameters)."""
+    JSON body, form fields or query parameters), and DELETE /products/{id} last (it needs none)."""
     found = []
     for path, operations in (openapi.get("paths") or {}).items():
         if not (path.rstrip("/") == PRODUCTS or path.startswith(PRODUCTS + "/{")) or path.count("/") > 2:
@@ -53,7 +53,10 @@ def write_endpoints(openapi: dict[str, Any]) -> list[WriteEndpoint]:
                 continue
             inputs = tuple(operation_fields(openapi, operation))
             json_body = "application/json" in ((operation.get("requestBody") or {}).get("content") or {})
-            if not inputs and not json_body:
+            if method == "delete":
+                if "{" not in path or any(f.required for f in inputs) or json_body:
+                    continue  # a DELETE of the whole list, or one that needs more than the id
+            elif not inputs and not json_body:
                 continue
             schema = {"properties": {f.name: f.schema for f in inputs}, "required": [f.name for f in inputs if f.required]}
             found.append(WriteEndpoint(method, path, schema, inputs))
@@ -93,15 +96,25 @@ def sample_body(schema: dict[str, Any], openapi: dict[str, Any], token: str, num
             if p.lower() != "id" or p in schema.get("required", [])}
 
 
-def _fill_path(template: str, products: list[Any]) -> str | None:
-    """/products/{id} with the id of a product the listing showed, or None when it shows none."""
+def _product_id(products: list[Any], endpoint: WriteEndpoint, earlier: list[Write]) -> Any:
+    """The id of the product to write through `endpoint`, from the listing; None when it shows none. A DELETE takes
+    the product the check's POST made, when the listing shows it (else the last one): the app's own data stays
+    whole."""
+    listed = [p for p in products if isinstance(p, dict) and p.get("id") is not None]
+    if endpoint.method == "delete":
+        made = [p for p in listed if any(w.token in str(p) for w in earlier if w.endpoint.method == "post")]
+        listed = made or listed[::-1]
+    return listed[0].get("id") if listed else None
+
+
+def _fill_path(template: str, product_id: Any) -> str | None:
+    """/products/{id} with `product_id` (None when a path needs one and there is none)."""
     if "{" not in template:
         return template
-    ids = [p.get("id") for p in products if isinstance(p, dict) and p.get("id") is not None]
-    if not ids:
+    if product_id is None:
         return None
     head, _, rest = template.partition("{")
-    return head + str(ids[0]) + rest.partition("}")[2]
+    return head + str(product_id) + rest.partition("}")[2]
 
 
 @dataclass
@@ -117,29 +130,35 @@ class Write:
     number: float
     after: Reply | None = None  # GET /products after it (None: the write was not accepted)
     after_commands: list[Command] | None = None
+    removed: Any = None  # a DELETE's product id
 
     @property
     def label(self) -> str:
         return f"{self.endpoint.method.upper()} {self.path}"
 
     def shows(self, reply: Reply) -> bool:
-        # The written strings, or its number when the schema has no string field (an integer field gets it cut).
+        """Whether `reply` (a GET /products) shows this write: a deleted product is gone; a written one is there,
+        by its strings, or by its number when the schema has no string field (an integer field gets it cut)."""
+        if self.endpoint.method == "delete":
+            return not any(isinstance(p, dict) and p.get("id") == self.removed for p in product_list(reply.body) or [])
         return self.token in reply.text or str(int(self.number)) in reply.text
 
 
-async def _write(ctx: CheckContext, client: VirtualClient, endpoint: WriteEndpoint, products: list[Any]) -> Write | None:
-    """Writes a product through `endpoint` (strings and numbers recognisable later); None when its path needs an
-    id and the listing showed none. When accepted, GET /products follows."""
-    path = _fill_path(endpoint.template, products)
+async def _write(ctx: CheckContext, client: VirtualClient, endpoint: WriteEndpoint, products: list[Any],
+                 earlier: list[Write]) -> Write | None:
+    """Writes (or deletes) a product through `endpoint` (strings and numbers recognisable later); None when its path
+    needs an id and the listing showed none. When accepted, GET /products follows."""
+    product_id = _product_id(products, endpoint, earlier)
+    path = _fill_path(endpoint.template, product_id)
     if path is None:
         return None
     token = f"rg-new-{uuid.uuid4().hex[:8]}"
     number = float(700_000 + uuid.uuid4().int % 100_000) + 0.5
-    body = sample_body(endpoint.schema, ctx.openapi, token, number)
+    body = sample_body(endpoint.schema, ctx.openapi, token, number) if endpoint.method != "delete" else {}
     with ctx.trace.recording() as during_write:
         reply = await client.request(endpoint.method.upper(), path, **request_parts(endpoint.inputs, body))
     commands = [c for c in during_write if client.ip not in " ".join(c.args)]  # not the limiter's
-    write = Write(endpoint, path, body, reply, commands, token, number)
+    write = Write(endpoint, path, body, reply, commands, token, number, removed=product_id)
     if reply.ok:
         with ctx.trace.recording() as after_write:
             after = await client.get(PRODUCTS)
@@ -153,15 +172,16 @@ async def _write(ctx: CheckContext, client: VirtualClient, endpoint: WriteEndpoi
 
 @check("cache.invalidation", title="After a product is written, GET /products shows the new data",
        level="advanced", requires=("cache.populates",),
-       requirement="`POST /products` and `PUT`/`PATCH /products/{id}` delete (or rewrite) the cached list, so the next `GET /products` shows the change")
-@points_at("POST /products*", "PUT /products*", "PATCH /products*", "delete", "unlink")
+       requirement="`POST /products`, `PUT`/`PATCH /products/{id}` and `DELETE /products/{id}` delete (or rewrite) the cached list, so the next `GET /products` shows the change")
+@points_at("POST /products*", "PUT /products*", "PATCH /products*", "DELETE /products*", "delete", "unlink")
 async def invalidation(ctx: CheckContext) -> CheckOutcome:
-    """Every write route the app declares (POST /products, PUT and PATCH /products/{id}) is tried in turn, each
-    with the list cached in Redis just before it: one that leaves the cached list stale fails the check."""
+    """Every write route the app declares (POST /products, PUT, PATCH and DELETE /products/{id}) is tried in turn,
+    each with the list cached in Redis just before it: one that leaves the cached list stale fails the check."""
     endpoints = write_endpoints(ctx.openapi)
     if not endpoints:
         return skipped(f"the app has no write endpoint under {PRODUCTS} (POST {PRODUCTS}, PUT/PATCH "
-                       f"{PRODUCTS}/{{id}} taking a product in /openapi.json), so there is nothing to invalidate",
+                       f"{PRODUCTS}/{{id}} taking a product, DELETE {PRODUCTS}/{{id}} in /openapi.json), so there is "
+                       "nothing to invalidate",
                        applicable=False)
     client = ctx.probe.client()
     populated = await populate(ctx, client)
@@ -175,7 +195,7 @@ async def invalidation(ctx: CheckContext) -> CheckOutcome:
             listing = writes[-1].after  # the GET after the last write cached the list again (cache-aside)
             if not await ctx.redis.exists(key):
                 listing = await client.get(PRODUCTS)
-        write = await _write(ctx, client, endpoint, product_list(listing.body) or [])
+        write = await _write(ctx, client, endpoint, product_list(listing.body) or [], writes)
         if write is None:
             continue
         writes.append(write)
