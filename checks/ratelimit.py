@@ -5,14 +5,13 @@ limit the app itself enforces, so one wrong limit costs one check."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from checks.limited_route import on_limited_route
 from checks.ratelimit_burst import LOAD_LATENCY_S, LOAD_REQUESTS, lifted_evidence, load_burst
-from checks.ratelimit_figures import CounterLife, race_picture
+from checks.ratelimit_figures import race_picture
 from grader.api import (
     EXPIRES,
     SCRIPTS,
@@ -137,13 +136,6 @@ async def threshold(ctx: CheckContext, path: str) -> CheckOutcome:
 # Per-IP independence, the window's end and atomicity hold or not whatever the limit is: they are judged
 # against the limit the app itself enforces (ratelimit.threshold alone judges whether that limit is 10).
 PROBE_MAX = 3 * LIMIT  # sequential requests sent at most to find where the app starts refusing
-# How long the window check waits after the first request before the next ones, so that a TTL each later request
-# sets again (served or refused) shows: a TTL that runs down falls by all of this, one set again is back near full.
-TTL_GAP_S = 0.3
-# Counters whose key's TTL is the window itself (a fixed window: INCR on a string, HINCRBY on a hash). A sliding
-# window keeps its requests as entries (a ZSET, a LIST) and may well refresh the key's TTL on every request: that
-# TTL only clears an idle client's entries away.
-FIXED_WINDOW_TYPES = ("string", "hash")
 
 
 @dataclass
@@ -204,96 +196,6 @@ async def per_ip(ctx: CheckContext, path: str) -> CheckOutcome:
                       counter_keys=await counter_keys(ctx, blocked, limit.burst.commands))
     return passed(f"{other.ip} was served ({reply.status}) while {blocked} was blocked ({limit.summary})",
                   **evidence)
-
-
-@check("ratelimit.window", title="The counter expires within 60 s and the client is served again",
-       level="basic", requires=("app.uses_redis_url",),
-       requirement='The counter has a TTL of at most 60 seconds from the first request, after which the client is served again')
-@points_at(*LIMITER_CALLS)
-@on_limited_route()
-async def window(ctx: CheckContext, path: str) -> CheckOutcome:
-    client = ctx.probe.client()
-    with ctx.trace.recording() as seen:
-        return await _judge_window(ctx, path, client, seen, await client.get(path))
-
-
-async def _judge_window(ctx: CheckContext, path: str, client: VirtualClient, seen: Sequence[Command],
-                        first: Reply) -> CheckOutcome:
-    """`seen`: the Redis commands since the first request, still recording (each read sees what has arrived)."""
-    keys = await counter_keys(ctx, client.ip, list(seen))
-    if not keys:
-        return failed(f"after a request from {client.ip} no counter key could be found in Redis",
-                      requests=[str(first)], redis=commands_text(seen))
-    ttls = {k: await ctx.redis.ttl(k) for k in keys}
-    life = CounterLife(client.ip, keys, seen, ttls)  # the counter's life so far, for the report's picture
-    endless = [k for k, t in ttls.items() if t == -1]
-    evidence: dict[str, object] = {"counter_ttls": ttls, "redis": commands_text(seen)}
-    if endless:
-        return failed(f"counter key '{endless[0]}' has no TTL after the first request from {client.ip}: the window "
-                      "never ends, a blocked client stays blocked forever", figure=life.figure([first]), **evidence)
-    if any(t > 60 for t in ttls.values()):
-        return failed(f"counter TTL is {max(ttls.values())} s, longer than the 60 s window",
-                      figure=life.figure([first]), **evidence)
-    fixed = [k for k in keys if await ctx.redis.type(k) in FIXED_WINDOW_TYPES]
-    readings = [await _ttl_reading(ctx, fixed)]
-    await asyncio.sleep(TTL_GAP_S)
-    rest = [first]
-    while rest[-1].ok and len(rest) < PROBE_MAX:  # on to the app's own limit, whatever it is
-        rest.append(await client.get(path))
-        readings.append(await _ttl_reading(ctx, fixed))
-    if rest[-1].ok:
-        return skipped(f"the app refused none of {PROBE_MAX} sequential requests from {client.ip}, so the end of "
-                       "its window cannot be seen (see ratelimit.threshold)",
-                       requests=requests_text(rest), figure=life.figure(rest), **evidence)
-    if len(rest) > 2 and (restarted := _restarted(readings[0], readings[-2])) is not None:
-        return failed(f"a served request from {client.ip} starts the counter's TTL again ({restarted}): a client "
-                      "sending 3 requests a minute is blocked after 10 all the same; set the TTL with the first "
-                      "request only", figure=life.figure(rest), **evidence)
-    if (restarted := _restarted(readings[0], readings[-1])) is not None:
-        return failed(f"a refused request from {client.ip} starts the counter's TTL again ({restarted}): a client "
-                      "that keeps retrying is never served again; set the TTL with the first request only",
-                      figure=life.figure(rest), **evidence)
-    for key in await counter_keys(ctx, client.ip, list(seen)):
-        await ctx.redis.pexpire(key, 1)  # the harness ends the window now instead of waiting a minute
-    life.expire_now()
-    await asyncio.sleep(0.05)
-    after = await client.get(path)
-    evidence["requests"] = requests_text([rest[-1], after])
-    figure = life.figure([*rest, after])
-    if not after.ok:
-        seen = after.status if after.error is None else after.error
-        return failed(f"after the counter expired {client.ip} still gets {seen}", figure=figure, **evidence)
-    return passed(f"the counter has TTL {max(ttls.values())} s and {client.ip} is served again once it expires "
-                  f"(blocked after {len(rest) - 1} requests)", figure=figure, **evidence)
-
-
-@dataclass(frozen=True)
-class _TtlReading:
-    """The fixed-window counters' PTTLs, read between `started` and `ended` (time.monotonic())."""
-
-    started: float
-    pttls: dict[str, int]
-    ended: float
-
-
-async def _ttl_reading(ctx: CheckContext, keys: Sequence[str]) -> _TtlReading:
-    started = time.monotonic()
-    pttls = {key: await ctx.redis.pttl(key) for key in keys}
-    return _TtlReading(started, pttls, time.monotonic())
-
-
-def _restarted(before: _TtlReading, after: _TtlReading) -> str | None:
-    """What happened to a counter's TTL between two readings ("'rate:ip:x': 59990 ms, then 59995 ms after 0.31 s")
-    when it was set again; None when it kept running down. Set again means it fell by less than half the time that
-    can have passed between the two reads (at most `after.ended - before.started`): a TTL that runs down falls by
-    all of the time that did pass, which is that less the two reads' own round trips, one set again is back near
-    its full length. TTL_GAP_S lies between any two readings compared, so the margin is never below 0.15 s."""
-    passed_ms = (after.ended - before.started) * 1000
-    for key, old in before.pttls.items():
-        new = after.pttls.get(key, -2)
-        if old > 0 and new > old - passed_ms / 2:
-            return f"'{key}': {old} ms, then {new} ms after {passed_ms / 1000:.2f} s"
-    return None
 
 
 @check("ratelimit.key_format", title="The counter key is rate:ip:<ip>", level="basic",
