@@ -43,6 +43,13 @@ class ScoreFields:
     score: str
     how: str  # where the names came from, for the evidence
     inputs: tuple[Field, ...] = ()  # where each input travels: a JSON body, the query string, a form
+    numeric_user: bool = False  # players are numbers (`user_id: int`), not names
+
+    def player(self, tag: str) -> str | int:
+        """A player no other request of the grading names: "rg-alice-1a2b3c", or a number when players are ids."""
+        if self.numeric_user:
+            return 900_000_000 + uuid.uuid4().int % 100_000_000
+        return f"rg-{tag}-{uuid.uuid4().hex[:6]}"
 
     def request(self, values: dict[str, Any]) -> dict[str, Any]:
         """httpx keyword arguments sending `values` the way POST /score declares them (json=, params=, data=)."""
@@ -74,10 +81,14 @@ def score_fields(openapi: dict[str, Any]) -> ScoreFields:
         return next((p for n in names for p in typed if p.lower() == n), typed[0] if len(typed) == 1 else None)
 
     user, points = pick(USER_NAMES, "string"), pick(SCORE_NAMES, "number")
+    # No text field for the player, but a number named like one (`user_id: int`): players are ids.
+    numbers = [f.name for f in inputs if _kind(f.schema, openapi) == "number" and f.name != points]
+    user_id = None if user else next((p for n in USER_NAMES for p in numbers if p.lower() == n), None)
     where = "/".join(sorted({"JSON body" if f.where == "json" else f.where for f in inputs}))
     declared = sorted(f.name for f in inputs)
-    if user and points:
-        return ScoreFields(user, points, f"/openapi.json: POST {SCORE} takes {declared} ({where})", inputs)
+    if (user or user_id) and points:
+        return ScoreFields(user or user_id or "user", points, f"/openapi.json: POST {SCORE} takes {declared} ({where})",
+                           inputs, numeric_user=user_id is not None)
     return ScoreFields(user or "user", points or "score", f"partly guessed from {declared} ({where})", inputs)
 
 
@@ -102,8 +113,10 @@ def top_entries(body: Any) -> list[tuple[str, float]] | None:
             entries.append((str(name), float(points)))
         elif isinstance(item, dict):
             names = [v for k, v in item.items() if isinstance(v, str)]
+            ids = [] if names else [k for k, v in item.items() if k.lower() in USER_NAMES and isinstance(v, int)]
+            names = names or [str(item[k]) for k in ids]  # {"user_id": 7, "score": 90}: players that are ids
             numbers = [v for k, v in item.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-                       and k.lower() not in ("rank", "position", "place")]
+                       and k.lower() not in ("rank", "position", "place") and k not in ids]
             if len(names) != 1 or len(numbers) != 1:
                 return None
             entries.append((names[0], float(numbers[0])))
@@ -121,10 +134,6 @@ def entries_text(entries: list[tuple[str, float]]) -> list[str]:
     return [f"{name}: {int(points) if float(points).is_integer() else points}" for name, points in entries]
 
 
-def _player(tag: str) -> str:
-    return f"rg-{tag}-{uuid.uuid4().hex[:6]}"
-
-
 @check("leaderboard.score", title="POST /score stores the points in a Sorted Set", level="basic",
        requires=("app.uses_redis_url",),
        requirement="`POST /score` (a player and their points, as a JSON body or query parameters) answers 2xx and stores the points in a Sorted Set (`ZADD` or `ZINCRBY`); a later POST for the same player sets or adds to them")
@@ -132,8 +141,9 @@ def _player(tag: str) -> str:
 async def score(ctx: CheckContext) -> CheckOutcome:
     fields = score_fields(ctx.openapi)
     client = ctx.probe.client()
-    user = _player("alice")
-    values = {fields.user: user, fields.score: 42}
+    player = fields.player("alice")
+    user = str(player)  # as Redis and the listing show it
+    values = {fields.user: player, fields.score: 42}
     with ctx.trace.recording() as commands:
         reply = await client.post(SCORE, **fields.request(values))
     evidence = {"requests": [str(reply)], "redis": commands_text(commands) or ["(no command)"], "fields": fields.how}
@@ -156,7 +166,7 @@ async def score(ctx: CheckContext) -> CheckOutcome:
     # The player's points change with their next game: set (ZADD, ZADD GT) or added (ZINCRBY). ZADD NX (or XX)
     # would keep the first score for good.
     with ctx.trace.recording() as again_commands:
-        again = await client.post(SCORE, **fields.request({fields.user: user, fields.score: 50}))
+        again = await client.post(SCORE, **fields.request({fields.user: player, fields.score: 50}))
     later = await ctx.redis.zscore(key, member)
     evidence.update(requests=[str(reply), str(again)],
                     redis=commands_text([*commands, *again_commands]) or ["(no command)"])
@@ -175,7 +185,7 @@ async def score(ctx: CheckContext) -> CheckOutcome:
 async def top(ctx: CheckContext) -> CheckOutcome:
     fields = score_fields(ctx.openapi)
     client = ctx.probe.client()
-    players = {_player(tag): points for tag, points in
+    players = {fields.player(tag): points for tag, points in
                (("ann", 10), ("bob", 50), ("cat", 30), ("dan", 70), ("eve", 20))}
     posts = [await client.post(SCORE, **fields.request({fields.user: name, fields.score: points}))
              for name, points in players.items()]
@@ -184,7 +194,7 @@ async def top(ctx: CheckContext) -> CheckOutcome:
         return failed(absent or f"POST {SCORE} did not accept the test players", requests=requests_text(posts),
                       fields=fields.how)
     reply = await client.get(TOP)
-    expected = sorted(players.items(), key=lambda item: -item[1])[:3]
+    expected = sorted(((str(name), points) for name, points in players.items()), key=lambda item: -item[1])[:3]
     evidence = {"requests": requests_text(posts + [reply]), "body": reply.text[:400],
                 "expected": entries_text(expected)}
     if not reply.ok:
@@ -216,8 +226,8 @@ async def validation(ctx: CheckContext) -> CheckOutcome:
     fields = score_fields(ctx.openapi)
     client = ctx.probe.client()
     cases = {
-        f"missing '{fields.score}'": {fields.user: _player("nos")},
-        f"non-numeric '{fields.score}'": {fields.user: _player("nan"), fields.score: "not-a-number"},
+        f"missing '{fields.score}'": {fields.user: fields.player("nos")},
+        f"non-numeric '{fields.score}'": {fields.user: fields.player("nan"), fields.score: "not-a-number"},
     }
     replies = {case: await client.post(SCORE, **fields.request(body)) for case, body in cases.items()}
     evidence = {"requests": [f"{case}: {body} -> {replies[case].status or replies[case].error}"

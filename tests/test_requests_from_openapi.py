@@ -67,6 +67,25 @@ def test_parameterless_get_routes_come_after_the_contract_ones():
     assert "/items/{item_id}" not in routes and "/search" not in routes and "/docs" not in routes
 
 
+def test_players_that_are_numbers_are_sent_and_read_as_numbers():
+    """POST /score declaring `user_id: int` and `score`: each player is a unique number, and GET /top's
+    {"user_id": 7, "score": 90} reads as player "7" (it used to send a name, answered 422: 10 points lost)."""
+    body = {"type": "object", "required": ["user_id", "score"],
+            "properties": {"user_id": {"type": "integer"}, "score": {"type": "number"}}}
+    openapi = {"paths": {"/score": {"post": {"requestBody": {"content": {"application/json": {"schema": body}}}}}}}
+    fields = score_fields(openapi)
+    assert (fields.user, fields.score, fields.numeric_user) == ("user_id", "score", True)
+    first, second = fields.player("ann"), fields.player("bob")
+    assert isinstance(first, int) and first != second
+    assert fields.request({fields.user: first, fields.score: 42}) == {"json": {"user_id": first, "score": 42}}
+    assert top_entries([{"rank": 1, "user_id": 7, "score": 90.0}, {"rank": 2, "user_id": 3, "score": 50}]) == [
+        ("7", 90.0), ("3", 50.0)]
+    named = {"type": "object", "properties": {"user": {"type": "string"}, "user_id": {"type": "integer"},
+                                               "score": {"type": "number"}}}
+    openapi["paths"]["/score"]["post"]["requestBody"]["content"]["application/json"]["schema"] = named
+    assert (score_fields(openapi).user, score_fields(openapi).numeric_user) == ("user", False)  # a name wins
+
+
 def test_top_in_an_object_with_player_and_points():
     body = {"top": [{"player": "dan", "points": 70.0}, {"player": "bob", "points": 50}]}
     assert top_entries(body) == [("dan", 70.0), ("bob", 50.0)]
