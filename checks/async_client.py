@@ -15,6 +15,7 @@ from grader.api import (
     Figure,
     Finding,
     Reply,
+    app_imports,
     check,
     error,
     event_loop_figure,
@@ -23,17 +24,20 @@ from grader.api import (
     requests_text,
 )
 
-# Code outside the request path may use a synchronous client (a one-off seed script, the test suite): a file in a
-# folder named so, or a file named so (test_x.py, x_test.py, conftest.py, seed.py, seed_data.py). Whole names:
-# `latest_scores.py` is no test, and `contest.py` no conftest.
+# Code outside the request path may use a synchronous client (a one-off seed script, the test suite): a file the
+# app never imports (grader/static/imports.py), or one in a folder named so, or a file named so (test_x.py,
+# x_test.py, conftest.py, seed.py, seed_data.py). Whole names: `latest_scores.py` is no test, and `contest.py` no
+# conftest.
 NOT_REQUEST_FOLDERS = ("tests", "test", "scripts", "seed", "seeds")
 
 
-def _in_request_path(finding: Finding) -> bool:
+def _in_request_path(finding: Finding, imported: frozenset[str] | None) -> bool:
+    """`imported`: the files the app imports (None: unknown, then the names alone decide)."""
     *folders, name = finding.file.split("/")
     stem = name.removesuffix(".py")
     outside = (any(folder in NOT_REQUEST_FOLDERS for folder in folders) or stem.startswith(("test_", "seed"))
-               or stem.endswith("_test") or stem in ("conftest", "seed"))
+               or stem.endswith("_test") or stem in ("conftest", "seed")
+               or (imported is not None and finding.file not in imported))
     return not outside
 
 
@@ -60,7 +64,9 @@ def _for_bytes_backend(ctx: CheckContext, finding: Finding) -> bool:
        requirement="The app uses `redis.asyncio` (never the synchronous client in a request), built with `decode_responses=True`")
 async def client(ctx: CheckContext) -> CheckOutcome:
     facts = ctx.facts
-    sync = [f for f in facts.sync_clients if _in_request_path(f)]
+    files = ctx.workspace
+    imported = app_imports(files.root, files.app_dir, files.app_module) if files.app_module else None
+    sync = [f for f in facts.sync_clients if _in_request_path(f, imported)]
     if sync:
         return failed(
             f"a synchronous Redis client is built at {_where(sync)[0]}: it blocks the event loop; use redis.asyncio",
@@ -73,7 +79,7 @@ async def client(ctx: CheckContext) -> CheckOutcome:
                           libraries=libraries)
         return failed("no redis.asyncio client is built anywhere in the code", libraries=sorted(facts.libraries))
     # decode_responses is invisible on the wire; it is judged where the code builds its own client.
-    undecoded = [f for f in facts.missing_decode_responses if _in_request_path(f)]
+    undecoded = [f for f in facts.missing_decode_responses if _in_request_path(f, imported)]
     for_library = [f for f in undecoded if _for_bytes_backend(ctx, f)]
     undecoded = [f for f in undecoded if f not in for_library]
     if undecoded:

@@ -70,6 +70,7 @@ from grader.registry import PLUGIN_GROUP, Registry
 from grader.sandbox import CompletedRun
 from grader.sources import is_test_file, python_files
 from grader.static import Finding, StaticFacts
+from grader.static.imports import app_imports
 from grader.text import more_text
 
 __all__ = [
@@ -101,6 +102,7 @@ __all__ = [
     "TraceView",
     "VirtualClient",
     "all_keys",
+    "app_imports",
     "burst",
     "check",
     "command_label",

@@ -320,6 +320,7 @@ class Unavailable:
 class SubmissionFiles:
     root: Path  # the grader's private copy of the submission (read it; never import or run it from here)
     app_dir: Path  # where the app runs from (its imports resolve from here)
+    app_module: str = ""  # the app's module ("app.main"), as uvicorn imports it from app_dir
 
 
 SettingsT = TypeVar("SettingsT", bound=CheckSettings)

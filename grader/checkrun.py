@@ -172,7 +172,7 @@ def base_context(endpoint: RedisProxy | RedisServer, direct: redis.asyncio.Redis
     Redis, ctx.run with REDIS_URL at `endpoint`; `app_parts` are the running app's probe, proxy, trace, app_log.
     Its memo (ctx.once) is the grading's, shared by every copy of it: the caller closes it when the grading ends."""
     assert workspace.entrypoint is not None
-    files = SubmissionFiles(workspace.root, workspace.entrypoint.app_dir)
+    files = SubmissionFiles(workspace.root, workspace.entrypoint.app_dir, workspace.entrypoint.module)
     return CheckContext(redis=direct, facts=facts, workspace=files, openapi={}, settings=CheckSettings(),
                         run=_runner_for(endpoint, python, files.app_dir), python=python, **app_parts)
 

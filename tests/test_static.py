@@ -398,3 +398,27 @@ def test_to_dict_is_json_ready(tmp_path: Path) -> None:
     facts = facts_of(tmp_path, {"m.py": ASYNC_SHAPES["seed"]})
     data = json.loads(json.dumps(facts.to_dict()))
     assert data["async_clients"][0]["line"] == 2 and data["libraries"] == ["redis"]
+
+
+def test_the_files_the_app_imports_directly_through_others_and_relatively(tmp_path: Path) -> None:
+    from grader.static.imports import app_imports
+
+    files = {
+        "backend/app/__init__.py": "",
+        "backend/app/main.py": "from fastapi import FastAPI\nfrom app.routes import scores\nfrom . import deps\n",
+        "backend/app/routes/__init__.py": "",
+        "backend/app/routes/scores.py": "from ..store import save\n\ndef later():\n    import app.late\n",
+        "backend/app/store.py": "import redis.asyncio\n",
+        "backend/app/deps.py": "",
+        "backend/app/late.py": "",
+        "backend/app/seed.py": "import redis\n",  # run on its own: never imported by the app
+        "backend/populate_leaderboard.py": "import redis\n",
+        "backend/tests/test_api.py": "from app.main import app\n",
+    }
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    assert app_imports(tmp_path, tmp_path / "backend", "app.main") == {
+        "backend/app/__init__.py", "backend/app/main.py", "backend/app/routes/__init__.py",
+        "backend/app/routes/scores.py", "backend/app/store.py", "backend/app/deps.py", "backend/app/late.py"}
+    assert app_imports(tmp_path, tmp_path / "backend", "app.nowhere") is None  # nothing can be said
