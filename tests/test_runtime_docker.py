@@ -25,6 +25,7 @@ from grader.ports import free_port
 from grader.probe import Probe
 from grader.proxy import RedisProxy
 from grader.runtime import activated, open_runtime
+from grader.runtime.container_env import INSTALL_NETWORK, install_network
 from grader.runtime.containers import ENV_DIR, RELAY_SOURCE, write_job
 from grader.runtime.docker import APP_SOCKET, BASE_URL, DockerRuntime, pinned_socket
 from grader.runtime.forward import Forwarders
@@ -229,6 +230,37 @@ def _assert_no_way_out(found: dict, workspace: str = "Read-only file system") ->
     assert found["host_server"] == "ConnectionRefusedError"  # its loopback is not the host's
     assert found["env_write"] == "Read-only file system"
     assert found["workspace_write"] == workspace
+
+
+# Run in a container: whether it reaches host:port within 3 s ("connected", or why not).
+REACH = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()
+    print("connected")
+except OSError as exc:
+    print(type(exc).__name__)
+"""
+
+
+@pytest.mark.docker
+def test_an_install_cannot_reach_the_redis_of_another_grading(app_image: str) -> None:
+    """What a package runs at install time (the only container with a network) must not reach a grading's Redis
+    container, which has no password: installs run on a bridge of their own, which the engine keeps apart from
+    the default bridge the Redis containers are on. A container on the default bridge shows the test can fail."""
+    with python_image_engine() as client, start_redis("docker", image=REDIS_IMAGE) as server:
+        [redis_container] = client.containers.list(filters={"publish": str(server.port)})
+        address = redis_container.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+        network = install_network(client)
+        assert network == INSTALL_NETWORK and install_network(client) == network  # made once, then found
+
+        def reach(on: str) -> str:
+            output = client.containers.run(app_image, ["python3", "-c", REACH, address, "6379"], network_mode=on,
+                                           remove=True)
+            return output.decode().strip()
+
+        assert reach("bridge") == "connected"
+        assert reach(network) != "connected"
 
 
 def test_the_grader_connects_to_the_apps_socket_never_to_what_a_link_there_names(tmp_path: Path) -> None:

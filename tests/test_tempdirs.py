@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,19 @@ def test_an_owned_folder_is_always_of_the_grader_family(tmp_path: Path) -> None:
         make_owned_tempdir("mine-", tmp_path)
 
 
+@pytest.fixture
+def deep(tmp_path: Path) -> Iterator[Path]:
+    """A folder for deep trees, removed by `rm -rf` whatever the test did: pytest's own clean-up of old test
+    folders is shutil.rmtree, which a tree left by a failing test would stop."""
+    folder = tmp_path / "deep"
+    folder.mkdir()
+    try:
+        yield folder
+    finally:
+        subprocess.run(["chmod", "-R", "u+rwx", str(folder)], check=False, capture_output=True)
+        subprocess.run(["rm", "-rf", str(folder)], check=False, capture_output=True)
+
+
 def _deep_tree(top: Path, depth: int) -> None:
     """`depth` folders one inside the other, each read-only at the bottom: made by descriptor, as a submission
     can (an absolute path that deep is longer than the system takes)."""
@@ -94,10 +108,10 @@ def _deep_tree(top: Path, depth: int) -> None:
         os.close(fd)
 
 
-def test_a_folder_nested_deeper_than_python_recurses_is_removed(tmp_path: Path) -> None:
+def test_a_folder_nested_deeper_than_python_recurses_is_removed(deep: Path) -> None:
     """shutil.rmtree recurses once per level: a submission's 3000 nested folders made it raise RecursionError,
     which no `ignore_errors` catches, so a grading ended in a traceback and left its folder behind."""
-    folder = tmp_path / "ws"
+    folder = deep / "ws"
     folder.mkdir()
     _deep_tree(folder, 3000)
     (folder / "ro").mkdir()
@@ -108,13 +122,13 @@ def test_a_folder_nested_deeper_than_python_recurses_is_removed(tmp_path: Path) 
     tempdirs.remove_tree(folder)  # gone already: nothing to do, nothing raised
 
 
-def test_the_sweep_removes_a_killed_owners_deep_folder_and_goes_on(tmp_path: Path) -> None:
+def test_the_sweep_removes_a_killed_owners_deep_folder_and_goes_on(deep: Path) -> None:
     """Left by a grader a deep tree killed, it stopped every later grader's sweep, and so every later grading."""
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
                           check=True)
-    gone = [tmp_path / f"redis-grader-ws-{tempdirs._machine()}.{dead.stdout.strip()}.12345-{n}" for n in "ab"]
+    gone = [deep / f"redis-grader-ws-{tempdirs._machine()}.{dead.stdout.strip()}.12345-{n}" for n in "ab"]
     for folder in gone:
         folder.mkdir()
     _deep_tree(gone[0], 3000)
-    assert sorted(sweep_orphaned_tempdirs(tmp_path)) == gone
+    assert sorted(sweep_orphaned_tempdirs(deep)) == gone
     assert not any(folder.exists() for folder in gone)

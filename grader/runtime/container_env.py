@@ -1,7 +1,8 @@
 """The submission's environment for the docker runtime: a venv built inside a container of the app image.
 
-The install is the only container that reaches the network (bridge, for the package index, trusting the host's
-CA bundle). The venv is built at the path the later containers see it at (containers.ENV_DIR), into a staging
+The install is the only container that reaches the network (for the package index, trusting the host's CA
+bundle), and on a bridge of its own (INSTALL_NETWORK): what a package runs at install time cannot reach the Redis
+containers of other gradings on the engine's default bridge, which the engine keeps apart from other bridges. The venv is built at the path the later containers see it at (containers.ENV_DIR), into a staging
 dir on the host that is renamed into place once complete, and cached per (image id, requirements): the same
 requirements in the same image build once. Every later container mounts it read-only, so no submission can
 change what another one runs with.
@@ -38,6 +39,7 @@ HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 CA_IN_CONTAINER = "/etc/redis-grader/ca-certificates.crt"
 REQUIREMENTS = "requirements.redis-grader.txt"  # kept in the env: shows what it was built from
 INSTALL_LIMITS = containers.Limits(memory="2g", pids=1024, cpus=2.0)
+INSTALL_NETWORK = "redis-grader-install"
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +123,31 @@ def _build(client: Any, image: str, env_dir: Path, lines: list[str], timeout: fl
         remove_tree(staging)
 
 
+def install_network(client: Any) -> str:
+    """The installs' own bridge network (INSTALL_NETWORK), made when the engine has none; the engine's default
+    bridge when one cannot be made (an engine that refuses: installs still work, without the separation)."""
+    import docker.errors
+
+    for _ in range(2):
+        try:
+            client.networks.get(INSTALL_NETWORK)
+            return INSTALL_NETWORK
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            log.warning("cannot look up network %s: %s", INSTALL_NETWORK, exc)
+            return "bridge"
+        try:
+            # check_duplicate: two graders making it at once get one network, not two of the same name.
+            client.networks.create(INSTALL_NETWORK, driver="bridge", check_duplicate=True,
+                                   labels={"redis-grader.network": "install"})
+            return INSTALL_NETWORK
+        except docker.errors.APIError as exc:  # made meanwhile by another grader (a conflict), or refused
+            log.debug("making network %s: %s", INSTALL_NETWORK, exc)
+    log.warning("cannot make network %s; the install runs on the default bridge", INSTALL_NETWORK)
+    return "bridge"
+
+
 def _run_install(client: Any, image: str, staging: Path, user: str, timeout: float) -> None:
     mounts = [containers.bind(staging, containers.ENV_DIR, read_only=False)]
     env = containers.environment(
@@ -129,11 +156,14 @@ def _run_install(client: Any, image: str, staging: Path, user: str, timeout: flo
     if HOST_CA_BUNDLE.is_file():  # behind a proxy with its own CA, the package index is trusted only with it
         mounts.append(containers.bind(HOST_CA_BUNDLE, CA_IN_CONTAINER))
         env.update(PIP_CERT=CA_IN_CONTAINER, SSL_CERT_FILE=CA_IN_CONTAINER, UV_NATIVE_TLS="1")
-    options = {**containers.confined(INSTALL_LIMITS), "user": user, "network_mode": "bridge"}
-    container = client.containers.run(
+    options = {key: value for key, value in containers.confined(INSTALL_LIMITS).items() if key != "detach"}
+    options.update(user=user, network_mode=install_network(client))
+    # Made, then started inside the try: a container the engine made but could not start is removed too.
+    container = client.containers.create(
         image, ["/bin/sh", "-c", _INSTALL_SCRIPT, "install", *ALWAYS], mounts=mounts, environment=env, **options
     )
     try:
+        container.start()
         try:
             code = container.wait(timeout=timeout)["StatusCode"]
         except Exception as exc:
