@@ -92,10 +92,7 @@ def _choose(root: Path, modules: dict[str, _Module], base: Path) -> Entrypoint |
     others.sort(key=lambda m: (m.rel.count("/"), m.rel))
     for mod in others:
         attr, kind = _pick_attr(mod.apps)
-        if base == root:
-            app_dir, module = _import_root(root, mod)
-        else:
-            app_dir, module = base, _dotted(Path(mod.rel).relative_to(base_rel.rstrip("/")))
+        app_dir, module = _run_from(root, base, base_rel, mod)
         return Entrypoint(app_dir.resolve(), module, attr, f"found {kind} assigned to `{attr}` in {mod.rel}")
 
     # 3. Last resort, the fixed layouts only: `app = make_app()` with a factory we could not follow.
@@ -121,13 +118,19 @@ def _choose(root: Path, modules: dict[str, _Module], base: Path) -> Entrypoint |
         if mod.rel in layouts:
             app_dir, module = layouts[mod.rel]
             run_from = base / app_dir if base == root else base
-        elif base == root:
-            run_from, module = _import_root(root, mod)
         else:
-            run_from, module = base, _dotted(Path(mod.rel).relative_to(base_rel.rstrip("/")))
+            run_from, module = _run_from(root, base, base_rel, mod)
         return Entrypoint(run_from.resolve(), module, attr,
                           f"found the app factory {attr}() returning FastAPI(...) in {mod.rel} (no app at module level)")
     return None
+
+
+def _run_from(root: Path, base: Path, base_rel: str, mod: _Module) -> tuple[Path, str]:
+    """(the folder uvicorn runs from, the module's dotted name) for a module outside the fixed layouts: its import
+    root under the workspace, or, under an --app-dir (`base`, `base_rel` from the root), that folder itself."""
+    if base == root:
+        return _import_root(root, mod)
+    return base, _dotted(Path(mod.rel).relative_to(base_rel.rstrip("/")))
 
 
 def _pick_attr(apps: list[tuple[str, str]]) -> tuple[str, str]:

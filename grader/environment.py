@@ -191,8 +191,6 @@ def _changed(env_dir: Path) -> str | None:
     return None
 
 
-
-
 def _uv_reason(output: str) -> str:
     """One line from uv's output: its last `error:` joined with the last `cause:` after it (uv prints
     "error: No solution found ...\n  cause: Because there is no version of six==999.0 ...")."""

@@ -58,6 +58,8 @@ if TYPE_CHECKING:
     from grader.runtime.base import Endpoint
 
 APP_SOCKET = f"{containers.SOCKETS}/app.sock"
+PREWARMED_COMMANDS = 3  # ctx.run containers made ahead: the submission's tests, their coverage, its seed script
+BASE_URL = "http://app"  # the host part is never resolved: every request goes over the Unix socket
 
 
 def pinned_socket(path: Path) -> int:
@@ -70,8 +72,6 @@ def pinned_socket(path: Path) -> int:
         os.close(fd)
         raise OSError(errno.ENOTSOCK, "not a socket the app made", str(path))
     return fd
-PREWARMED_COMMANDS = 3  # ctx.run containers made ahead: the submission's tests, their coverage, its seed script
-BASE_URL = "http://app"  # the host part is never resolved: every request goes over the Unix socket
 
 
 class DockerRuntime:

@@ -47,23 +47,18 @@ def _imported_names(tree: ast.Module, package: str) -> list[str]:
             names.extend(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = _absolute(node.module, node.level, package)
-            if base is None:
-                continue
-            if base:
+            if base is not None:
                 names.append(base)
-            names.extend(f"{base}.{alias.name}" if base else alias.name for alias in node.names if alias.name != "*")
+                names.extend(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
     return [prefix for name in names for prefix in _with_parents(name)]
 
 
 def _absolute(module: str | None, level: int, package: str) -> str | None:
-    """`from ..m import x` in package a.b.c: a.b.m; None when it climbs above the top."""
-    if level == 0:
-        return module or ""
-    parts = package.split(".") if package else []
-    if level - 1 > len(parts) or (level - 1 == len(parts) and not module and not parts):
+    """`from ..m import x` in package a.b.c: a.b.m; None when it climbs above the top (or names nothing)."""
+    parts = package.split(".") if package and level else []
+    if level - 1 > len(parts):
         return None
-    base = parts[: len(parts) - (level - 1)]
-    return ".".join([*base, *([module] if module else [])])
+    return ".".join([*parts[: len(parts) - max(level - 1, 0)], *([module] if module else [])]) or None
 
 
 def _with_parents(name: str) -> list[str]:
