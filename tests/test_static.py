@@ -422,3 +422,7 @@ def test_the_files_the_app_imports_directly_through_others_and_relatively(tmp_pa
         "backend/app/__init__.py", "backend/app/main.py", "backend/app/routes/__init__.py",
         "backend/app/routes/scores.py", "backend/app/store.py", "backend/app/deps.py", "backend/app/late.py"}
     assert app_imports(tmp_path, tmp_path / "backend", "app.nowhere") is None  # nothing can be said
+    # Read as the static analysis reads: a link, or a file over MAX_PY_BYTES, is not followed.
+    (tmp_path / "backend/app/deps.py").unlink()
+    (tmp_path / "backend/app/deps.py").symlink_to(tmp_path / "backend/app/late.py")
+    assert "backend/app/deps.py" not in app_imports(tmp_path, tmp_path / "backend", "app.main")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from grader.sources import parse
+from grader.sources import MAX_PY_BYTES, parse
 
 
 def app_imports(root: Path, app_dir: Path, module: str) -> frozenset[str] | None:
@@ -67,11 +67,13 @@ def _with_parents(name: str) -> list[str]:
 
 
 def _module_file(app_dir: Path, dotted: str) -> Path | None:
+    """The file of module `dotted` under `app_dir`, read as the static analysis reads files (grader/sources.py):
+    no link, nothing over MAX_PY_BYTES; None when there is no such file."""
     if not dotted or not all(part.isidentifier() for part in dotted.split(".")):
         return None
     base = app_dir.joinpath(*dotted.split("."))
     for candidate in (base.with_name(base.name + ".py"), base / "__init__.py"):
-        if candidate.is_file():
+        if candidate.is_file() and not candidate.is_symlink() and candidate.stat().st_size <= MAX_PY_BYTES:
             return candidate
     return None
 
