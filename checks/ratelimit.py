@@ -175,13 +175,29 @@ async def own_limit(ctx: CheckContext, path: str) -> OwnLimit:
     return OwnLimit(burst, served, refusal)
 
 
+def _own_limit_key(path: str) -> tuple[str, str]:
+    return ("ratelimit.own_limit", path)
+
+
+async def known_own_limit(ctx: CheckContext, path: str) -> OwnLimit:
+    """own_limit() as ratelimit.per_ip measured it in this grading, or measured now when it did not (--only). The
+    sequential limit is what the app does, not what Redis holds, so it holds for the whole grading: the timing
+    phase, which waits for no other grading's, then spends its time on what it times."""
+    return await ctx.once(_own_limit_key(path), lambda: own_limit(ctx, path))
+
+
 @check("ratelimit.per_ip", title="While one client is blocked, another IP is still served", level="basic",
        requires=("app.uses_redis_url",),
        requirement='The limit counts each client IP on its own: while one IP is blocked, another is served')
 @points_at(*LIMITER_CALLS)
 @on_limited_route()
 async def per_ip(ctx: CheckContext, path: str) -> CheckOutcome:
-    limit = await own_limit(ctx, path)
+    limit = await own_limit(ctx, path)  # measured now: the next request relies on this client being blocked
+
+    async def measured() -> OwnLimit:
+        return limit
+
+    await ctx.once(_own_limit_key(path), measured)  # for ratelimit.atomic_under_load (known_own_limit)
     why = limit.unjudgeable("per-client counting")
     if why:
         return skipped(why, **_burst_evidence(limit.burst))
@@ -314,7 +330,7 @@ HINT_FEWER_UNDER_LOAD = ("Under concurrent load the limiter served fewer request
 async def atomic_under_load(ctx: CheckContext, path: str) -> CheckOutcome:
     # The limit the app enforces on sequential requests is the yardstick: an atomic limiter serves exactly as
     # many when they arrive at once, whatever that limit is (ratelimit.threshold judges whether it is 10).
-    limit = await own_limit(ctx, path)
+    limit = await known_own_limit(ctx, path)
     why = limit.unjudgeable("what concurrent requests should get")
     if why:
         return skipped(why, requests=requests_text(limit.burst.replies, limit=12))

@@ -13,7 +13,7 @@ Two flags tell the runner how a check may be scheduled (grader/schedule.py):
   limits); the runner runs it in the background, beside the others, with ctx.redis and ctx.run pointing at a
   Redis of its own, and its commands at a low processor priority.
 - `timing`: its verdict rests on time or concurrency; the runner runs it after the ordinary checks, with no other
-  check of any grading running beside it (only the background, which yields the processor).
+  grading's timing check beside it (grader/machinelock.py).
 
 Check authors import all of this from grader.api.
 """

@@ -32,7 +32,7 @@ from grader.checking import (
 )
 from grader.environment import Environment
 from grader.errors import GraderError, UsageError
-from grader.machinelock import ordinary_check, timing_phase
+from grader.machinelock import timing_phase
 from grader.outcome import CheckOutcome, Outcome, error, skipped
 from grader.probe import Probe
 from grader.proxy import RedisProxy
@@ -105,8 +105,7 @@ async def run_checks(
     lanes = [_IsolatedContext(base, future) for future in own_servers] or [_IsolatedContext(base, None)]
     finished = {check_id: asyncio.Event() for check_id in todo}
 
-    async def run_in_order(check_ids: list[str], gate: Callable[[], Any] = ordinary_check,
-                           isolated: _IsolatedContext = lanes[0]) -> None:
+    async def run_in_order(check_ids: list[str], isolated: _IsolatedContext = lanes[0]) -> None:
         for check_id in check_ids:
             check = checks[check_id]
             for needed in check.requires:
@@ -114,26 +113,25 @@ async def run_checks(
                     await finished[needed].wait()  # a check of another lane, or of the foreground
             outcome = _not_to_run(check, outcomes)
             if outcome is None:
-                async with gate():  # never beside another grading's timing phase (grader/machinelock.py)
-                    if check.isolated:
-                        outcome = await _run_isolated(check, isolated, settings[check_id])
-                    else:
-                        outcome = await _run_one(check, replace(context, settings=settings[check_id]), app, server)
+                if check.isolated:
+                    outcome = await _run_isolated(check, isolated, settings[check_id])
+                else:
+                    outcome = await _run_one(check, replace(context, settings=settings[check_id]), app, server)
             outcomes[check_id] = outcome
             finished[check_id].set()
 
     try:
         context = replace(base, openapi=await _openapi(probe))
         phases = schedule.plan(todo, checks)
-        # The background takes no lock: it uses neither an app nor a Redis any other check uses, and its commands
-        # run at a low processor priority (grader/schedule.py), so nothing it does weighs on a timing check.
-        background = asyncio.gather(*(run_in_order(lane, gate=contextlib.nullcontext, isolated=own)
+        # The background uses neither an app nor a Redis any other check uses, and its commands run at a low
+        # processor priority (grader/schedule.py), so nothing it does weighs on a timing check.
+        background = asyncio.gather(*(run_in_order(lane, isolated=own)
                                       for lane, own in zip(phases.lanes(len(lanes)), lanes, strict=True)))
         try:
             await run_in_order(phases.foreground)
             if phases.last:
-                async with timing_phase():  # no other grading's check runs meanwhile
-                    await run_in_order(phases.last, gate=contextlib.nullcontext)
+                async with timing_phase():  # no other grading's timing phase runs meanwhile
+                    await run_in_order(phases.last)
             await background
         finally:
             if not background.done():
@@ -142,7 +140,7 @@ async def run_checks(
                     await background
         if phases.after_background:
             async with timing_phase():
-                await run_in_order(phases.after_background, gate=contextlib.nullcontext)
+                await run_in_order(phases.after_background)
     finally:
         await base.memo.close()  # before the lanes' Redis goes: a suite still running is stopped first
         for lane in lanes:

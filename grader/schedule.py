@@ -2,13 +2,13 @@
 
 1. The ordinary checks, one after another in the rubric's order.
 2. Then the timing checks (their verdict rests on time or concurrency) and the checks that require them, with no
-   other check of any grading running beside them (grader/machinelock.py).
+   other grading's timing checks running beside them (grader/machinelock.py).
 Beside both, from the start: the isolated checks (they need neither the app nor its Redis: the submission's own
 tests, the linter), one after another in each of the background's lanes (`Plan.lanes`; the runner gives each lane
 a Redis of its own). Their commands run at a low processor priority, so they take only what the app, Redis
 and the grader leave idle and cannot weigh on what the timing checks measure.
 3. Last, once the background is done, the checks that require one of its checks (none of the built-in ones do),
-   again with the machine to themselves.
+   again under the machine lock.
 
 A check always runs after the checks it requires. Reports keep the rubric's order.
 """
@@ -25,7 +25,7 @@ from grader.checking import Check
 class Plan:
     foreground: list[str]  # step 1, in order
     background: list[str]  # beside steps 1 and 2, in order
-    last: list[str]  # step 2, in order, with the machine to themselves
+    last: list[str]  # step 2, in order, under the machine lock
     after_background: list[str] = field(default_factory=list)  # step 3, in order
 
     @property

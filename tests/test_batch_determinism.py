@@ -1,7 +1,8 @@
 """Many gradings at once do not change a verdict: three `grader batch --jobs 4` runs over fixtures with timing
 checks (a stampede, a rate-limit window, a blocking client) give the same outcome for every check of every
 submission. On 2 cores --jobs 4 runs more gradings than cores; the timing phase of each takes the machine-wide
-lock (grader/machinelock.py), which is what this test holds to.
+lock (grader/machinelock.py), with the other gradings' ordinary checks going on beside it, which is what this test
+holds to.
 
 The whole fixture class three times takes well over ten minutes on a 2-core machine, so the class here is a
 representative subset: every fixture whose grade rests on a timing check, and three without.
