@@ -123,7 +123,11 @@ def _layout(tmp_path: Path, grader_main: str) -> tuple[Path, dict[str, str]]:
         shutil.copy2(EXAMPLE / name, root / "source" / name)
     venv_bin = tmp_path / "venv" / "bin"
     venv_bin.mkdir(parents=True)
-    (venv_bin / "python").symlink_to(sys.executable)
+    # A script, not a link: a link to this interpreter, followed to its real file, leaves a virtualenv's
+    # packages behind when this interpreter is one (Python finds pyvenv.cfg beside the name it was started by).
+    python = venv_bin / "python"
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n', encoding="utf-8")
+    python.chmod(0o755)
     grader = venv_bin / "grader"
     grader.write_text(f'#!/bin/sh\nexec "$(dirname "$0")/python" {grader_main} "$@"\n', encoding="utf-8")
     grader.chmod(0o755)
