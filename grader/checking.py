@@ -13,7 +13,9 @@ Two flags tell the runner how a check may be scheduled (grader/schedule.py):
   limits); the runner runs it in the background, beside the others, with ctx.redis and ctx.run pointing at a
   Redis of its own, and its commands at a low processor priority.
 - `timing`: its verdict rests on time or concurrency; the runner runs it after the ordinary checks, with no other
-  grading's timing check beside it (grader/machinelock.py).
+  grading's timing check beside it (grader/machinelock.py). With `lock="measuring"` only the part inside
+  `async with ctx.measuring():` is kept apart from them; what the check does before (fill a cache, learn a limit)
+  runs beside them, and the wait for its turn counts neither towards its timeout nor its duration.
 
 Check authors import all of this from grader.api.
 """
@@ -23,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from grader.static import StaticFacts
 
 LEVELS = ("basic", "advanced")
+LOCKS = ("check", "measuring")  # how long a timing check holds the machine lock (Check.lock)
 DEFAULT_TIMEOUT = 60.0
 
 RunCommand = Callable[..., Awaitable["CompletedRun"]]
@@ -128,10 +131,15 @@ class Check:
     decided_by_runner: bool = False  # app.starts: the runner's gate, never run as a function
     needs_app: bool = True  # False: judged from the code alone, so also when the app does not start
     requirement: str = ""  # what the assignment asks, in the student's words (grader assignment prints it)
+    lock: str = "check"  # a timing check holds the machine lock for the whole "check", or only while "measuring"
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
             raise ValueError(f"check {self.id}: level must be one of {LEVELS}")
+        if self.lock not in LOCKS:
+            raise ValueError(f"check {self.id}: lock must be one of {LOCKS}")
+        if self.lock == "measuring" and not self.timing:
+            raise ValueError(f'check {self.id}: lock="measuring" is for timing checks (timing=True)')
 
     @property
     def category(self) -> str:
@@ -156,6 +164,7 @@ def check(
     settings: type[CheckSettings] = CheckSettings,
     needs_app: bool = True,
     requirement: str = "",
+    lock: str = "check",
 ) -> Callable[[CheckFunction], CheckFunction]:
     """Declare a check. The function stays a plain function; its declaration rides on it as `__check__`, where a
     Registry finds it when it loads the function's module.
@@ -164,9 +173,10 @@ def check(
     of settings.timeout. `isolated` and `timing`: how the runner may schedule it (see the module's docstring).
     `settings`: the dataclass (a CheckSettings) its rubric table fills. `needs_app=False`: the check reads only
     the code (ctx.facts, ctx.run), so it is judged even when the app does not start. `requirement`: the rule
-    the check grades, stated for the student (the published assignment is generated from it)."""
+    the check grades, stated for the student (the published assignment is generated from it). `lock="measuring"`:
+    a timing check holds the machine lock only inside `async with ctx.measuring():`, not for the whole check."""
     declared = Check(id, title, level, _not_yet, tuple(requires), float(timeout), isolated, timing, settings,
-                     needs_app=needs_app, requirement=requirement)
+                     needs_app=needs_app, requirement=requirement, lock=lock)
 
     def declare(func: CheckFunction) -> CheckFunction:
         func.__check__ = dataclasses.replace(declared, func=func)  # type: ignore[attr-defined]
@@ -179,6 +189,11 @@ def decided_by_runner(id: str, *, title: str, level: str, requirement: str = "")
     """A check the runner decides itself (app.starts, its gate), declared so rubrics and reports know its title.
     Assign it to a module-level name: the Registry collects it like a decorated function."""
     return Check(id, title, level, _never_run, decided_by_runner=True, requirement=requirement)
+
+
+@asynccontextmanager
+async def _holding_nothing() -> typing.AsyncIterator[None]:
+    yield
 
 
 async def _not_yet(ctx: CheckContext) -> CheckOutcome:
@@ -347,6 +362,10 @@ class CheckContext(Generic[SettingsT]):
     app_log: Callable[[int], str] = field(default=lambda lines: "")  # the last lines of the app's own output
     # One per grading, shared by every check's copy of the context: use it through ctx.once.
     memo: Memo = field(default_factory=Memo, repr=False)
+    # `async with ctx.measuring():` the part of a timing check declared lock="measuring" whose verdict rests on time:
+    # no other grading's timing check runs meanwhile. Elsewhere it holds nothing.
+    measuring: Callable[[], AbstractAsyncContextManager[None]] = field(default=lambda: _holding_nothing(),
+                                                                       repr=False)
 
     @property
     def app_dir(self) -> Path:

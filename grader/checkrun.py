@@ -9,11 +9,11 @@ import fnmatch
 import logging
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import redis.asyncio
 
@@ -32,7 +32,7 @@ from grader.checking import (
 )
 from grader.environment import Environment
 from grader.errors import GraderError, UsageError
-from grader.machinelock import timing_phase
+from grader.machinelock import MeasuringLock, timing_phase
 from grader.outcome import CheckOutcome, Outcome, error, skipped
 from grader.probe import Probe
 from grader.proxy import RedisProxy
@@ -57,6 +57,7 @@ SETTLE_ROUNDS = 3
 EMPTY_PROBE_TIMEOUT_S = 1.0
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def selected(check_id: str, only: tuple[str, ...]) -> bool:
@@ -105,7 +106,9 @@ async def run_checks(
     lanes = [_IsolatedContext(base, future) for future in own_servers] or [_IsolatedContext(base, None)]
     finished = {check_id: asyncio.Event() for check_id in todo}
 
-    async def run_in_order(check_ids: list[str], isolated: _IsolatedContext = lanes[0]) -> None:
+    async def run_in_order(check_ids: list[str], isolated: _IsolatedContext = lanes[0], timing: bool = False) -> None:
+        """The checks one after another; `timing`: each under the machine lock (grader/machinelock.py), for the
+        whole check or, declared lock="measuring", only inside its ctx.measuring()."""
         for check_id in check_ids:
             check = checks[check_id]
             for needed in check.requires:
@@ -113,10 +116,18 @@ async def run_checks(
                     await finished[needed].wait()  # a check of another lane, or of the foreground
             outcome = _not_to_run(check, outcomes)
             if outcome is None:
+                own = replace(context, settings=settings[check_id])
                 if check.isolated:
                     outcome = await _run_isolated(check, isolated, settings[check_id])
+                elif timing and check.lock == "measuring":
+                    measuring = MeasuringLock()
+                    outcome = await _run_one(check, replace(own, measuring=measuring), app, server,
+                                             paused=measuring.waited_s)
+                elif timing:
+                    async with timing_phase():  # no other grading's timing check runs meanwhile
+                        outcome = await _run_one(check, own, app, server)
                 else:
-                    outcome = await _run_one(check, replace(context, settings=settings[check_id]), app, server)
+                    outcome = await _run_one(check, own, app, server)
             outcomes[check_id] = outcome
             finished[check_id].set()
 
@@ -129,18 +140,14 @@ async def run_checks(
                                       for lane, own in zip(phases.lanes(len(lanes)), lanes, strict=True)))
         try:
             await run_in_order(phases.foreground)
-            if phases.last:
-                async with timing_phase():  # no other grading's timing phase runs meanwhile
-                    await run_in_order(phases.last)
+            await run_in_order(phases.last, timing=True)
             await background
         finally:
             if not background.done():
                 background.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await background
-        if phases.after_background:
-            async with timing_phase():
-                await run_in_order(phases.after_background)
+        await run_in_order(phases.after_background, timing=True)
     finally:
         await base.memo.close()  # before the lanes' Redis goes: a suite still running is stopped first
         for lane in lanes:
@@ -221,11 +228,12 @@ def _not_to_run(check: Check, outcomes: Mapping[str, CheckOutcome]) -> CheckOutc
     return None
 
 
-async def _run_one(check: Check, ctx: CheckContext, app: AppHandle, server: RedisServer) -> CheckOutcome:
+async def _run_one(check: Check, ctx: CheckContext, app: AppHandle, server: RedisServer,
+                   paused: Callable[[], float] = lambda: 0.0) -> CheckOutcome:
     exit_code = app.poll()
     if exit_code is not None:
         return error(f"the app exited (code {exit_code}) during grading", log_tail=app.log_tail(30).splitlines())
-    return await _timed(check, ctx, server, app.log_tail)
+    return await _timed(check, ctx, server, app.log_tail, paused)
 
 
 async def _run_isolated(check: Check, isolated: _IsolatedContext, settings: CheckSettings) -> CheckOutcome:
@@ -238,21 +246,23 @@ async def _run_isolated(check: Check, isolated: _IsolatedContext, settings: Chec
 
 
 async def _timed(
-    check: Check, ctx: CheckContext, server: RedisServer, log_tail: Callable[[int], str]
+    check: Check, ctx: CheckContext, server: RedisServer, log_tail: Callable[[int], str],
+    paused: Callable[[], float] = lambda: 0.0,
 ) -> CheckOutcome:
     """Runs the check from a fresh state, within its timeout; a harness bug becomes this check's error.
 
     What a check changes in the proxy it changes in scopes that undo themselves (grader/checking.py), so the
     runner only has to empty Redis first. What the submission did to Redis itself (a script that never ends, a
-    password, a shutdown) is undone after the check, and the check's outcome says so."""
+    password, a shutdown) is undone after the check, and the check's outcome says so. `paused()`: the seconds the
+    check spent waiting for the machine lock so far, left out of its timeout and its duration."""
     before = await _empty_or_fresh(ctx, server)
     if before is not None and not await _answers(ctx):
         return error(f"the grader's Redis could not be made ready for this check: {before}")
     timeout = ctx.settings.timeout
     started = time.monotonic()
     try:
-        outcome = await asyncio.wait_for(check.func(ctx), timeout=timeout + REPORT_GRACE_S)
-        outcome.duration_s = round(time.monotonic() - started, 3)
+        outcome = await _within(check.func(ctx), timeout + REPORT_GRACE_S, paused)
+        outcome.duration_s = round(time.monotonic() - started - paused(), 3)
     except asyncio.TimeoutError:
         outcome = error(f"the check did not finish within {timeout:g} s", log_tail=log_tail(20).splitlines())
     except Exception as exc:  # noqa: BLE001 - a harness bug must cost this check, not the whole grade
@@ -264,6 +274,27 @@ async def _timed(
         await _settle_app(ctx)
     after = await _fresh_redis(ctx, server)
     return _noting_restores(outcome, [note for note in (before, after) if note is not None])
+
+
+async def _within(work: Awaitable[T], timeout_s: float, paused: Callable[[], float]) -> T:
+    """asyncio.wait_for(work, timeout_s) on a clock that stops while `paused()` grows: a check waiting its turn for
+    the machine lock on a busy machine waits, and never runs out of time for it."""
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        while (left := started + timeout_s + paused() - loop.time()) > 0:
+            done, _ = await asyncio.wait({task}, timeout=left)
+            if done:
+                break
+        if not task.done():
+            raise asyncio.TimeoutError
+        return task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def _settle_app(ctx: CheckContext) -> None:

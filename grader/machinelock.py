@@ -3,9 +3,11 @@
 The timing checks judge time and concurrency (a stampede, a race under 50 concurrent requests, the event loop
 under injected latency), so two of them measuring at once, one grading's beside another's, would weigh on each
 other's verdict. `grader batch` runs more gradings than there are cores, since most of a grading is waiting on the
-app, Redis or a TTL; a grading takes this lock for its timing phase, so timing phases run one after another.
+app, Redis or a TTL; a grading's timing checks take this lock, so no two gradings' timing checks run at once: each
+for the whole check (timing_phase), or, declared lock="measuring", only while it measures (MeasuringLock, its
+ctx.measuring()), so the cache fill or the sequential limit it needs first is not part of the queue.
 
-Only the timing phase waits for the lock. The ordinary checks of the other gradings go on beside it: they send one
+Only the timing checks wait for the lock. The ordinary checks of the other gradings go on beside it: they send one
 request after another, and their apps mostly wait on their simulated databases, so together they weigh on the
 machine about as much as the busy core under which tests/test_advanced_determinism.py proves every timing verdict
 (and tests/test_batch_determinism.py proves a batch's, at --jobs 4). Making them wait too, as this lock once did,
@@ -29,6 +31,7 @@ import contextlib
 import fcntl
 import os
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -71,16 +74,63 @@ def machine_lock(path: Path | None = None) -> Iterator[None]:
         os.close(fd)  # closing a descriptor releases its lock
 
 
+async def _acquire(fd: int) -> None:
+    # Polling, not a blocking flock in a thread: the event loop keeps serving whatever else runs on it (the
+    # grading's background checks), and a cancelled wait leaves nothing behind (no thread still blocked in flock
+    # that would take the lock later).
+    while not try_acquire(fd):
+        await asyncio.sleep(POLL_S)
+
+
 @contextlib.asynccontextmanager
 async def timing_phase(path: Path | None = None) -> AsyncIterator[None]:
-    """The lock, for a grading's timing phase: no other grading's timing phase runs meanwhile."""
+    """The lock, for a timing check: no other grading's timing check runs meanwhile."""
     fd = _open(path or lock_path())
     try:
-        # Polling, not a blocking flock in a thread: the event loop keeps serving whatever else runs on it (the
-        # grading's background checks), and a cancelled wait leaves nothing behind (no thread still blocked in
-        # flock that would take the lock later).
-        while not try_acquire(fd):
-            await asyncio.sleep(POLL_S)
+        await _acquire(fd)
         yield
     finally:
         os.close(fd)
+
+
+class MeasuringLock:
+    """`ctx.measuring()` of one timing check declared `lock="measuring"`: the machine lock while the check is inside
+    it, so what it does first (fill a cache, learn a limit) runs beside other gradings' timing checks. Re-entrant: a
+    block nested in another holds what the outer one took. It keeps how long the check waited for the lock, which
+    the runner leaves out of the check's timeout and duration (waiting one's turn is not the check's time)."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self._path = path
+        self._depth = 0
+        self._waited_s = 0.0
+        self._waiting_since: float | None = None
+
+    def waited_s(self) -> float:
+        """Seconds spent waiting for the lock so far, a wait still going on included."""
+        ongoing = time.monotonic() - self._waiting_since if self._waiting_since is not None else 0.0
+        return self._waited_s + ongoing
+
+    @contextlib.asynccontextmanager
+    async def __call__(self) -> AsyncIterator[None]:
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        fd = _open(self._path or lock_path())
+        try:
+            self._waiting_since = time.monotonic()
+            try:
+                await _acquire(fd)
+            finally:
+                self._waited_s += time.monotonic() - self._waiting_since
+                self._waiting_since = None
+            self._depth = 1
+            try:
+                yield
+            finally:
+                self._depth = 0
+        finally:
+            os.close(fd)

@@ -13,24 +13,31 @@ from multiprocessing.synchronize import Event
 from pathlib import Path
 
 import pytest
+from conftest import own_rubric
 
 from grader import machinelock
+from grader.api import CheckContext, CheckOutcome, Registry, check, passed
+from grader.checkrun import _within
+from grader.runner import GradeOptions, grade
 
 REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "submissions" / "reference"
 
 
-def _hold(path: str, locked, release, hold_s: float) -> None:  # type: ignore[no-untyped-def]
+def _hold(path: str, locked, release, hold_s: float, gone=None) -> None:  # type: ignore[no-untyped-def]
     with machinelock.machine_lock(Path(path)):
         locked.set()
         release.wait(hold_s)
+    if gone is not None:
+        gone.set()
 
 
-def _start_holder(path: Path, hold_s: float = 60) -> tuple[multiprocessing.process.BaseProcess, Event, Event]:
+def _start_holder(path: Path, hold_s: float = 60,
+                  gone: Event | None = None) -> tuple[multiprocessing.process.BaseProcess, Event, Event]:
     """Another process (as another grading would be) that takes the machine lock: `locked` is set once it holds
-    it, and it lets go when `release` is set."""
+    it, and it lets go when `release` is set (or after `hold_s`), then sets `gone`."""
     ctx = multiprocessing.get_context("fork")
     locked, release = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=_hold, args=(str(path), locked, release, hold_s))
+    holder = ctx.Process(target=_hold, args=(str(path), locked, release, hold_s, gone))
     holder.start()
     return holder, locked, release
 
@@ -147,3 +154,82 @@ def test_only_the_timing_phase_waits_for_the_lock(tmp_path: Path) -> None:
     finally:
         release.set()
         holder.join(30)
+
+
+def test_a_check_declared_lock_measuring_holds_the_lock_only_while_it_measures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_leftovers: None
+) -> None:
+    """Graded for real (the reference app, a local Redis) with two test timing checks while another process holds
+    the lock: the one declared lock="measuring" starts at once (the lock still held elsewhere), lets the other
+    process go, then holds the lock inside ctx.measuring() (re-entrant: a nested block does not wait for itself);
+    the whole-check one holds it from its start."""
+    path = tmp_path / "timing.lock"
+    monkeypatch.setenv(machinelock.LOCK_VAR, str(path))
+    # A runner that made this check wait for the lock from its start would wait until the holder gives up (60 s),
+    # and the check would then see nobody holding it: a regression fails, it does not hang.
+    gone = multiprocessing.get_context("fork").Event()
+    holder, locked, release = _start_holder(path, hold_s=60, gone=gone)
+    seen: dict[str, bool] = {}
+
+    def held() -> bool:
+        fd = os.open(path, os.O_RDWR)
+        try:
+            return not machinelock.try_acquire(fd)  # a second description of the file: taken while anyone holds it
+        finally:
+            os.close(fd)
+
+    @check("test.measuring", title="measures a part", level="advanced", timing=True, lock="measuring")
+    async def measures_a_part(ctx: CheckContext) -> CheckOutcome:
+        seen["held_elsewhere_before_measuring"] = held() and not gone.is_set()
+        release.set()  # the other grading's timing check ends
+        async with ctx.measuring():
+            seen["held_while_measuring"] = held()
+            async with ctx.measuring():
+                seen["nested"] = True
+        return passed("measured")
+
+    @check("test.whole", title="measures all of it", level="advanced", timing=True)
+    async def measures_all(ctx: CheckContext) -> CheckOutcome:
+        seen["held_for_the_whole_check"] = held()
+        return passed("measured")
+
+    try:
+        assert locked.wait(30)
+        registry = Registry.load(plugins=False)
+        registry.add(measures_a_part)
+        registry.add(measures_all)
+        rubric = tmp_path / "rubric.toml"
+        rubric.write_text(own_rubric("measuring-test", '[checks."test.measuring"]\npoints = 10\n'
+                                                       '[checks."test.whole"]\npoints = 10\n'))
+        result = grade(REFERENCE, GradeOptions(rubric=str(rubric), redis="local", env="current"),
+                       registry=registry.validate())
+    finally:
+        release.set()
+        holder.join(30)
+    outcomes = {c["id"]: c["outcome"] for c in result["checks"]}
+    assert outcomes["test.measuring"] == outcomes["test.whole"] == "passed", result["checks"]
+    assert seen == {"held_elsewhere_before_measuring": True, "held_while_measuring": True, "nested": True,
+                    "held_for_the_whole_check": True}
+
+
+def test_waiting_for_the_lock_is_not_a_checks_time() -> None:
+    """checkrun._within: the clock of a check's timeout stops while it waits for the lock (`paused()` grows)."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await _within(asyncio.sleep(0.3, "done"), 0.05, lambda: loop.time() - started) == "done"
+        with pytest.raises(asyncio.TimeoutError):
+            await _within(asyncio.sleep(30), 0.05, lambda: 0.0)
+
+    asyncio.run(scenario())
+
+
+def test_lock_measuring_is_for_timing_checks_only() -> None:
+    async def judge(ctx: CheckContext) -> CheckOutcome:
+        return passed("never run")
+
+    with pytest.raises(ValueError, match="timing=True"):
+        check("test.not_timing", title="t", level="basic", lock="measuring")(judge)
+    with pytest.raises(ValueError, match="lock must be one of"):
+        check("test.odd", title="t", level="basic", timing=True, lock="phase")(judge)

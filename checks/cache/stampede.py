@@ -351,7 +351,7 @@ def stampede_picture(expiries: list[Expiry], key: str) -> Figure:
 
 
 @check("cache.stampede", title="A burst across the cache expiry loads the database about once", level="advanced",
-       requires=("cache.populates",), timeout=120.0, timing=True,
+       requires=("cache.populates",), timeout=120.0, timing=True, lock="measuring",
        requirement='When the cached list expires under load, the database is read about once (a lock with `SET NX PX`, or probabilistic early recomputation)')
 @after_first_fill
 async def stampede(ctx: CheckContext, client: VirtualClient, populated: Populated, key: str) -> CheckOutcome:
@@ -359,18 +359,20 @@ async def stampede(ctx: CheckContext, client: VirtualClient, populated: Populate
     # The first GET loaded the database: its time bounds the app's load time (XFetch's delta).
     run_up_life_s = min(SHORT_LIFE_MAX_S, max(SHORT_LIFE_MIN_S, SHORT_LIFE_PER_LOAD_S * populated.reply.elapsed))
     expiries: list[Expiry] = []
-    for _ in range(MAX_EXPIRIES):
-        if not await ctx.redis.exists(key):
-            await ctx.probe.client().get(PRODUCTS)  # refill, so every expiry starts from a warm key
-        confirming = all(e.unprotected for e in expiries)  # the first expiry too (nothing to confirm yet)
-        expiry = await _one_expiry(ctx, key, markers, FIRST_LIFE_S if confirming else run_up_life_s)
-        expiries.append(expiry)
-        if expiry.verdict == PASS or sum(e.verdict != UNSURE for e in expiries) >= EXPIRIES:
-            break
-        if decided_fail(expiries):
-            break  # evidence no later expiry can outweigh (no correct strategy produces it)
-        if sum(r.status == 429 for r in expiry.replies) > len(expiry.replies) // 10:
-            break  # a limiter shared by every client refuses the stream: nothing to measure (see below)
+    # The first fill above runs beside other gradings' timing checks; the expiries are what this check times.
+    async with ctx.measuring():
+        for _ in range(MAX_EXPIRIES):
+            if not await ctx.redis.exists(key):
+                await ctx.probe.client().get(PRODUCTS)  # refill, so every expiry starts from a warm key
+            confirming = all(e.unprotected for e in expiries)  # the first expiry too (nothing to confirm yet)
+            expiry = await _one_expiry(ctx, key, markers, FIRST_LIFE_S if confirming else run_up_life_s)
+            expiries.append(expiry)
+            if expiry.verdict == PASS or sum(e.verdict != UNSURE for e in expiries) >= EXPIRIES:
+                break
+            if decided_fail(expiries):
+                break  # evidence no later expiry can outweigh (no correct strategy produces it)
+            if sum(r.status == 429 for r in expiry.replies) > len(expiry.replies) // 10:
+                break  # a limiter shared by every client refuses the stream: nothing to measure (see below)
     verdicts = [e.verdict for e in expiries]
     figure = stampede_picture(expiries, key)
     shown = next((e for e in expiries if e.verdict == PASS), None) or max(expiries, key=lambda e: len(e.writes))
