@@ -106,29 +106,28 @@ async def run_checks(
     lanes = [_IsolatedContext(base, future) for future in own_servers] or [_IsolatedContext(base, None)]
     finished = {check_id: asyncio.Event() for check_id in todo}
 
+    async def run(check: Check, isolated: _IsolatedContext, timing: bool) -> CheckOutcome:
+        """One check; `timing`: under the machine lock (grader/machinelock.py), for the whole check or, declared
+        lock="measuring", only inside its ctx.measuring()."""
+        if check.isolated:
+            return await _run_isolated(check, isolated, settings[check.id])
+        own = replace(context, settings=settings[check.id])
+        if not (timing and check.timing):  # one that only requires a timing check takes no turn of the lock
+            return await _run_one(check, own, app, server)
+        if check.lock == "measuring":
+            measuring = MeasuringLock()
+            return await _run_one(check, replace(own, measuring=measuring), app, server, paused=measuring.waited_s)
+        async with timing_phase():  # no other grading's timing check runs meanwhile
+            return await _run_one(check, own, app, server)
+
     async def run_in_order(check_ids: list[str], isolated: _IsolatedContext = lanes[0], timing: bool = False) -> None:
-        """The checks one after another; `timing`: each under the machine lock (grader/machinelock.py), for the
-        whole check or, declared lock="measuring", only inside its ctx.measuring()."""
         for check_id in check_ids:
             check = checks[check_id]
             for needed in check.requires:
                 if needed in finished:
                     await finished[needed].wait()  # a check of another lane, or of the foreground
             outcome = _not_to_run(check, outcomes)
-            if outcome is None:
-                own = replace(context, settings=settings[check_id])
-                if check.isolated:
-                    outcome = await _run_isolated(check, isolated, settings[check_id])
-                elif timing and check.lock == "measuring":
-                    measuring = MeasuringLock()
-                    outcome = await _run_one(check, replace(own, measuring=measuring), app, server,
-                                             paused=measuring.waited_s)
-                elif timing:
-                    async with timing_phase():  # no other grading's timing check runs meanwhile
-                        outcome = await _run_one(check, own, app, server)
-                else:
-                    outcome = await _run_one(check, own, app, server)
-            outcomes[check_id] = outcome
+            outcomes[check_id] = outcome if outcome is not None else await run(check, isolated, timing)
             finished[check_id].set()
 
     try:

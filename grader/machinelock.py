@@ -1,4 +1,4 @@
-"""One grading at a time on this machine runs its timing checks: a lock every grader process of the user shares.
+"""One timing check at a time on this machine: a lock every grader process of the user shares.
 
 The timing checks judge time and concurrency (a stampede, a race under 50 concurrent requests, the event loop
 under injected latency), so two of them measuring at once, one grading's beside another's, would weigh on each
@@ -37,7 +37,7 @@ from pathlib import Path
 
 LOCK_VAR = "REDIS_GRADER_TIMING_LOCK"
 # How often a waiting grading tries again: one system call, so often enough that the lock passes from one timing
-# phase to the next without a noticeable gap (a batch hands it over once per submission).
+# check to the next without a noticeable gap (a batch hands it over a few times per submission).
 POLL_S = 0.01
 
 
@@ -95,13 +95,16 @@ async def timing_phase(path: Path | None = None) -> AsyncIterator[None]:
 
 class MeasuringLock:
     """`ctx.measuring()` of one timing check declared `lock="measuring"`: the machine lock while the check is inside
-    it, so what it does first (fill a cache, learn a limit) runs beside other gradings' timing checks. Re-entrant: a
-    block nested in another holds what the outer one took. It keeps how long the check waited for the lock, which
-    the runner leaves out of the check's timeout and duration (waiting one's turn is not the check's time)."""
+    it, so what it does first (fill a cache, learn a limit) runs beside other gradings' timing checks. Re-entrant,
+    also across the check's tasks: the lock is taken by the first block in and let go by the last one out. It keeps
+    how long the check waited for the lock, which the runner leaves out of the check's timeout and duration
+    (waiting one's turn is not the check's time)."""
 
     def __init__(self, path: Path | None = None) -> None:
         self._path = path
-        self._depth = 0
+        self._fd: int | None = None  # open and locked while any block is inside
+        self._inside = 0
+        self._taking = asyncio.Lock()  # one task takes the lock; the others entering meanwhile wait for it
         self._waited_s = 0.0
         self._waiting_since: float | None = None
 
@@ -112,25 +115,27 @@ class MeasuringLock:
 
     @contextlib.asynccontextmanager
     async def __call__(self) -> AsyncIterator[None]:
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        fd = _open(self._path or lock_path())
+        async with self._taking:
+            if self._fd is None:
+                self._fd = await self._take()
+            self._inside += 1
         try:
-            self._waiting_since = time.monotonic()
-            try:
-                await _acquire(fd)
-            finally:
-                self._waited_s += time.monotonic() - self._waiting_since
-                self._waiting_since = None
-            self._depth = 1
-            try:
-                yield
-            finally:
-                self._depth = 0
+            yield
         finally:
-            os.close(fd)
+            self._inside -= 1
+            if self._inside == 0 and self._fd is not None:
+                os.close(self._fd)  # closing the descriptor releases the lock
+                self._fd = None
+
+    async def _take(self) -> int:
+        fd = _open(self._path or lock_path())
+        self._waiting_since = time.monotonic()
+        try:
+            await _acquire(fd)
+        except BaseException:
+            os.close(fd)  # a cancelled wait leaves nothing behind
+            raise
+        finally:
+            self._waited_s += time.monotonic() - self._waiting_since
+            self._waiting_since = None
+        return fd

@@ -1,8 +1,9 @@
 """In what order the runner runs the checks, and which run beside the others.
 
 1. The ordinary checks, one after another in the rubric's order.
-2. Then the timing checks (their verdict rests on time or concurrency) and the checks that require them, with no
-   other grading's timing checks running beside them (grader/machinelock.py).
+2. Then the timing checks (their verdict rests on time or concurrency) and the checks that require them; no other
+   grading's timing check runs beside a timing check, for the whole check or, declared lock="measuring", while it
+   measures (grader/machinelock.py).
 Beside both, from the start: the isolated checks (they need neither the app nor its Redis: the submission's own
 tests, the linter), one after another in each of the background's lanes (`Plan.lanes`; the runner gives each lane
 a Redis of its own). Their commands run at a low processor priority, so they take only what the app, Redis

@@ -1,4 +1,4 @@
-"""grader/machinelock.py: one grading at a time on the machine runs its timing phase. Real flock on a real file,
+"""grader/machinelock.py: one timing check at a time on the machine. Real flock on a real file,
 held by another process (as another grading would), no clocks."""
 
 from __future__ import annotations
@@ -9,18 +9,21 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import threading
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
 import pytest
 from conftest import own_rubric
 
-from grader import machinelock
+from grader import checkrun, machinelock
 from grader.api import CheckContext, CheckOutcome, Registry, check, passed
 from grader.checkrun import _within
 from grader.runner import GradeOptions, grade
 
 REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "submissions" / "reference"
+# Longer than the measuring test check's timeout (0.5 s, no grace), which the wait for the lock must not count.
+WAIT_LONGER_THAN_TIMEOUT_S = 2.0
 
 
 def _hold(path: str, locked, release, hold_s: float, gone=None) -> None:  # type: ignore[no-untyped-def]
@@ -156,15 +159,25 @@ def test_only_the_timing_phase_waits_for_the_lock(tmp_path: Path) -> None:
         holder.join(30)
 
 
+def _held(path: Path) -> bool:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        return not machinelock.try_acquire(fd)  # a second description of the file: taken while anyone holds it
+    finally:
+        os.close(fd)
+
+
 def test_a_check_declared_lock_measuring_holds_the_lock_only_while_it_measures(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_leftovers: None
 ) -> None:
     """Graded for real (the reference app, a local Redis) with two test timing checks while another process holds
-    the lock: the one declared lock="measuring" starts at once (the lock still held elsewhere), lets the other
-    process go, then holds the lock inside ctx.measuring() (re-entrant: a nested block does not wait for itself);
-    the whole-check one holds it from its start."""
+    the lock: the one declared lock="measuring" starts at once (the lock still held elsewhere), has the other
+    process let go a while later, then holds the lock inside ctx.measuring() (re-entrant: a nested block does not
+    wait for itself); the whole-check one holds it from its start. The wait is longer than the measuring check's
+    timeout, which it must not count, nor its duration."""
     path = tmp_path / "timing.lock"
     monkeypatch.setenv(machinelock.LOCK_VAR, str(path))
+    monkeypatch.setattr(checkrun, "REPORT_GRACE_S", 0.0)
     # A runner that made this check wait for the lock from its start would wait until the holder gives up (60 s),
     # and the check would then see nobody holding it: a regression fails, it does not hang.
     gone = multiprocessing.get_context("fork").Event()
@@ -172,18 +185,15 @@ def test_a_check_declared_lock_measuring_holds_the_lock_only_while_it_measures(
     seen: dict[str, bool] = {}
 
     def held() -> bool:
-        fd = os.open(path, os.O_RDWR)
-        try:
-            return not machinelock.try_acquire(fd)  # a second description of the file: taken while anyone holds it
-        finally:
-            os.close(fd)
+        return _held(path)
 
     @check("test.measuring", title="measures a part", level="advanced", timing=True, lock="measuring")
     async def measures_a_part(ctx: CheckContext) -> CheckOutcome:
         seen["held_elsewhere_before_measuring"] = held() and not gone.is_set()
-        release.set()  # the other grading's timing check ends
+        threading.Timer(WAIT_LONGER_THAN_TIMEOUT_S, release.set).start()  # the other grading's timing check ends
         async with ctx.measuring():
-            seen["held_while_measuring"] = held()
+            seen["holder_gone"] = await asyncio.to_thread(gone.wait, 30)
+            seen["held_while_measuring"] = held()  # the other process let go: held by this check
             async with ctx.measuring():
                 seen["nested"] = True
         return passed("measured")
@@ -199,17 +209,46 @@ def test_a_check_declared_lock_measuring_holds_the_lock_only_while_it_measures(
         registry.add(measures_a_part)
         registry.add(measures_all)
         rubric = tmp_path / "rubric.toml"
-        rubric.write_text(own_rubric("measuring-test", '[checks."test.measuring"]\npoints = 10\n'
+        rubric.write_text(own_rubric("measuring-test", '[checks."test.measuring"]\npoints = 10\ntimeout = 0.5\n'
                                                        '[checks."test.whole"]\npoints = 10\n'))
         result = grade(REFERENCE, GradeOptions(rubric=str(rubric), redis="local", env="current"),
                        registry=registry.validate())
     finally:
         release.set()
         holder.join(30)
-    outcomes = {c["id"]: c["outcome"] for c in result["checks"]}
-    assert outcomes["test.measuring"] == outcomes["test.whole"] == "passed", result["checks"]
-    assert seen == {"held_elsewhere_before_measuring": True, "held_while_measuring": True, "nested": True,
-                    "held_for_the_whole_check": True}
+    checks = {c["id"]: c for c in result["checks"]}
+    assert checks["test.measuring"]["outcome"] == checks["test.whole"]["outcome"] == "passed", result["checks"]
+    assert checks["test.measuring"]["duration_s"] < WAIT_LONGER_THAN_TIMEOUT_S, checks["test.measuring"]
+    assert seen == {"held_elsewhere_before_measuring": True, "holder_gone": True, "held_while_measuring": True,
+                    "nested": True, "held_for_the_whole_check": True}
+
+
+def test_the_measuring_lock_is_let_go_by_the_last_block_out(tmp_path: Path) -> None:
+    """Re-entrant across a check's tasks: the first block in takes the lock, the last one out lets it go."""
+    path = tmp_path / "timing.lock"
+    lock = machinelock.MeasuringLock(path)
+
+    async def scenario() -> list[bool]:
+        inner_in, outer_out = asyncio.Event(), asyncio.Event()
+        states: list[bool] = []
+
+        async def inner() -> None:
+            async with lock():
+                inner_in.set()
+                await outer_out.wait()
+                states.append(_held(path))  # the outer block is gone, this one still holds it
+
+        task = asyncio.create_task(inner())
+        async with lock():
+            await inner_in.wait()
+        outer_out.set()
+        await task
+        states.append(_held(path))  # both gone: free
+        async with lock():  # and taken again by the next block
+            states.append(_held(path))
+        return states
+
+    assert asyncio.run(scenario()) == [True, False, True]
 
 
 def test_waiting_for_the_lock_is_not_a_checks_time() -> None:

@@ -221,8 +221,8 @@ def plan(submissions_dir: Path, options: BatchOptions) -> Plan:
     return Plan(submissions, to_grade, kept, notes)
 
 
-# Jobs are not capped at the cores: most of a grading waits (on the app, on Redis, on a TTL or a window), and what
-# needs the machine to itself, the timing checks, takes the machine-wide lock of grader/machinelock.py. What bounds
+# Jobs are not capped at the cores: most of a grading waits (on the app, on Redis, on a TTL or a window), and the
+# timing checks take turns through the machine-wide lock of grader/machinelock.py. What bounds
 # --jobs instead is memory and process count: each job is a grader, an app and a Redis at once.
 JOBS_PER_CORE = 4
 
