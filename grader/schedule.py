@@ -9,7 +9,7 @@ tests, the linter), one after another in each of the background's lanes (`Plan.l
 a Redis of its own). Their commands run at a low processor priority, so they take only what the app, Redis
 and the grader leave idle and cannot weigh on what the timing checks measure.
 3. Last, once the background is done, the checks that require one of its checks (none of the built-in ones do),
-   again under the machine lock.
+   a timing one among them again under the machine lock.
 
 A check always runs after the checks it requires. Reports keep the rubric's order.
 """
@@ -26,7 +26,7 @@ from grader.checking import Check
 class Plan:
     foreground: list[str]  # step 1, in order
     background: list[str]  # beside steps 1 and 2, in order
-    last: list[str]  # step 2, in order, under the machine lock
+    last: list[str]  # step 2, in order, each timing check under the machine lock
     after_background: list[str] = field(default_factory=list)  # step 3, in order
 
     @property
