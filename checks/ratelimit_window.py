@@ -31,7 +31,8 @@ from grader.api import (
 TTL_GAP_S = 0.3
 # Counters whose key's TTL is the window itself (a fixed window: INCR on a string, HINCRBY on a hash). A sliding
 # window keeps its requests as entries (a ZSET, a LIST) and may well refresh the key's TTL on every request: that
-# TTL only clears an idle client's entries away.
+# TTL only clears an idle client's entries away. So may a token bucket, though it is a hash: its tokens come back
+# with time, so a client sending 3 requests a minute is never blocked (see _token_bucket).
 FIXED_WINDOW_TYPES = ("string", "hash")
 
 
@@ -64,12 +65,20 @@ async def _judge_window(ctx: CheckContext, path: str, client: VirtualClient, see
         return failed(f"counter TTL is {max(ttls.values())} s, longer than the 60 s window",
                       figure=life.figure([first]), **evidence)
     fixed = [k for k in keys if await ctx.redis.type(k) in FIXED_WINDOW_TYPES]
+    hashes = [k for k in fixed if await ctx.redis.type(k) == "hash"]
+    fields = [{k: await ctx.redis.hgetall(k) for k in hashes}]  # after the first request, then the second
     readings = [await _ttl_reading(ctx, fixed)]
     await asyncio.sleep(TTL_GAP_S)
     rest = [first]
     while rest[-1].ok and len(rest) < PROBE_MAX:  # on to the app's own limit, whatever it is
         rest.append(await client.get(path))
         readings.append(await _ttl_reading(ctx, fixed))
+        if len(rest) == 2:
+            fields.append({k: await ctx.redis.hgetall(k) for k in hashes})
+    buckets = [k for k in hashes if len(fields) == 2 and _token_bucket(fields[0][k], fields[1].get(k, {}))]
+    if buckets:
+        evidence["token_buckets"] = {k: fields[1][k] for k in buckets}
+        readings = [_without(reading, buckets) for reading in readings]
     if rest[-1].ok:
         return skipped(f"the app refused none of {PROBE_MAX} sequential requests from {client.ip}, so the end of "
                        "its window cannot be seen (see ratelimit.threshold)",
@@ -94,6 +103,24 @@ async def _judge_window(ctx: CheckContext, path: str, client: VirtualClient, see
         return failed(f"after the counter expired {client.ip} still gets {seen}", figure=figure, **evidence)
     return passed(f"the counter has TTL {max(ttls.values())} s and {client.ip} is served again once it expires "
                   f"(blocked after {len(rest) - 1} requests)", figure=figure, **evidence)
+
+
+def _token_bucket(before: dict[str, str], after: dict[str, str]) -> bool:
+    """Whether a limiter's hash, read after a client's first request and after its second, is a token bucket: one
+    of its numbers went down (the tokens taken) and another went up (the clock it refills by). A fixed window's
+    hash only counts up (HINCRBY), or down from a quota, without a clock."""
+    moved = set()
+    for name in before.keys() & after.keys():
+        try:
+            old, new = float(before[name]), float(after[name])
+        except ValueError:
+            continue
+        moved.add("down" if new < old else "up" if new > old else "same")
+    return {"down", "up"} <= moved
+
+
+def _without(reading: _TtlReading, keys: Sequence[str]) -> _TtlReading:
+    return _TtlReading(reading.started, {k: v for k, v in reading.pttls.items() if k not in keys}, reading.ended)
 
 
 @dataclass(frozen=True)
