@@ -64,8 +64,9 @@ async def _judge_window(ctx: CheckContext, path: str, client: VirtualClient, see
     if any(t > 60 for t in ttls.values()):
         return failed(f"counter TTL is {max(ttls.values())} s, longer than the 60 s window",
                       figure=life.figure([first]), **evidence)
-    fixed = [k for k in keys if await ctx.redis.type(k) in FIXED_WINDOW_TYPES]
-    hashes = [k for k in fixed if await ctx.redis.type(k) == "hash"]
+    types = {k: await ctx.redis.type(k) for k in keys}
+    fixed = [k for k in keys if types[k] in FIXED_WINDOW_TYPES]
+    hashes = [k for k in fixed if types[k] == "hash"]
     fields = [{k: await ctx.redis.hgetall(k) for k in hashes}]  # after the first request, then the second
     readings = [await _ttl_reading(ctx, fixed)]
     await asyncio.sleep(TTL_GAP_S)

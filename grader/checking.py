@@ -364,8 +364,7 @@ class CheckContext(Generic[SettingsT]):
     memo: Memo = field(default_factory=Memo, repr=False)
     # `async with ctx.measuring():` the part of a timing check declared lock="measuring" whose verdict rests on time:
     # no other grading's timing check runs meanwhile. Elsewhere it holds nothing.
-    measuring: Callable[[], AbstractAsyncContextManager[None]] = field(default=lambda: _holding_nothing(),
-                                                                       repr=False)
+    measuring: Callable[[], AbstractAsyncContextManager[None]] = field(default=_holding_nothing, repr=False)
 
     @property
     def app_dir(self) -> Path:

@@ -3,9 +3,10 @@
 The install is the only container that reaches the network (for the package index, trusting the host's CA
 bundle), and on a bridge of its own (INSTALL_NETWORK): what a package runs at install time cannot reach the Redis
 containers of other gradings on the engine's default bridge, which the engine keeps apart from other bridges.
-The venv is built at the path the later containers see it at (containers.ENV_DIR), into a staging dir on the host that is renamed into place once complete, and cached per (image id, requirements): the same
-requirements in the same image build once. Every later container mounts it read-only, so no submission can
-change what another one runs with.
+The venv is built at the path the later containers see it at (containers.ENV_DIR), into a staging dir on the host
+that is renamed into place once complete, and cached per (image id, requirements): the same requirements in the
+same image build once. Every later container mounts it read-only, so no submission can change what another one
+runs with.
 
 The requirements are read by grader/environment.py (as text, never executed), exactly as for the local runtime.
 """
